@@ -1,0 +1,194 @@
+// Thread hooks: pthread_create/join/tryjoin/timedjoin/clockjoin/detach/exit,
+// pthread_getattr_np, thread names, key destructors, sched_yield.
+//
+// pthread_self() and pthread_equal() are not hooked: a fiber's FS base is its
+// own TCB, so glibc's versions already return the fiber's identity.
+// pthread_getspecific/setspecific likewise work on the fiber's own TCB;
+// only key destructors need the runtime, because glibc runs them in
+// start_thread, which fibers do not go through.
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "hooks/hook.h"
+#include "runtime/spinlock.h"
+#include "runtime/tls.h"
+#include "shim/log.h"
+
+using namespace unblock;
+
+namespace {
+
+// Destructors of pthread keys, recorded as keys are created (every key the
+// program creates goes through our pthread_key_create).
+constexpr int kMaxKeys = 1024;  // PTHREAD_KEYS_MAX
+std::atomic<void (*)(void*)> g_key_dtor[kMaxKeys];
+std::atomic<bool> g_key_live[kMaxKeys];
+
+void run_key_destructors() {
+  // As glibc: up to PTHREAD_DESTRUCTOR_ITERATIONS rounds while values remain.
+  for (int round = 0; round < 4; ++round) {
+    bool again = false;
+    for (int k = 0; k < kMaxKeys; ++k) {
+      if (!g_key_live[k].load(std::memory_order_acquire)) continue;
+      void (*dtor)(void*) = g_key_dtor[k].load(std::memory_order_acquire);
+      if (!dtor) continue;
+      void* v = pthread_getspecific(static_cast<pthread_key_t>(k));
+      if (!v) continue;
+      pthread_setspecific(static_cast<pthread_key_t>(k), nullptr);
+      dtor(v);
+      again = true;
+    }
+    if (!again) break;
+  }
+}
+
+}  // namespace
+
+// Key destructors run on the dying fiber, after C++ thread_local destructors
+// (the order glibc's start_thread uses).
+__attribute__((constructor)) void register_exit_duties() { sched::set_exit_duties(run_key_destructors); }
+
+UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
+  size_t stack_size = 0;
+  int detach = PTHREAD_CREATE_JOINABLE;
+  if (attr) {
+    void* addr = nullptr;
+    size_t size = 0;
+    if (pthread_attr_getstack(attr, &addr, &size) == 0 && addr != nullptr) {
+      // The program supplied its own stack memory: honour it with a real thread.
+      LOG_INFO("pthread_create with a caller-supplied stack: runs as an OS thread");
+      return real::pthread_create(thread, attr, start, arg);
+    }
+    pthread_attr_getstacksize(attr, &stack_size);
+    pthread_attr_getdetachstate(attr, &detach);
+  }
+  if (!sched::ensure_started()) return real::pthread_create(thread, attr, start, arg);
+  return sched::spawn(start, arg, stack_size, detach == PTHREAD_CREATE_DETACHED, thread);
+}
+
+namespace {
+
+int join_common(pthread_t thread, void** ret, const Deadline& d, bool try_only) {
+  Fiber* target = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!target) return -1;  // not ours
+  return sched::join(target, ret, d, try_only);
+}
+
+bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
+
+}  // namespace
+
+UNBLOCK_HOOK int pthread_join(pthread_t thread, void** ret) {
+  int r = join_common(thread, ret, Deadline::never(), false);
+  return r >= 0 ? r : real::pthread_join(thread, ret);
+}
+
+UNBLOCK_HOOK int pthread_tryjoin_np(pthread_t thread, void** ret) {
+  int r = join_common(thread, ret, Deadline::never(), true);
+  return r >= 0 ? r : real::pthread_tryjoin_np(thread, ret);
+}
+
+UNBLOCK_HOOK int pthread_clockjoin_np(pthread_t thread, void** ret, clockid_t clock, const struct timespec* abstime) {
+  if (!sched::active() || !Fiber::from_thread(thread)) return real::pthread_clockjoin_np(thread, ret, clock, abstime);
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+  Deadline d = Deadline::never();
+  if (abstime) {
+    if (!valid_timespec(abstime)) return EINVAL;
+    if (abstime->tv_sec < 0) return ETIMEDOUT;
+    d = Deadline::at(clock, *abstime);
+  }
+  return join_common(thread, ret, d, false);
+}
+
+UNBLOCK_HOOK int pthread_timedjoin_np(pthread_t thread, void** ret, const struct timespec* abstime) {
+  if (!sched::active() || !Fiber::from_thread(thread)) return real::pthread_timedjoin_np(thread, ret, abstime);
+  return pthread_clockjoin_np(thread, ret, CLOCK_REALTIME, abstime);
+}
+
+UNBLOCK_HOOK int pthread_detach(pthread_t thread) {
+  Fiber* target = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!target) return real::pthread_detach(thread);
+  return sched::detach(target);
+}
+
+UNBLOCK_HOOK void pthread_exit(void* value) {
+  Fiber* f = hooks::fiber_for_call();
+  if (!f) real::pthread_exit(value);
+  f->result = value;
+  if (!f->is_main && f->unwind_limit) {
+    // glibc unwinds the stack (running C cleanup handlers and C++
+    // destructors) and longjmps into the buffer fiber_entry registered in
+    // this fiber's TCB, exactly as it does for start_thread's.
+    real::pthread_exit(value);
+  }
+  // main: glibc's own buffer would end the carrier's OS thread; end the
+  // fiber without unwinding main's frames (see README, limitations).
+  sched::exit_fiber(f, value);
+}
+
+UNBLOCK_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f || f->is_main) return real::pthread_getattr_np(thread, attr);
+  int r = pthread_attr_init(attr);
+  if (r) return r;
+  char* low = f->region.stack_low();
+  size_t size = static_cast<size_t>(reinterpret_cast<char*>(f) - low);
+  pthread_attr_setstack(attr, low, size);
+  pthread_attr_setguardsize(attr, f->region.guard);
+  pthread_attr_setdetachstate(attr, f->join_state.load() == kDetached ? PTHREAD_CREATE_DETACHED
+                                                                         : PTHREAD_CREATE_JOINABLE);
+  return 0;
+}
+
+UNBLOCK_HOOK int pthread_setname_np(pthread_t thread, const char* name) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_setname_np(thread, name);
+  size_t len = strlen(name);
+  if (len >= sizeof f->name) return ERANGE;
+  memcpy(f->name, name, len + 1);
+  return 0;
+}
+
+UNBLOCK_HOOK int pthread_getname_np(pthread_t thread, char* buf, size_t len) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_getname_np(thread, buf, len);
+  const char* name = f->name[0] ? f->name : program_invocation_short_name;
+  size_t n = strnlen(name, 15);
+  if (len <= n) return ERANGE;
+  memcpy(buf, name, n);
+  buf[n] = '\0';
+  return 0;
+}
+
+UNBLOCK_HOOK int pthread_key_create(pthread_key_t* key, void (*dtor)(void*)) {
+  int r = real::pthread_key_create(key, dtor);
+  if (r == 0 && *key < static_cast<pthread_key_t>(kMaxKeys)) {
+    g_key_dtor[*key].store(dtor, std::memory_order_release);
+    g_key_live[*key].store(true, std::memory_order_release);
+  }
+  return r;
+}
+
+UNBLOCK_HOOK int pthread_key_delete(pthread_key_t key) {
+  int r = real::pthread_key_delete(key);
+  if (r == 0 && key < static_cast<pthread_key_t>(kMaxKeys)) g_key_live[key].store(false, std::memory_order_release);
+  return r;
+}
+
+UNBLOCK_HOOK int sched_yield() {
+  Fiber* f = hooks::fiber_for_call();
+  if (!f) return real::sched_yield();
+  sched::yield(f);
+  return 0;
+}
+
+// <pthread.h> redirects pthread_yield to sched_yield; binaries linked
+// against the old symbol still call it by name.
+UNBLOCK_HOOK int unblock_pthread_yield() __asm__("pthread_yield");
+UNBLOCK_HOOK int unblock_pthread_yield() { return sched_yield(); }

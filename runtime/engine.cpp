@@ -1,0 +1,169 @@
+#include "runtime/engine.h"
+
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "shim/log.h"
+
+namespace unblock {
+
+namespace {
+// user_data with this value marks a completion nobody waits for.
+constexpr uint64_t kIgnore = 1;
+}  // namespace
+
+bool Engine::init(unsigned entries, int* why) {
+  auto* ring = static_cast<io_uring*>(calloc(1, sizeof(io_uring)));
+  if (!ring) {
+    *why = ENOMEM;
+    return false;
+  }
+  io_uring_params p{};
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+            IORING_SETUP_SUBMIT_ALL;
+  p.cq_entries = entries * 4;
+  int ret = io_uring_queue_init_params(entries, ring, &p);
+  if (ret == -EINVAL) {
+    // Older kernels: no cooperative task running / submit-all flags.
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = entries * 4;
+    ret = io_uring_queue_init_params(entries, ring, &p);
+  }
+  if (ret < 0) {
+    free(ring);
+    *why = -ret;
+    return false;
+  }
+  if (!(p.features & IORING_FEAT_NODROP)) {
+    LOG_WARN("io_uring without IORING_FEAT_NODROP: completions could be dropped; not using it");
+    io_uring_queue_exit(ring);
+    free(ring);
+    *why = ENOTSUP;
+    return false;
+  }
+  // Blocking on purpose: io_uring then waits for the counter instead of
+  // failing a read of a non-blocking fd with -EAGAIN.
+  int efd = eventfd(0, EFD_CLOEXEC);
+  if (efd < 0) {
+    *why = errno;
+    io_uring_queue_exit(ring);
+    free(ring);
+    return false;
+  }
+  ring_ = ring;
+  event_fd_ = efd;
+  event_completion_.on_complete = on_eventfd;
+  arm_eventfd();
+  return true;
+}
+
+void Engine::shutdown() {
+  if (!ring_) return;
+  io_uring_queue_exit(ring_);
+  free(ring_);
+  ring_ = nullptr;
+  close(event_fd_);
+  event_fd_ = -1;
+}
+
+void Engine::set_data(io_uring_sqe* sqe, Completion* c) { io_uring_sqe_set_data(sqe, c); }
+
+io_uring_sqe* Engine::sqe() {
+  for (;;) {
+    io_uring_sqe* s = io_uring_get_sqe(ring_);
+    if (s) {
+      ++queued_;
+      inflight_.fetch_add(1, std::memory_order_relaxed);
+      return s;
+    }
+    // Full: hand the queue to the kernel. -EBUSY means completions must be
+    // reaped first (CQ backpressure); do so and try again.
+    int ret = io_uring_submit(ring_);
+    if (ret >= 0) queued_ = 0;
+    else if (ret == -EBUSY || ret == -EAGAIN) reap();
+  }
+}
+
+bool Engine::has_pending_submissions() const { return queued_ != 0; }
+
+void Engine::flush() {
+  if (!queued_ && !(IO_URING_READ_ONCE(*ring_->sq.kflags) & IORING_SQ_TASKRUN)) return;
+  int ret = io_uring_submit(ring_);
+  if (ret >= 0) queued_ = 0;
+}
+
+void Engine::wait() {
+  int ret = io_uring_submit_and_wait(ring_, 1);
+  if (ret >= 0) queued_ = 0;
+}
+
+int Engine::reap() {
+  io_uring_cqe* cqes[64];
+  int total = 0;
+  for (;;) {
+    unsigned n = io_uring_peek_batch_cqe(ring_, cqes, 64);
+    if (n == 0) break;
+    for (unsigned i = 0; i < n; ++i) {
+      uint64_t data = cqes[i]->user_data;
+      int res = cqes[i]->res;
+      uint32_t flags = cqes[i]->flags;
+      // Advance first: the callback may free the completion's memory
+      // (by waking its fiber) and may queue new SQEs.
+      io_uring_cqe_seen(ring_, cqes[i]);
+      if (data == kIgnore || data == 0) {
+        inflight_.fetch_sub(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (!(flags & IORING_CQE_F_MORE)) inflight_.fetch_sub(1, std::memory_order_relaxed);
+      auto* c = reinterpret_cast<Completion*>(data);
+      c->on_complete(c, res, flags);
+    }
+    total += static_cast<int>(n);
+  }
+  return total;
+}
+
+void Engine::notify() {
+  uint64_t one = 1;
+  // Raw syscall: never through a hooked write().
+  syscall(SYS_write, event_fd_, &one, sizeof one);
+}
+
+void Engine::arm_eventfd() {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_read(s, event_fd_, &event_buf_, sizeof event_buf_, 0);
+  set_data(s, &event_completion_);
+}
+
+void Engine::on_eventfd(Completion* self, int res, uint32_t) {
+  auto* e = reinterpret_cast<Engine*>(reinterpret_cast<char*>(self) - offsetof(Engine, event_completion_));
+  (void)res;
+  e->arm_eventfd();
+}
+
+void Engine::arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) {
+  t->ts.tv_sec = abs.tv_sec;
+  t->ts.tv_nsec = abs.tv_nsec;
+  io_uring_sqe* s = sqe();
+  unsigned flags = IORING_TIMEOUT_ABS;
+  if (clock == CLOCK_REALTIME) flags |= IORING_TIMEOUT_REALTIME;
+  else if (clock == CLOCK_BOOTTIME) flags |= IORING_TIMEOUT_BOOTTIME;
+  io_uring_prep_timeout(s, &t->ts, 0, flags);
+  set_data(s, t);
+}
+
+void Engine::cancel_timer(TimerOp* t) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_timeout_remove(s, reinterpret_cast<uint64_t>(t), 0);
+  io_uring_sqe_set_data64(s, kIgnore);
+}
+
+}  // namespace unblock

@@ -1,0 +1,88 @@
+// Engine: one io_uring per worker - the only file that includes liburing.h.
+//
+// Submissions are batched: sqe() only fills an entry; the scheduler calls
+// flush() once per scheduling round and wait() when it has nothing to run,
+// so a round costs one io_uring_enter however many fibers submitted.
+// A full SQ is flushed and retried; the kernel keeps overflowed completions
+// (IORING_FEAT_NODROP), so no completion is ever lost and the program never
+// sees an error for it.
+//
+// Completions carry a pointer to a Completion that lives until its CQE is
+// handled (on the waiting fiber's stack, or in the timer pool).
+// Owner only (the carrier driving the worker), except notify(), which any
+// thread may call to wake a worker sleeping in wait().
+#pragma once
+
+#include <linux/time_types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+
+struct io_uring;
+struct io_uring_sqe;
+
+namespace unblock {
+
+struct Completion {
+  // Runs on the worker's carrier, in the scheduler context.
+  void (*on_complete)(Completion* self, int res, uint32_t flags) = nullptr;
+};
+
+// A timed park: fires with -ETIME unless cancelled first.
+struct TimerOp : Completion {
+  enum : int { kArmed, kFired, kCancelled };
+  std::atomic<int> state{kArmed};
+  class Fiber* fiber = nullptr;
+  __kernel_timespec ts{};
+  TimerOp* next_free = nullptr;
+};
+
+class Engine {
+ public:
+  // False if io_uring cannot be used here (ENOSYS, EPERM from seccomp or
+  // kernel.io_uring_disabled); errno-free, the reason is in *why.
+  bool init(unsigned entries, int* why);
+  void shutdown();
+  bool ready() const { return ring_ != nullptr; }
+
+  // An SQE to fill, never null: flushes a full queue first. The caller must
+  // fill it completely (prep helpers below) before the next scheduling point.
+  io_uring_sqe* sqe();
+
+  // Submits what is queued without waiting.
+  void flush();
+  // Submits and sleeps until at least one completion or a notify().
+  void wait();
+  // Handles every available completion. Returns how many.
+  int reap();
+
+  // Any thread: wakes wait().
+  void notify();
+
+  // Number of operations submitted and not yet completed.
+  int inflight() const { return inflight_.load(std::memory_order_relaxed); }
+  bool has_pending_submissions() const;
+
+  // Arms a timer completing `t` at the absolute deadline.
+  void arm_timer(TimerOp* t, clockid_t clock, const timespec& abs);
+  // Asks the kernel to drop an armed timer (its CQE still arrives, cancelled).
+  void cancel_timer(TimerOp* t);
+
+  // Prepares a completion that the op will report to (sets user_data).
+  static void set_data(io_uring_sqe* sqe, Completion* c);
+
+ private:
+  void arm_eventfd();
+  static void on_eventfd(Completion* self, int res, uint32_t flags);
+
+  io_uring* ring_ = nullptr;
+  int event_fd_ = -1;
+  uint64_t event_buf_ = 0;
+  Completion event_completion_;
+  std::atomic<int> inflight_{0};
+  unsigned queued_ = 0;
+};
+
+}  // namespace unblock

@@ -1,0 +1,90 @@
+// Fiber: one thread of the program, as the runtime sees it.
+//
+// A fiber owns a stack region (guard | stack | Fiber object | TLS | TCB) and
+// a glibc TCB, so pthread_self() of a fiber is its thread pointer `tp`.
+// The main thread, adopted when the runtime starts, keeps its original stack
+// and TCB (region.base == nullptr).
+//
+// Lifecycle (run_state): kRunnable (queued on a worker) -> kRunning (on a
+// carrier) -> kParked (context saved, waiting for a wake) -> kRunnable ...
+// -> kDone. Only the scheduler moves a fiber into kParked, after its context
+// is saved, so a waker can never resume a fiber that is still running; a
+// waker moves kParked -> kRunnable with one CAS, so a fiber is queued once.
+#pragma once
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/context.h"
+#include "runtime/parker.h"
+#include "runtime/stack.h"
+
+namespace unblock {
+
+class Worker;
+class Carrier;
+struct TimerOp;
+
+enum class RunState : int { kRunnable, kRunning, kParked, kDone };
+
+// What a fiber asks its carrier to do when it switches out.
+enum class SwitchAction : uint8_t { kNone, kPark, kYield, kExit, kMigrate };
+
+// Join protocol (join_state): kJoinable -> kExited (fiber ended, result kept
+// until joined) -> kJoined; kJoinable -> kDetached -> (ends, freed at once).
+enum JoinState : int { kJoinable = 0, kDetached = 1, kExited = 2, kJoined = 3 };
+
+class Fiber {
+ public:
+  // The calling fiber, or nullptr on a plain thread or a carrier's scheduler.
+  static Fiber* current();
+  // The fiber behind a pthread_t, or nullptr if it is not one of ours.
+  static Fiber* from_thread(pthread_t t);
+
+  ctx::Handle ctx = nullptr;   // saved context while not running
+  void* tp = nullptr;          // thread pointer: glibc TCB, == pthread_t
+  StackRegion region;          // empty for the adopted main thread
+  Parker parker;
+  Worker* worker = nullptr;    // the worker whose queue it belongs to
+  Carrier* carrier = nullptr;  // the OS thread running it (valid while running)
+  std::atomic<int> run_state{static_cast<int>(RunState::kRunnable)};
+  WaitReason reason = WaitReason::kNone;
+  Fiber* next_run = nullptr;   // run-queue link
+  SwitchAction action = SwitchAction::kNone;
+  int runtime_depth = 0;       // > 0 while inside the runtime (enter/leave)
+
+  // Timed park in progress (owned by the engine that armed it).
+  TimerOp* timer = nullptr;
+  bool park_interruptible = false;
+
+  // The thread it stands for.
+  void* (*start)(void*) = nullptr;
+  void* arg = nullptr;
+  void* result = nullptr;
+  std::atomic<int> join_state{kJoinable};
+  std::atomic<Parker*> joiner{nullptr};
+  int tid = 0;
+  bool is_main = false;
+  char* unwind_limit = nullptr;  // frame of the fiber's entry, for pthread_exit
+  size_t stack_size = 0;         // as requested (for pthread_getattr_np)
+  char name[16] = {};
+
+  // Signals (runtime/signals.cpp): the thread's mask and what is pending for it.
+  sigset_t sigmask{};
+  std::atomic<uint64_t> pending{0};
+
+  // Registry of live fibers (for dumps and signal delivery), under the registry lock.
+  Fiber* all_prev = nullptr;
+  Fiber* all_next = nullptr;
+};
+
+// The slot in every TCB's static TLS that names its fiber.
+extern thread_local Fiber* tl_fiber __attribute__((tls_model("initial-exec")));
+extern long g_fiber_slot_offset;
+
+inline Fiber* Fiber::current() { return tl_fiber; }
+
+}  // namespace unblock

@@ -1,0 +1,101 @@
+#include "runtime/monitor.h"
+
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "runtime/scheduler.h"
+#include "shim/config.h"
+#include "shim/log.h"
+#include "shim/real.h"
+
+namespace unblock::monitor {
+namespace {
+
+std::atomic<int> g_busy{0};           // workers not sleeping in the kernel (set at start)
+std::atomic<uint32_t> g_wake_word{0};  // the monitor sleeps on it when all are idle
+std::atomic<bool> g_monitor_sleeping{false};
+
+bool has_waiting_work(Worker* w) {
+  // The eventfd read is always in flight, hence > 1.
+  return w->inbox_count.load(std::memory_order_relaxed) > 0 || w->run_count.load(std::memory_order_relaxed) > 0 ||
+         w->engine.inflight() > 1;
+}
+
+void* monitor_main(void*) {
+  long period_us = config::get().handoff_us / 2;
+  if (period_us < 50) period_us = 50;
+  const int checks_needed = 2;
+  bool logged_refusal = false;
+  for (;;) {
+    if (g_busy.load(std::memory_order_seq_cst) == 0) {
+      uint32_t seen = g_wake_word.load(std::memory_order_acquire);
+      g_monitor_sleeping.store(true, std::memory_order_seq_cst);
+      if (g_busy.load(std::memory_order_seq_cst) == 0) {
+        syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake_word), FUTEX_WAIT | FUTEX_PRIVATE_FLAG, seen,
+                nullptr, nullptr, 0);
+      }
+      g_monitor_sleeping.store(false, std::memory_order_relaxed);
+    }
+    timespec ts{period_us / 1000000, (period_us % 1000000) * 1000};
+    syscall(SYS_nanosleep, &ts, nullptr);
+    int n = sched::worker_count();
+    for (int i = 0; i < n; ++i) {
+      Worker* w = sched::worker_at(i);
+      uint64_t state = w->owner_state.load(std::memory_order_acquire);
+      uint64_t progress = w->progress.load(std::memory_order_relaxed);
+      if (!(state & Worker::kUserBit) || progress != w->seen_progress || !has_waiting_work(w)) {
+        w->seen_progress = progress;
+        w->stuck_checks = 0;
+        continue;
+      }
+      if (++w->stuck_checks < checks_needed) continue;
+      w->stuck_checks = 0;
+      if (sched::hand_off(w, state)) {
+        LOG_DEBUG("worker %d handed to another carrier (its thread is busy outside the runtime)", i);
+      } else if (!logged_refusal && sched::stats().handoff_refused.load() > 0) {
+        logged_refusal = true;
+        LOG_WARN("hand-off refused: UNBLOCK_MAX_THREADS=%d extra threads in use", config::get().max_threads);
+      }
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void start() {
+  g_busy.store(sched::worker_count(), std::memory_order_relaxed);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigset_t all, old;
+  sigfillset(&all);
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
+  pthread_t t;
+  if (real::pthread_create(&t, &attr, monitor_main, nullptr) != 0) {
+    log::always("cannot start the monitor thread: a blocked worker will stall its fibers");
+  }
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
+  pthread_attr_destroy(&attr);
+}
+
+void worker_idle(bool idle) {
+  if (idle) {
+    g_busy.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  // seq_cst: pairs with the monitor's store to g_monitor_sleeping + re-check.
+  if (g_busy.fetch_add(1, std::memory_order_seq_cst) == 0 && g_monitor_sleeping.load(std::memory_order_seq_cst)) {
+    g_wake_word.fetch_add(1, std::memory_order_release);
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake_word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr,
+            nullptr, 0);
+  }
+}
+
+}  // namespace unblock::monitor

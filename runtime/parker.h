@@ -1,0 +1,95 @@
+// Parker: how one thread of the program sleeps and is woken.
+//
+// A "thread of the program" is either a fiber (every thread the program
+// created once the runtime runs, and main) or a plain OS thread the library
+// did not create. Both have exactly one Parker; Parker::current() finds the
+// caller's. Everything that waits (sync primitives, joins, sleeps, I/O) is
+// built on park()/unpark():
+//
+//   permit semantics, like LockSupport: unpark() makes one permit available
+//   (they do not accumulate); park() consumes it or sleeps until one arrives,
+//   the deadline passes, or - if interruptible - a signal handler ran for
+//   this thread. Callers always re-check their condition in a loop.
+//
+// A fiber parks by switching back to its worker's scheduler (the worker keeps
+// running other fibers); a timed park is an io_uring timeout. A plain thread
+// parks on a futex.
+#pragma once
+
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace unblock {
+
+class Fiber;
+
+// Why a thread is parked; printed by fiber dumps.
+enum class WaitReason : uint8_t {
+  kNone,
+  kMutex,
+  kCond,
+  kRwlock,
+  kSemaphore,
+  kBarrier,
+  kOnce,
+  kJoin,
+  kSleep,
+  kSignal,
+  kIo,
+  kYield,
+  kOther,
+};
+const char* wait_reason_name(WaitReason r);
+
+// An absolute deadline on a given clock, or none.
+struct Deadline {
+  clockid_t clock = CLOCK_MONOTONIC;
+  bool infinite = true;
+  timespec abs{};
+
+  static Deadline never() { return Deadline{}; }
+  // ts is absolute on `clock` (CLOCK_REALTIME or CLOCK_MONOTONIC).
+  static Deadline at(clockid_t clock, const timespec& ts) { return Deadline{clock, false, ts}; }
+  // Relative: now (CLOCK_MONOTONIC) + ns.
+  static Deadline after_ns(int64_t ns);
+  bool passed() const;
+  // Nanoseconds left (<= 0 when passed); INT64_MAX when infinite.
+  int64_t remaining_ns() const;
+};
+
+enum class ParkResult : uint8_t { kWoken, kTimedOut, kInterrupted };
+
+class Parker {
+ public:
+  // The calling fiber's or plain thread's parker. Never null.
+  // Any context except a signal handler. Does not allocate.
+  static Parker* current();
+
+  // Sleeps until a permit, the deadline, or (if interruptible) a signal
+  // handler run for this thread. Owner only. May suspend a fiber.
+  ParkResult park(const Deadline& deadline, WaitReason why, bool interruptible = false);
+  ParkResult park(WaitReason why) { return park(Deadline::never(), why); }
+
+  // Gives the permit and wakes the owner if it sleeps. Any thread or fiber.
+  void unpark();
+
+  // True if the owner is a fiber (false: plain OS thread).
+  bool is_fiber() const { return fiber_ != nullptr; }
+  Fiber* fiber() const { return fiber_; }
+
+  // Used by the runtime when a fiber is created / a plain thread first parks.
+  void bind(Fiber* f) { fiber_ = f; }
+
+  // Interruption: set by signal delivery, consumed by the next interruptible park.
+  void interrupt();
+  bool take_interrupt() { return interrupted_.exchange(false, std::memory_order_acq_rel); }
+
+  // Internal state, exposed for the scheduler.
+  std::atomic<uint32_t> permit_{0};      // 1 = a permit is available (futex word for plain threads)
+  std::atomic<bool> interrupted_{false};
+  Fiber* fiber_ = nullptr;
+};
+
+}  // namespace unblock

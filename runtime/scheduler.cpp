@@ -1,0 +1,809 @@
+#include "runtime/scheduler.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "runtime/monitor.h"
+#include "runtime/signals.h"
+#include "runtime/tls.h"
+#include "shim/config.h"
+#include "shim/log.h"
+#include "shim/real.h"
+
+namespace unblock {
+
+thread_local Fiber* tl_fiber __attribute__((tls_model("initial-exec"))) = nullptr;
+long g_fiber_slot_offset = 0;
+
+namespace {
+thread_local Carrier* tl_carrier __attribute__((tls_model("initial-exec"))) = nullptr;
+}
+
+Fiber* Fiber::from_thread(pthread_t t) {
+  if (!t) return nullptr;
+  return *reinterpret_cast<Fiber**>(reinterpret_cast<char*>(t) + g_fiber_slot_offset);
+}
+
+namespace sched {
+namespace {
+
+enum State : int { kNotStarted, kStarting, kActive, kUnavailable };
+
+std::atomic<int> g_state{kNotStarted};
+SpinLock g_start_lock;
+Stats g_stats;
+
+int g_worker_count = 0;
+Worker* g_workers = nullptr;
+int g_carrier_max = 0;
+Carrier** g_carriers = nullptr;
+std::atomic<int> g_carrier_count{0};
+
+SpinLock g_spare_lock;
+Carrier* g_spares = nullptr;
+
+std::atomic<unsigned> g_next_worker{0};
+std::atomic<int> g_next_tid{0x01000000};
+std::atomic<long> g_live{0};  // fibers that have not ended
+
+SpinLock g_registry_lock;
+Fiber* g_registry = nullptr;
+
+SpinLock g_timer_lock;
+TimerOp* g_free_timers = nullptr;
+
+uint64_t tag(Carrier* c) { return static_cast<uint64_t>(c->index + 1) << 1; }
+
+long futex(std::atomic<uint32_t>* word, int op, uint32_t val) {
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op | FUTEX_PRIVATE_FLAG, val, nullptr, nullptr, 0);
+}
+
+// ---- fibers registry ------------------------------------------------------
+
+void registry_add(Fiber* f) {
+  SpinGuard g(g_registry_lock);
+  f->all_next = g_registry;
+  f->all_prev = nullptr;
+  if (g_registry) g_registry->all_prev = f;
+  g_registry = f;
+}
+
+void registry_remove(Fiber* f) {
+  SpinGuard g(g_registry_lock);
+  if (f->all_prev) f->all_prev->all_next = f->all_next;
+  else g_registry = f->all_next;
+  if (f->all_next) f->all_next->all_prev = f->all_prev;
+}
+
+// ---- timers ---------------------------------------------------------------
+
+void on_timer(Completion* c, int, uint32_t);
+
+TimerOp* timer_alloc() {
+  {
+    SpinGuard g(g_timer_lock);
+    if (TimerOp* t = g_free_timers) {
+      g_free_timers = t->next_free;
+      t->state.store(TimerOp::kArmed, std::memory_order_relaxed);
+      return t;
+    }
+  }
+  auto* t = new (std::nothrow) TimerOp;
+  if (t) t->on_complete = on_timer;
+  return t;
+}
+
+void timer_free(TimerOp* t) {
+  SpinGuard g(g_timer_lock);
+  t->next_free = g_free_timers;
+  g_free_timers = t;
+}
+
+void on_timer(Completion* c, int, uint32_t) {
+  auto* t = static_cast<TimerOp*>(c);
+  int expected = TimerOp::kArmed;
+  // Pairs with park()'s CAS to kCancelled: exactly one side owns the op.
+  if (t->state.compare_exchange_strong(expected, TimerOp::kFired, std::memory_order_acq_rel)) {
+    wake(t->fiber);
+  } else {
+    timer_free(t);
+  }
+}
+
+// ---- run queues -----------------------------------------------------------
+
+void push_local(Worker* w, Fiber* f) {
+  f->next_run = nullptr;
+  if (w->run_tail) w->run_tail->next_run = f;
+  else w->run_head = f;
+  w->run_tail = f;
+  w->run_count.fetch_add(1, std::memory_order_relaxed);
+}
+
+Fiber* pop_local(Worker* w) {
+  Fiber* f = w->run_head;
+  if (!f) return nullptr;
+  w->run_head = f->next_run;
+  if (!w->run_head) w->run_tail = nullptr;
+  w->run_count.fetch_sub(1, std::memory_order_relaxed);
+  return f;
+}
+
+void push_remote(Worker* w, Fiber* f) {
+  f->next_run = nullptr;
+  {
+    SpinGuard g(w->inbox_lock);
+    if (w->inbox_tail) w->inbox_tail->next_run = f;
+    else w->inbox_head = f;
+    w->inbox_tail = f;
+    // seq_cst: pairs with the sleeper's store to `sleeping` and re-check.
+    w->inbox_count.fetch_add(1, std::memory_order_seq_cst);
+  }
+  if (w->sleeping.load(std::memory_order_seq_cst) && w->sleeping.exchange(false, std::memory_order_acq_rel)) {
+    w->engine.notify();
+  }
+}
+
+void drain_inbox(Worker* w) {
+  if (w->inbox_count.load(std::memory_order_acquire) == 0) return;
+  Fiber* head;
+  {
+    SpinGuard g(w->inbox_lock);
+    head = w->inbox_head;
+    w->inbox_head = w->inbox_tail = nullptr;
+    w->inbox_count.store(0, std::memory_order_relaxed);
+  }
+  while (head) {
+    Fiber* next = head->next_run;
+    push_local(w, head);
+    head = next;
+  }
+}
+
+// True when the calling context is the scheduler of the carrier driving w.
+bool on_scheduler_of(Worker* w) {
+  Carrier* c = tl_carrier;
+  return tl_fiber == nullptr && c && c->worker == w;
+}
+
+void enqueue(Fiber* f) {
+  Worker* w = f->worker;
+  if (on_scheduler_of(w)) push_local(w, f);
+  else push_remote(w, f);
+}
+
+Worker* pick_worker() {
+  unsigned i = g_next_worker.fetch_add(1, std::memory_order_relaxed);
+  return &g_workers[i % g_worker_count];
+}
+
+// ---- switching --------------------------------------------------------------
+
+// Fiber side: hands the carrier back to its scheduler. Nothing may use TLS
+// between set_tp and the jump: the scheduler's TCB is current by then.
+void switch_out(Fiber* f, SwitchAction a) {
+  Carrier* c = f->carrier;
+  f->action = a;
+  tls::return_malloc_cache(c->own_tp, f->tp);
+  tls::set_tp(c->own_tp);
+  ctx::Transfer t = ctx::jump(c->sched_ctx, f);
+  // Resumed by f->carrier (maybe another one), which set FS to our TCB.
+  f->carrier->sched_ctx = t.from;
+}
+
+void finish_exit(Carrier* c, Worker* w, Fiber* f);
+
+bool wake_pending(Fiber* f) {
+  if (f->parker.permit_.load(std::memory_order_seq_cst)) return true;
+  if (f->park_interruptible && f->parker.interrupted_.load(std::memory_order_seq_cst)) return true;
+  TimerOp* t = f->timer;
+  return t && t->state.load(std::memory_order_seq_cst) == TimerOp::kFired;
+}
+
+// Scheduler side: what to do once a fiber has switched out.
+void after_switch(Carrier* c, Worker* w, Fiber* f) {
+  c->current = nullptr;
+  switch (f->action) {
+    case SwitchAction::kPark:
+      // Only now is f's context saved; from here a waker may resume it.
+      f->run_state.store(static_cast<int>(RunState::kParked), std::memory_order_seq_cst);
+      if (wake_pending(f)) wake(f);
+      break;
+    case SwitchAction::kYield:
+      f->run_state.store(static_cast<int>(RunState::kRunnable), std::memory_order_relaxed);
+      push_local(w, f);
+      break;
+    case SwitchAction::kExit:
+      finish_exit(c, w, f);
+      break;
+    case SwitchAction::kMigrate: {
+      // This carrier lost its worker while f ran the program's code; w now
+      // belongs to another carrier and must not be touched here.
+      Worker* target = pick_worker();
+      f->worker->fibers.fetch_sub(1, std::memory_order_relaxed);
+      target->fibers.fetch_add(1, std::memory_order_relaxed);
+      f->worker = target;
+      f->run_state.store(static_cast<int>(RunState::kRunnable), std::memory_order_relaxed);
+      push_remote(target, f);
+      break;
+    }
+    case SwitchAction::kNone:
+      break;
+  }
+}
+
+void resume(Carrier* c, Worker* w, Fiber* f) {
+  f->carrier = c;
+  f->worker = w;
+  c->current = f;
+  f->run_state.store(static_cast<int>(RunState::kRunning), std::memory_order_relaxed);
+  g_stats.switches.fetch_add(1, std::memory_order_relaxed);
+  tls::lend_malloc_cache(c->own_tp, f->tp);
+  tls::set_tp(f->tp);
+  ctx::Transfer t = ctx::jump(f->ctx, f);
+  // Back on the scheduler; the fiber set FS to c->own_tp before jumping.
+  f->ctx = t.from;
+  after_switch(c, w, f);
+}
+
+// Spare carriers wait here for a worker to drive. Returns nullptr never.
+Worker* wait_for_worker(Carrier* c) {
+  {
+    SpinGuard g(g_spare_lock);
+    c->next_spare = g_spares;
+    g_spares = c;
+  }
+  for (;;) {
+    Worker* w = c->assigned.exchange(nullptr, std::memory_order_acquire);
+    if (w) return w;
+    uint32_t seen = c->wake_word.load(std::memory_order_acquire);
+    w = c->assigned.exchange(nullptr, std::memory_order_acquire);
+    if (w) return w;
+    futex(&c->wake_word, FUTEX_WAIT, seen);
+  }
+}
+
+void schedule_round(Carrier* c, Worker* w) {
+  drain_inbox(w);
+  if (w->engine.inflight()) w->engine.reap();
+  int ran = 0;
+  while (ran < 64) {
+    Fiber* f = pop_local(w);
+    if (!f) break;
+    resume(c, w, f);
+    ++ran;
+    if (c->worker != w) return;  // lost w while f ran the program's code
+    w->progress.fetch_add(1, std::memory_order_relaxed);
+    if ((ran & 15) == 0) drain_inbox(w);
+  }
+  if (ran) {
+    w->engine.flush();
+    return;
+  }
+  // Nothing to run: sleep in the kernel until a completion or a wake.
+  w->sleeping.store(true, std::memory_order_seq_cst);
+  if (w->inbox_count.load(std::memory_order_seq_cst) != 0 || w->run_head) {
+    w->sleeping.store(false, std::memory_order_relaxed);
+    return;
+  }
+  monitor::worker_idle(true);
+  w->engine.wait();
+  monitor::worker_idle(false);
+  w->sleeping.store(false, std::memory_order_relaxed);
+  w->progress.fetch_add(1, std::memory_order_relaxed);
+}
+
+[[noreturn]] void carrier_loop(Carrier* c) {
+  tl_carrier = c;
+  for (;;) {
+    Worker* w = c->worker;
+    if (!w) {
+      w = wait_for_worker(c);
+      c->worker = w;
+    }
+    schedule_round(c, w);
+  }
+}
+
+void carrier0_entry(ctx::Transfer t) {
+  // First jump from the adopted main fiber (see ensure_started).
+  Carrier* c = g_carriers[0];
+  tl_carrier = c;
+  auto* f = static_cast<Fiber*>(t.data);
+  f->ctx = t.from;
+  after_switch(c, c->worker, f);
+  carrier_loop(c);
+}
+
+void* carrier_thread(void* arg) {
+  auto* c = static_cast<Carrier*>(arg);
+  c->tid = static_cast<pid_t>(syscall(SYS_gettid));
+  c->own_tp = tls::current_tp();
+  c->rep_tp = c->own_tp;
+  stacks::setup_altstack();
+  carrier_loop(c);
+}
+
+Carrier* new_carrier(Worker* w) {
+  int idx = g_carrier_count.load(std::memory_order_relaxed);
+  for (;;) {
+    if (idx >= g_carrier_max) return nullptr;
+    if (g_carrier_count.compare_exchange_weak(idx, idx + 1)) break;
+  }
+  auto* c = new (std::nothrow) Carrier;
+  if (!c) return nullptr;
+  c->index = idx;
+  c->worker = w;
+  g_carriers[idx] = c;
+  return c;
+}
+
+bool launch_carrier(Carrier* c) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigset_t mask, old;
+  signals::carrier_mask(&mask);
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, &old, 8);
+  int err = real::pthread_create(&c->thread, &attr, carrier_thread, c);
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
+  pthread_attr_destroy(&attr);
+  if (err == 0) g_stats.carriers_created.fetch_add(1, std::memory_order_relaxed);
+  return err == 0;
+}
+
+// ---- fiber entry and exit ---------------------------------------------------
+
+void (*g_exit_duties)() = nullptr;
+
+void fiber_entry(ctx::Transfer t) {
+  auto* f = static_cast<Fiber*>(t.data);
+  f->carrier->sched_ctx = t.from;
+  // pthread_exit() unwinds to this buffer, as it does to start_thread's.
+  __pthread_unwind_buf_t unwind_buf;
+  if (__sigsetjmp(reinterpret_cast<struct __jmp_buf_tag*>(unwind_buf.__cancel_jmp_buf), 0)) {
+    f = tl_fiber;
+    exit_fiber(f, f->result);
+  }
+  memset(&unwind_buf.__pad, 0, sizeof unwind_buf.__pad);
+  if (tls::set_cleanup_buffer(f->tp, &unwind_buf)) f->unwind_limit = static_cast<char*>(__builtin_frame_address(0));
+  leave(f);
+  void* result = f->start(f->arg);
+  exit_fiber(f, result);
+}
+
+void release_fiber(Fiber* f) {
+  if (f->is_main) return;  // the initial thread's stack and TCB are not ours
+  StackRegion r = f->region;
+  f->~Fiber();
+  stacks::release(r);
+}
+
+void finish_exit(Carrier* c, Worker* w, Fiber* f) {
+  (void)c;
+  if (!f->is_main) tls::destroy(f->tp);
+  registry_remove(f);
+  w->fibers.fetch_sub(1, std::memory_order_relaxed);
+  f->run_state.store(static_cast<int>(RunState::kDone), std::memory_order_relaxed);
+  g_stats.fibers_exited.fetch_add(1, std::memory_order_relaxed);
+  bool last = g_live.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  int js = f->join_state.load(std::memory_order_acquire);
+  for (;;) {
+    if (js == kDetached) {
+      release_fiber(f);
+      break;
+    }
+    // Pairs with join()'s acquire load of join_state.
+    if (f->join_state.compare_exchange_weak(js, kExited, std::memory_order_acq_rel)) {
+      if (Parker* j = f->joiner.load(std::memory_order_acquire)) j->unpark();
+      break;
+    }
+  }
+  if (last) {
+    // The last thread of the program ended (main called pthread_exit):
+    // like glibc, the process exits with status 0, running atexit handlers.
+    real::exit(0);
+  }
+}
+
+}  // namespace
+
+// ---- public -----------------------------------------------------------------
+
+bool active() { return g_state.load(std::memory_order_acquire) == kActive; }
+bool unavailable() { return g_state.load(std::memory_order_acquire) == kUnavailable; }
+Stats& stats() { return g_stats; }
+int worker_count() { return g_worker_count; }
+Worker* worker_at(int i) { return &g_workers[i]; }
+int carrier_count() { return g_carrier_count.load(std::memory_order_acquire); }
+Carrier* carrier_at(int i) { return g_carriers[i]; }
+Carrier* current_carrier() {
+  Fiber* f = tl_fiber;
+  return f ? f->carrier : tl_carrier;
+}
+
+Worker* enter(Fiber* f) {
+  Carrier* c = f->carrier;
+  if (f->runtime_depth++ > 0) return c->worker;
+  Worker* w = c->worker;
+  if (w) {
+    uint64_t expected = tag(c) | Worker::kUserBit;
+    // Pairs with the monitor's CAS in hand_off(): one of them wins.
+    if (w->owner_state.compare_exchange_strong(expected, tag(c), std::memory_order_acq_rel)) {
+      w->progress.fetch_add(1, std::memory_order_relaxed);
+      return w;
+    }
+  }
+  // The monitor gave our worker to another carrier while we ran the program's
+  // code. Queue this fiber elsewhere; this carrier becomes a spare.
+  c->worker = nullptr;
+  g_stats.migrations.fetch_add(1, std::memory_order_relaxed);
+  switch_out(f, SwitchAction::kMigrate);
+  return f->carrier->worker;
+}
+
+void leave(Fiber* f) {
+  if (--f->runtime_depth > 0) return;
+  Carrier* c = f->carrier;
+  c->worker->owner_state.store(tag(c) | Worker::kUserBit, std::memory_order_release);
+}
+
+ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible) {
+  if (f->parker.permit_.exchange(0, std::memory_order_acq_rel) == 1) return ParkResult::kWoken;
+  if (interruptible && f->parker.take_interrupt()) return ParkResult::kInterrupted;
+  if (!d.infinite && d.passed()) return ParkResult::kTimedOut;
+  Worker* w = enter(f);
+  g_stats.parks.fetch_add(1, std::memory_order_relaxed);
+  TimerOp* t = nullptr;
+  if (!d.infinite) {
+    t = timer_alloc();
+    if (t) {
+      t->fiber = f;
+      w->engine.arm_timer(t, d.clock, d.abs);
+    }
+  }
+  f->timer = t;
+  f->park_interruptible = interruptible;
+  f->reason = why;
+  ParkResult r;
+  for (;;) {
+    switch_out(f, SwitchAction::kPark);
+    if (f->parker.permit_.exchange(0, std::memory_order_acq_rel) == 1) {
+      r = ParkResult::kWoken;
+      break;
+    }
+    if (interruptible && f->parker.take_interrupt()) {
+      r = ParkResult::kInterrupted;
+      break;
+    }
+    if (t && t->state.load(std::memory_order_acquire) == TimerOp::kFired) {
+      r = ParkResult::kTimedOut;
+      break;
+    }
+    if (!t && !d.infinite && d.passed()) {  // no timer could be allocated
+      r = ParkResult::kTimedOut;
+      break;
+    }
+  }
+  f->reason = WaitReason::kNone;
+  f->park_interruptible = false;
+  f->timer = nullptr;
+  if (t) {
+    int expected = TimerOp::kArmed;
+    if (t->state.compare_exchange_strong(expected, TimerOp::kCancelled, std::memory_order_acq_rel)) {
+      // Still armed: its completion will free it; ask the kernel to drop it.
+      // We are in the runtime on the carrier driving the worker that armed it.
+      f->carrier->worker->engine.cancel_timer(t);
+    } else {
+      timer_free(t);
+    }
+  }
+  leave(f);
+  return r;
+}
+
+void wake(Fiber* f) {
+  int expected = static_cast<int>(RunState::kParked);
+  if (f->run_state.compare_exchange_strong(expected, static_cast<int>(RunState::kRunnable),
+                                           std::memory_order_acq_rel)) {
+    enqueue(f);
+  }
+}
+
+void yield(Fiber* f) {
+  enter(f);
+  switch_out(f, SwitchAction::kYield);
+  leave(f);
+}
+
+int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pthread_t* out) {
+  if (stack_size == 0) stack_size = config::get().stack_size;
+  StackRegion region;
+  if (!stacks::allocate(stack_size, &region)) return EAGAIN;
+  int tid = g_next_tid.fetch_add(1, std::memory_order_relaxed);
+  if (tid >= 0x3fff0000) {  // stay inside FUTEX_TID_MASK, above any kernel tid
+    g_next_tid.store(0x01000000, std::memory_order_relaxed);
+    tid = g_next_tid.fetch_add(1, std::memory_order_relaxed);
+  }
+  char* stack_top = nullptr;
+  void* tp = tls::create(region.top(), &stack_top, tid);
+  if (!tp) {
+    stacks::release(region);
+    return EAGAIN;
+  }
+  uintptr_t at = (reinterpret_cast<uintptr_t>(stack_top) - sizeof(Fiber)) & ~uintptr_t{63};
+  auto* f = new (reinterpret_cast<void*>(at)) Fiber;
+  f->region = region;
+  f->parker.bind(f);
+  f->tp = tp;
+  f->tid = tid;
+  f->start = start;
+  f->arg = arg;
+  f->stack_size = stack_size;
+  f->runtime_depth = 1;  // it starts inside the runtime and leaves in fiber_entry
+  f->join_state.store(detached ? kDetached : kJoinable, std::memory_order_relaxed);
+  Fiber* creator = tl_fiber;
+  if (creator) f->sigmask = creator->sigmask;
+  else syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &f->sigmask, 8);
+  char* top = reinterpret_cast<char*>(at);
+  f->ctx = ctx::make(top, top - region.stack_low(), fiber_entry);
+  *reinterpret_cast<Fiber**>(static_cast<char*>(tp) + g_fiber_slot_offset) = f;
+  registry_add(f);
+  g_live.fetch_add(1, std::memory_order_relaxed);
+  g_stats.fibers_spawned.fetch_add(1, std::memory_order_relaxed);
+  Worker* w = pick_worker();
+  f->worker = w;
+  w->fibers.fetch_add(1, std::memory_order_relaxed);
+  *out = reinterpret_cast<pthread_t>(tp);
+  push_remote(w, f);
+  return 0;
+}
+
+void set_exit_duties(void (*fn)()) { g_exit_duties = fn; }
+
+void exit_fiber(Fiber* f, void* result) {
+  f->result = result;
+  // glibc's order in start_thread: C++ thread_local destructors, then keys.
+  tls::run_exit_destructors();
+  if (g_exit_duties) g_exit_duties();
+  enter(f);
+  switch_out(f, SwitchAction::kExit);
+  __builtin_unreachable();
+}
+
+int join(Fiber* target, void** result, const Deadline& d, bool try_only) {
+  Fiber* self = tl_fiber;
+  if (target == self) return EDEADLK;
+  int js = target->join_state.load(std::memory_order_acquire);
+  if (js == kDetached || js == kJoined) return EINVAL;
+  Parker* me = Parker::current();
+  if (!try_only) {
+    Parker* expected = nullptr;
+    if (!target->joiner.compare_exchange_strong(expected, me, std::memory_order_acq_rel) && expected != me) {
+      return EINVAL;  // another thread already joins it
+    }
+    // The target joining us would deadlock both (glibc reports EDEADLK).
+    if (self && self->joiner.load(std::memory_order_acquire) == &target->parker &&
+        self->join_state.load(std::memory_order_acquire) == kJoinable) {
+      target->joiner.store(nullptr, std::memory_order_release);
+      return EDEADLK;
+    }
+  }
+  for (;;) {
+    js = target->join_state.load(std::memory_order_acquire);
+    if (js == kExited) break;
+    if (js == kDetached) {
+      if (!try_only) target->joiner.store(nullptr, std::memory_order_release);
+      return EINVAL;
+    }
+    if (try_only) return EBUSY;
+    ParkResult r = me->park(d, WaitReason::kJoin);
+    if (r == ParkResult::kTimedOut && target->join_state.load(std::memory_order_acquire) != kExited) {
+      target->joiner.store(nullptr, std::memory_order_release);
+      return ETIMEDOUT;
+    }
+  }
+  if (!target->join_state.compare_exchange_strong(js, kJoined, std::memory_order_acq_rel)) return EINVAL;
+  if (result) *result = target->result;
+  release_fiber(target);
+  return 0;
+}
+
+int detach(Fiber* target) {
+  int js = target->join_state.load(std::memory_order_acquire);
+  for (;;) {
+    if (js == kDetached || js == kJoined) return EINVAL;
+    if (js == kExited) {
+      // Already ended: detaching frees it, as glibc does.
+      if (target->join_state.compare_exchange_strong(js, kJoined, std::memory_order_acq_rel)) {
+        release_fiber(target);
+        return 0;
+      }
+      continue;
+    }
+    if (target->join_state.compare_exchange_weak(js, kDetached, std::memory_order_acq_rel)) return 0;
+  }
+}
+
+bool hand_off(Worker* w, uint64_t seen) {
+  Carrier* spare = nullptr;
+  {
+    SpinGuard g(g_spare_lock);
+    if (g_spares) {
+      spare = g_spares;
+      g_spares = spare->next_spare;
+    }
+  }
+  bool fresh = false;
+  if (!spare) {
+    spare = new_carrier(nullptr);
+    if (!spare) {
+      g_stats.handoff_refused.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    fresh = true;
+  }
+  uint64_t expected = seen;
+  if (!w->owner_state.compare_exchange_strong(expected, tag(spare), std::memory_order_acq_rel)) {
+    if (fresh) {
+      // Keep it as a spare for next time.
+      spare->worker = nullptr;
+      if (!launch_carrier(spare)) return false;
+    } else {
+      SpinGuard g(g_spare_lock);
+      spare->next_spare = g_spares;
+      g_spares = spare;
+    }
+    return false;
+  }
+  g_stats.handoffs.fetch_add(1, std::memory_order_relaxed);
+  if (fresh) {
+    spare->worker = w;
+    if (!launch_carrier(spare)) {
+      log::always("cannot start a carrier thread for hand-off; worker %d stays stuck", w->index);
+      return false;
+    }
+  } else {
+    spare->assigned.store(w, std::memory_order_release);
+    spare->wake_word.fetch_add(1, std::memory_order_release);
+    futex(&spare->wake_word, FUTEX_WAKE, 1);
+  }
+  // The sleeping flag may be stale; make sure the new carrier looks at w.
+  w->engine.notify();
+  return true;
+}
+
+bool ensure_started() {
+  int s = g_state.load(std::memory_order_acquire);
+  if (s == kActive) return true;
+  if (s == kUnavailable) return false;
+  SpinGuard guard(g_start_lock);
+  s = g_state.load(std::memory_order_acquire);
+  if (s == kActive) return true;
+  if (s == kUnavailable) return false;
+  const Config& cfg = config::get();
+  auto give_up = [](const char* what, const char* why) {
+    LOG_WARN("not starting the runtime (%s: %s); threads stay ordinary threads", what, why);
+    g_state.store(kUnavailable, std::memory_order_release);
+    return false;
+  };
+  if (cfg.disabled) return give_up("UNBLOCK_DISABLE", "set");
+  if (!tls::init()) return give_up("per-fiber TLS", tls::failure());
+  g_fiber_slot_offset = reinterpret_cast<char*>(&tl_fiber) - static_cast<char*>(tls::current_tp());
+  g_state.store(kStarting, std::memory_order_relaxed);
+
+  g_worker_count = cfg.workers;
+  g_workers = new (std::nothrow) Worker[g_worker_count];
+  g_carrier_max = g_worker_count + cfg.max_threads + 1;
+  g_carriers = static_cast<Carrier**>(calloc(g_carrier_max, sizeof(Carrier*)));
+  if (!g_workers || !g_carriers) return give_up("memory", "allocation failed");
+  for (int i = 0; i < g_worker_count; ++i) {
+    g_workers[i].index = i;
+    int why = 0;
+    if (!g_workers[i].engine.init(cfg.ring_entries, &why)) {
+      for (int j = 0; j < i; ++j) g_workers[j].engine.shutdown();
+      return give_up("io_uring", strerror(why));
+    }
+  }
+  signals::start();
+  stacks::install_overflow_reporter();
+
+  bool adopt = syscall(SYS_gettid) == getpid();
+  Fiber* main_fiber = nullptr;
+  if (adopt) {
+    // Carrier 0 is this OS thread; its scheduler needs a stack and a TCB of
+    // its own, because main keeps the original ones.
+    StackRegion region;
+    char* stack_top = nullptr;
+    void* tp = nullptr;
+    if (stacks::allocate(256 * 1024, &region)) {
+      tp = tls::create(region.top(), &stack_top, static_cast<int>(syscall(SYS_gettid)));
+      if (!tp) stacks::release(region);
+    }
+    main_fiber = static_cast<Fiber*>(calloc(1, sizeof(Fiber)));
+    if (!tp || !main_fiber) return give_up("memory", "cannot allocate the scheduler of the main thread");
+    new (main_fiber) Fiber;
+    Carrier* c = new_carrier(&g_workers[0]);
+    c->tid = static_cast<pid_t>(syscall(SYS_gettid));
+    c->own_tp = tp;
+    c->rep_tp = tls::current_tp();
+    c->sched_region = region;
+    char* top = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(stack_top) & ~uintptr_t{63});
+    c->sched_ctx = ctx::make(top, top - region.stack_low(), carrier0_entry);
+    g_workers[0].owner_state.store(tag(c), std::memory_order_relaxed);
+
+    main_fiber->parker.bind(main_fiber);
+    main_fiber->tp = tls::current_tp();
+    main_fiber->tid = tls::tid_of(main_fiber->tp);
+    main_fiber->is_main = true;
+    main_fiber->worker = &g_workers[0];
+    main_fiber->carrier = c;
+    main_fiber->runtime_depth = 1;
+    main_fiber->join_state.store(kJoinable, std::memory_order_relaxed);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &main_fiber->sigmask, 8);
+    tl_fiber = main_fiber;
+    registry_add(main_fiber);
+    g_live.fetch_add(1, std::memory_order_relaxed);
+    g_workers[0].fibers.fetch_add(1, std::memory_order_relaxed);
+  }
+  for (int i = adopt ? 1 : 0; i < g_worker_count; ++i) {
+    Carrier* c = new_carrier(&g_workers[i]);
+    g_workers[i].owner_state.store(tag(c), std::memory_order_relaxed);
+    if (!c || !launch_carrier(c)) {
+      log::always("cannot start worker thread %d: %s", i, strerror(errno));
+      // Workers that have no carrier would strand fibers: run with fewer.
+      g_worker_count = i;
+      break;
+    }
+  }
+  if (g_worker_count == 0) return give_up("threads", "no worker thread could be started");
+  monitor::start();
+  g_state.store(kActive, std::memory_order_release);
+  LOG_INFO("runtime started: %d workers, %s", g_worker_count, adopt ? "main adopted as a fiber" : "caller stays a plain thread");
+  if (adopt) {
+    // Become a fiber: jump into carrier 0's scheduler, which queues main
+    // and runs it (and everything else) from now on.
+    Carrier* c = main_fiber->carrier;
+    c->worker = &g_workers[0];
+    g_start_lock.unlock();
+    switch_out(main_fiber, SwitchAction::kYield);
+    leave(main_fiber);
+    g_start_lock.lock();  // released by the guard
+  }
+  return true;
+}
+
+void forget_after_fork() {
+  g_state.store(kUnavailable, std::memory_order_release);
+}
+
+void write_stats() {
+  const char* where = config::get().stats;
+  if (!where) return;
+  char buf[1024];
+  int n = snprintf(buf, sizeof buf,
+                   "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
+                   "handoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\n",
+                   (unsigned long)g_stats.fibers_spawned.load(), (unsigned long)g_stats.fibers_exited.load(),
+                   (unsigned long)g_stats.switches.load(), (unsigned long)g_stats.parks.load(),
+                   (unsigned long)g_stats.handoffs.load(), (unsigned long)g_stats.handoff_refused.load(),
+                   (unsigned long)g_stats.carriers_created.load(), (unsigned long)g_stats.migrations.load(),
+                   active() ? g_worker_count : 0);
+  int fd = strcmp(where, "stderr") == 0 ? 2 : open(where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  syscall(SYS_write, fd, buf, n);
+  if (fd != 2) close(fd);
+}
+
+}  // namespace sched
+}  // namespace unblock

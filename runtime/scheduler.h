@@ -1,0 +1,152 @@
+// The M:N scheduler: workers, carriers, park/wake, spawn, join, exit.
+//
+// Vocabulary (docs/DESIGN.md has the essay and the measurements):
+//   Worker  - a scheduling slot: a FIFO run queue, an inbox for wakes from
+//             other threads, and one io_uring (Engine). UNBLOCK_WORKERS of them.
+//   Carrier - an OS thread that drives one worker at a time: it runs the
+//             worker's fibers, flushes its ring once per round and sleeps in
+//             io_uring_enter when there is nothing to run.
+//   Fiber   - a thread of the program (runtime/fiber.h).
+// Normally carrier i drives worker i. When a carrier stays in the program's
+// code too long (a call the library does not intercept, a spin loop) while
+// its worker has other work, the monitor gives the worker to a spare carrier
+// (hand-off, runtime/monitor.cpp); the stuck carrier finishes its fiber's
+// call, then queues the fiber elsewhere and becomes a spare.
+//
+// A worker's owner_state word says which carrier drives it and whether that
+// carrier is in the runtime or in the program's code; only the latter can be
+// taken over. Fibers enter the runtime (enter()) before touching their
+// worker and leave it (leave()) before returning to the program.
+//
+// Lock order: registry lock -> worker inbox lock -> timer pool lock. None
+// is held across a context switch.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/engine.h"
+#include "runtime/fiber.h"
+#include "runtime/parker.h"
+#include "runtime/spinlock.h"
+
+namespace unblock {
+
+class Carrier;
+
+class Worker {
+ public:
+  int index = 0;
+  Engine engine;
+
+  // Run queue: only the driving carrier's scheduler touches it.
+  Fiber* run_head = nullptr;
+  Fiber* run_tail = nullptr;
+  std::atomic<int> run_count{0};
+
+  // Wakes from anywhere.
+  SpinLock inbox_lock;
+  Fiber* inbox_head = nullptr;
+  Fiber* inbox_tail = nullptr;
+  std::atomic<int> inbox_count{0};
+  std::atomic<bool> sleeping{false};
+
+  // (carrier index + 1) << 1 | kUserBit.
+  std::atomic<uint64_t> owner_state{0};
+  std::atomic<uint64_t> progress{0};
+  std::atomic<int> fibers{0};  // fibers homed here (placement)
+
+  // Monitor bookkeeping (monitor thread only).
+  uint64_t seen_progress = 0;
+  int stuck_checks = 0;
+
+  static constexpr uint64_t kUserBit = 1;
+};
+
+class Carrier {
+ public:
+  int index = 0;
+  pid_t tid = 0;
+  pthread_t thread{};
+  void* own_tp = nullptr;   // TCB its scheduler runs on
+  void* rep_tp = nullptr;   // the descriptor glibc knows this OS thread by
+  ctx::Handle sched_ctx = nullptr;
+  Worker* worker = nullptr; // the worker it drives, or nullptr (spare)
+  Fiber* current = nullptr;
+  std::atomic<uint32_t> wake_word{0};  // spare carriers sleep on it
+  std::atomic<Worker*> assigned{nullptr};
+  StackRegion sched_region;  // carrier 0 only: its scheduler stack
+  Carrier* next_spare = nullptr;
+};
+
+namespace sched {
+
+// True once the runtime runs (after the first thread was created).
+bool active();
+// True if the runtime could not start and never will (calls pass through).
+bool unavailable();
+
+// Starts the runtime and adopts the caller as a fiber if it is the
+// process's initial thread. Idempotent. False: unavailable, pass through.
+// Plain thread only (the caller is not yet a fiber).
+bool ensure_started();
+
+// Creates a fiber running start(arg). Any thread. Returns 0 or an errno value.
+int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pthread_t* out);
+
+// Parks the calling fiber (Parker::park for fibers). May suspend.
+ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible);
+// Wakes a parked fiber if it is parked (any thread, not a signal handler).
+void wake(Fiber* f);
+// Yields the calling fiber's carrier to other runnable fibers.
+void yield(Fiber* f);
+
+// Fiber exit: runs thread-exit duties and never returns.
+[[noreturn]] void exit_fiber(Fiber* f, void* result);
+// Extra thread-exit work run on the dying fiber (the hooks' key destructors).
+void set_exit_duties(void (*fn)());
+
+// Join: 0, or EINVAL/ESRCH/EDEADLK/ETIMEDOUT/EBUSY as pthread_join and its
+// timed/try variants. try_only: do not wait.
+int join(Fiber* target, void** result, const Deadline& d, bool try_only);
+int detach(Fiber* target);
+
+// Enters/leaves the runtime from a fiber (see the header comment). enter()
+// returns the worker to use; if the carrier lost its worker it first moves
+// the fiber to another one (so it may suspend).
+Worker* enter(Fiber* f);
+void leave(Fiber* f);
+
+// Workers and carriers, for the monitor and signals.
+int worker_count();
+Worker* worker_at(int i);
+int carrier_count();
+Carrier* carrier_at(int i);
+// The carrier the calling OS thread is (nullptr for plain threads). Async-signal-safe.
+Carrier* current_carrier();
+
+// Counters (UNBLOCK_STATS).
+struct Stats {
+  std::atomic<uint64_t> fibers_spawned{0};
+  std::atomic<uint64_t> fibers_exited{0};
+  std::atomic<uint64_t> switches{0};
+  std::atomic<uint64_t> parks{0};
+  std::atomic<uint64_t> handoffs{0};
+  std::atomic<uint64_t> handoff_refused{0};
+  std::atomic<uint64_t> carriers_created{0};
+  std::atomic<uint64_t> migrations{0};
+};
+Stats& stats();
+void write_stats();
+
+// Hand-off (monitor): gives `w` to a spare carrier if `w` is still driven
+// in the program's code by the owner in `seen`. Monitor thread only.
+bool hand_off(Worker* w, uint64_t seen);
+
+// fork() support: the child passes everything through.
+void forget_after_fork();
+
+}  // namespace sched
+}  // namespace unblock

@@ -1,0 +1,90 @@
+// Per-fiber thread-local storage: every fiber owns a real glibc TCB.
+//
+// Design (docs/DESIGN.md, "Thread-local storage"): a fiber gets its own
+// static TLS block + struct pthread, built by ld.so's _dl_allocate_tls at
+// the top of its stack region, and the worker points the FS base register at
+// it on every switch (wrfsbase where the CPU offers FSGSBASE, otherwise
+// arch_prctl). errno, __thread/thread_local, pthread_self(), pthread keys,
+// C++ exception globals and uselocale() are then per fiber for free, and a
+// fiber may resume on any worker because its TLS addresses never change.
+//
+// What depends on glibc's internals, and how it is checked at start-up:
+//   - ld.so's _dl_get_tls_static_info/_dl_allocate_tls/_dl_deallocate_tls
+//     and libc's __ctype_init/__call_tls_dtors (GLIBC_PRIVATE exports);
+//   - struct pthread field offsets, read from libc's own libthread_db
+//     descriptors (_thread_db_pthread_*), and the robust-list/specific fields
+//     next to them, verified against the calling thread's live descriptor;
+//   - malloc's per-thread cache pointer, located by a probe (see tls.cpp).
+// If any check fails, init() returns false and the library passes every
+// call through: the program then runs on ordinary threads.
+//
+// Must not: allocate on the switch path, or touch TLS between set_tp() and
+// the context jump that follows it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace unblock::tls {
+
+// Discovers and verifies the layout. Bootstrap only. False: unsupported.
+bool init();
+
+// Why init() failed (static string), for the log.
+const char* failure();
+
+// True when FS is switched with wrfsbase (else arch_prctl).
+bool fast_switch();
+
+// Bytes at the top of a fiber's region needed for its TCB and static TLS.
+size_t reserve();
+
+// Builds a TCB whose top is at region_top (exclusive). Stores the highest
+// usable stack address below the static TLS into *stack_top. tid is the
+// fiber's unique identity (fake, above any kernel tid). Returns the thread
+// pointer, or nullptr on allocation failure. Runs on a worker's own TCB or a
+// plain thread; may allocate (the DTV).
+void* create(char* region_top, char** stack_top, int tid);
+
+// Runs glibc's thread-exit duties that must execute ON the dying fiber's TCB:
+// C++ thread_local destructors. Fiber only, before its last switch.
+void run_exit_destructors();
+
+// Frees what create() allocated. Must not run on the TCB being freed.
+void destroy(void* tp);
+
+// The current thread pointer (FS base).
+inline void* current_tp() {
+  void* tp;
+  asm volatile("mov %%fs:0, %0" : "=r"(tp));
+  return tp;
+}
+
+// Points FS at tp. Async-signal-safe. Nothing may use TLS between this and
+// the jump to the context owning tp.
+void set_tp(void* tp);
+
+// The thread identity stored in a TCB (glibc's pd->tid).
+int tid_of(void* tp);
+void set_tid(void* tp, int tid);
+
+// Hands the carrier's malloc per-thread cache to a fiber TCB (before running
+// it) and takes it back afterwards, so fibers never own a tcache that would
+// leak at their exit. No-ops if the probe did not find the field.
+void lend_malloc_cache(void* carrier_tp, void* fiber_tp);
+void return_malloc_cache(void* carrier_tp, void* fiber_tp);
+
+// Registers the buffer glibc's pthread_exit unwinds to (pd->cleanup_jmp_buf).
+// False if that field could not be verified at init.
+bool set_cleanup_buffer(void* tp, void* buf);
+
+// Address of pd->cancelhandling (for the SIGSETXID trampoline).
+int* cancelhandling_of(void* tp);
+
+}  // namespace unblock::tls
+
+namespace unblock {
+// The unique identity of the calling fiber or OS thread (nonzero).
+// Any context, async-signal-safe.
+int current_thread_id();
+}  // namespace unblock

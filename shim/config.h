@@ -1,0 +1,42 @@
+// The one table of UNBLOCK_* options.
+//
+// Read once from the environment by config::load() during bootstrap (before
+// any thread exists). A value that does not parse or is out of range gets one
+// clear message on stderr naming the variable, and the default is used:
+// configuration can never crash the host. Everything else reads the
+// resulting plain struct; it never changes after bootstrap.
+#pragma once
+
+#include <cstddef>
+
+namespace unblock {
+
+struct Config {
+  bool disabled = false;            // UNBLOCK_DISABLE=1: every hook passes through
+  int workers = 0;                  // UNBLOCK_WORKERS, default: online CPUs
+  size_t stack_size = 0;            // UNBLOCK_STACK_SIZE, default: glibc's default thread stack
+  size_t guard_size = 64 * 1024;    // UNBLOCK_GUARD_SIZE, below every fiber stack
+  int log_level = 0;                // UNBLOCK_LOG: off|error|warn|info|debug or 0..4
+  const char* log_file = nullptr;   // UNBLOCK_LOG_FILE: append log lines there instead of stderr
+  long handoff_us = 1000;           // UNBLOCK_HANDOFF_US: a worker stuck this long hands off
+  int max_threads = 256;            // UNBLOCK_MAX_THREADS: extra OS threads for hand-off, at most
+  unsigned ring_entries = 1024;     // UNBLOCK_RING_ENTRIES: submission queue size per worker
+  const char* stats = nullptr;      // UNBLOCK_STATS: "stderr" or a path; counters written at exit
+};
+
+namespace config {
+
+// Parses the environment. Bootstrap only (single-threaded); may call getenv.
+void load();
+
+// The parsed configuration. Valid after load(); read-only afterwards.
+const Config& get();
+
+// Parses "123", "64k", "8M", "1g" (binary units). Returns false if malformed.
+bool parse_size(const char* text, size_t* out);
+
+// Describes every option for the launcher's --help. Returns a static string.
+const char* describe();
+
+}  // namespace config
+}  // namespace unblock

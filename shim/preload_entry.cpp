@@ -1,0 +1,17 @@
+// The preload entry: what runs when libunblock.so is loaded and unloaded.
+//
+// Loading must cost next to nothing, because every process started under
+// LD_PRELOAD pays it (a `make -j` starts hundreds): read the UNBLOCK_*
+// configuration and return. No thread, no ring, no symbol lookups happen
+// until the program creates its first thread (sched::ensure_started).
+#include "runtime/scheduler.h"
+#include "shim/config.h"
+#include "shim/log.h"
+
+namespace {
+
+__attribute__((constructor(101))) void unblock_load() { unblock::config::load(); }
+
+__attribute__((destructor)) void unblock_unload() { unblock::sched::write_stats(); }
+
+}  // namespace

@@ -14,9 +14,9 @@ expect_fibers=${COMPARE_EXPECT_FIBERS:-1}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-run() { # label, then env assignments before the command
+run() { # label, then env assignments for the program (not for timeout)
   local label=$1; shift
-  ( cd "$dir" && env "$@" timeout -k 5 "$timeout_s" "${cmd[@]}" \
+  ( cd "$dir" && timeout -k 5 "$timeout_s" env "$@" "${cmd[@]}" \
       >"$dir/$label.out" 2>"$dir/$label.err" </dev/null )
   echo $? >"$dir/$label.rc"
 }
@@ -41,6 +41,17 @@ if [ "$expect_fibers" = 1 ]; then
     echo "the preloaded run did not run threads as fibers (stats: $(tr '\n' ' ' <"$dir/stats" 2>/dev/null))"; fail=1
   fi
 fi
+# COMPARE_EXPECT_STATS="name>=N name==N ...": checks on the preloaded run's counters.
+for want in ${COMPARE_EXPECT_STATS:-}; do
+  name=${want%%[<>=]*}; rest=${want#"$name"}; op=${rest%%[0-9]*}; num=${rest#"$op"}
+  got=$(awk -v n="$name" '$1==n{print $2}' "$dir/stats" 2>/dev/null)
+  case "$op" in
+    '>=') [ -n "$got" ] && [ "$got" -ge "$num" ] ;;
+    '==') [ -n "$got" ] && [ "$got" -eq "$num" ] ;;
+    '<=') [ -n "$got" ] && [ "$got" -le "$num" ] ;;
+    *) false ;;
+  esac || { echo "counter check failed: $want (got '${got}')"; fail=1; }
+done
 echo "--- plain: exit $prc, $(wc -l <"$dir/plain.out") lines; preload: exit $lrc"
 if [ $fail != 0 ]; then
   echo "--- preload stderr (tail):"; tail -20 "$dir/preload.err"

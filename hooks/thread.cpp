@@ -58,9 +58,14 @@ UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, v
   size_t stack_size = 0;
   int detach = PTHREAD_CREATE_JOINABLE;
   if (attr) {
+    // pthread_attr_getstack() computes an address even when none was set;
+    // the deprecated getstackaddr() reports the stored one (null if unset).
     void* addr = nullptr;
-    size_t size = 0;
-    if (pthread_attr_getstack(attr, &addr, &size) == 0 && addr != nullptr) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    pthread_attr_getstackaddr(attr, &addr);
+#pragma GCC diagnostic pop
+    if (addr != nullptr) {
       // The program supplied its own stack memory: honour it with a real thread.
       LOG_INFO("pthread_create with a caller-supplied stack: runs as an OS thread");
       return real::pthread_create(thread, attr, start, arg);

@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <setjmp.h>
 
 #include <cerrno>
@@ -717,6 +718,7 @@ bool ensure_started() {
   }
   signals::start();
   stacks::install_overflow_reporter();
+  stacks::setup_altstack();  // for this thread; carriers set up their own
 
   bool adopt = syscall(SYS_gettid) == getpid();
   Fiber* main_fiber = nullptr;
@@ -789,7 +791,9 @@ void forget_after_fork() {
 
 void write_stats() {
   const char* where = config::get().stats;
-  if (!where) return;
+  // A process whose runtime never started has nothing to report (and must
+  // not overwrite the file of the process it was started by).
+  if (!where || g_state.load(std::memory_order_acquire) == kNotStarted) return;
   char buf[1024];
   int n = snprintf(buf, sizeof buf,
                    "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
@@ -799,10 +803,13 @@ void write_stats() {
                    (unsigned long)g_stats.handoffs.load(), (unsigned long)g_stats.handoff_refused.load(),
                    (unsigned long)g_stats.carriers_created.load(), (unsigned long)g_stats.migrations.load(),
                    active() ? g_worker_count : 0);
-  int fd = strcmp(where, "stderr") == 0 ? 2 : open(where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return;
+  int fd = 2;
+  if (strcmp(where, "stderr") != 0) {
+    fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (fd < 0) return;
+  }
   syscall(SYS_write, fd, buf, n);
-  if (fd != 2) close(fd);
+  if (fd != 2) syscall(SYS_close, fd);
 }
 
 }  // namespace sched

@@ -144,6 +144,9 @@ void install_overflow_reporter() {
 
 void setup_altstack() {
   constexpr size_t kAltSize = 64 * 1024;
+  stack_t cur{};
+  // Keep an alternate stack the program already gave this thread.
+  if (sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE)) return;
   void* m = mmap(nullptr, kAltSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return;
   stack_t ss{};

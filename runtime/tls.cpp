@@ -133,7 +133,13 @@ bool fail(const char* why) {
 
 }  // namespace
 
+bool init_identity() {
+  if (g_off_tid < 0) g_off_tid = db_offset("_thread_db_pthread_tid");
+  return g_off_tid >= 0;
+}
+
 bool init() {
+  init_identity();
   g_get_static_info = sym<GetStaticInfo>("_dl_get_tls_static_info", "GLIBC_PRIVATE");
   g_allocate = sym<AllocateTls>("_dl_allocate_tls", "GLIBC_PRIVATE");
   g_deallocate = sym<DeallocateTls>("_dl_deallocate_tls", "GLIBC_PRIVATE");
@@ -146,7 +152,6 @@ bool init() {
   if (!size_desc) return fail("glibc does not describe struct pthread (_thread_db_sizeof_pthread)");
   g_pthread_size = size_desc[0];
   g_off_list = db_offset("_thread_db_pthread_list");
-  g_off_tid = db_offset("_thread_db_pthread_tid");
   g_off_cancelhandling = db_offset("_thread_db_pthread_cancelhandling");
   g_off_specific = db_offset("_thread_db_pthread_specific");
   if (g_off_list < 0 || g_off_tid < 0 || g_off_cancelhandling < 0 || g_off_specific < 0) {
@@ -271,6 +276,8 @@ void set_tp(void* tp) {
   }
 }
 
+bool g_off_tid_unknown() { return g_off_tid < 0; }
+
 int tid_of(void* tp) {
   int tid;
   memcpy(&tid, static_cast<char*>(tp) + g_off_tid, sizeof tid);
@@ -303,6 +310,9 @@ int* cancelhandling_of(void* tp) { return reinterpret_cast<int*>(static_cast<cha
 
 namespace unblock {
 int current_thread_id() {
+  if (__builtin_expect(tls::g_off_tid_unknown(), 0) && !tls::init_identity()) {
+    return static_cast<int>(syscall(SYS_gettid));
+  }
   void* tp = tls::current_tp();
   int tid = tls::tid_of(tp);
   return tid ? tid : static_cast<int>(syscall(SYS_gettid));

@@ -30,6 +30,11 @@ namespace unblock::tls {
 // Discovers and verifies the layout. Bootstrap only. False: unsupported.
 bool init();
 
+// Finds just the thread-identity field (cheap; used by the preload
+// constructor so current_thread_id() is a plain load from the start).
+bool init_identity();
+bool g_off_tid_unknown();
+
 // Why init() failed (static string), for the log.
 const char* failure();
 

@@ -5,12 +5,16 @@
 // configuration and return. No thread, no ring, no symbol lookups happen
 // until the program creates its first thread (sched::ensure_started).
 #include "runtime/scheduler.h"
+#include "runtime/tls.h"
 #include "shim/config.h"
 #include "shim/log.h"
 
 namespace {
 
-__attribute__((constructor(101))) void unblock_load() { unblock::config::load(); }
+__attribute__((constructor(101))) void unblock_load() {
+  unblock::config::load();
+  unblock::tls::init_identity();
+}
 
 __attribute__((destructor)) void unblock_unload() { unblock::sched::write_stats(); }
 

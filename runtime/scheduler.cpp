@@ -692,6 +692,7 @@ bool ensure_started() {
   s = g_state.load(std::memory_order_acquire);
   if (s == kActive) return true;
   if (s == kUnavailable) return false;
+  config::resolve_defaults();
   const Config& cfg = config::get();
   auto give_up = [](const char* what, const char* why) {
     LOG_WARN("not starting the runtime (%s: %s); threads stay ordinary threads", what, why);

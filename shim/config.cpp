@@ -165,6 +165,11 @@ void load() {
     if (fd >= 0) log::set_fd(fd);
     else complain("UNBLOCK_LOG_FILE", g_config.log_file, strerror(errno));
   }
+  errno = saved_errno;
+}
+
+void resolve_defaults() {
+  int saved_errno = errno;
   if (g_config.workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     g_config.workers = n > 0 ? static_cast<int>(n < 1024 ? n : 1024) : 1;

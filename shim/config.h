@@ -27,7 +27,12 @@ struct Config {
 namespace config {
 
 // Parses the environment. Bootstrap only (single-threaded); may call getenv.
+// Cheap: every process that inherits LD_PRELOAD runs it.
 void load();
+
+// Fills the defaults that cost a system call or a file read (CPU count,
+// glibc's default stack size). Called when the runtime starts.
+void resolve_defaults();
 
 // The parsed configuration. Valid after load(); read-only afterwards.
 const Config& get();

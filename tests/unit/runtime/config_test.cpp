@@ -32,6 +32,7 @@ TEST(Config, BadValuesFallBackToDefaults) {
   setenv("UNBLOCK_STACK_SIZE", "12", 1);  // below the minimum
   setenv("UNBLOCK_LOG", "chatty", 1);
   unblock::config::load();
+  unblock::config::resolve_defaults();
   const auto& c = unblock::config::get();
   EXPECT_GE(c.workers, 1);
   EXPECT_GE(c.stack_size, 16u * 1024);

@@ -13,6 +13,7 @@ class Stacks : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     unblock::config::load();
+    unblock::config::resolve_defaults();
     ASSERT_TRUE(unblock::tls::init()) << unblock::tls::failure();
   }
 };

@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include <liburing.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -158,6 +159,71 @@ void Engine::arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) {
   else if (clock == CLOCK_BOOTTIME) flags |= IORING_TIMEOUT_BOOTTIME;
   io_uring_prep_timeout(s, &t->ts, 0, flags);
   set_data(s, t);
+}
+
+void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kernel_timespec* ts) {
+  io_uring_sqe* s = sqe();
+  switch (op.kind) {
+    case IoOp::kRead:
+      io_uring_prep_read(s, op.fd, op.addr, static_cast<unsigned>(op.len), op.off);
+      break;
+    case IoOp::kWrite:
+      io_uring_prep_write(s, op.fd, op.addr, static_cast<unsigned>(op.len), op.off);
+      break;
+    case IoOp::kReadv:
+      io_uring_prep_readv(s, op.fd, static_cast<const iovec*>(op.addr), static_cast<unsigned>(op.len), op.off);
+      break;
+    case IoOp::kWritev:
+      io_uring_prep_writev(s, op.fd, static_cast<const iovec*>(op.addr), static_cast<unsigned>(op.len), op.off);
+      break;
+    case IoOp::kRecv:
+      io_uring_prep_recv(s, op.fd, op.addr, op.len, static_cast<int>(op.flags));
+      break;
+    case IoOp::kSend:
+      io_uring_prep_send(s, op.fd, op.addr, op.len, static_cast<int>(op.flags));
+      break;
+    case IoOp::kRecvmsg:
+      io_uring_prep_recvmsg(s, op.fd, static_cast<msghdr*>(op.addr), op.flags);
+      break;
+    case IoOp::kSendmsg:
+      io_uring_prep_sendmsg(s, op.fd, static_cast<const msghdr*>(op.addr), op.flags);
+      break;
+    case IoOp::kAccept:
+      io_uring_prep_accept(s, op.fd, static_cast<sockaddr*>(op.addr), reinterpret_cast<socklen_t*>(op.off),
+                           static_cast<int>(op.flags));
+      break;
+    case IoOp::kConnect:
+      io_uring_prep_connect(s, op.fd, static_cast<const sockaddr*>(op.addr), static_cast<socklen_t>(op.len));
+      break;
+    case IoOp::kPollAdd:
+      io_uring_prep_poll_add(s, op.fd, static_cast<unsigned>(op.len));
+      break;
+    case IoOp::kOpenat:
+      io_uring_prep_openat(s, op.fd, static_cast<const char*>(op.addr), static_cast<int>(op.flags),
+                           static_cast<mode_t>(op.len));
+      break;
+    case IoOp::kFsync:
+      io_uring_prep_fsync(s, op.fd, op.flags);
+      break;
+    case IoOp::kClose:
+      io_uring_prep_close(s, op.fd);
+      break;
+  }
+  set_data(s, c);
+  if (timeout_ns > 0) {
+    s->flags |= IOSQE_IO_LINK;
+    ts->tv_sec = timeout_ns / 1000000000;
+    ts->tv_nsec = timeout_ns % 1000000000;
+    io_uring_sqe* t = sqe();
+    io_uring_prep_link_timeout(t, ts, 0);
+    io_uring_sqe_set_data64(t, kIgnore);
+  }
+}
+
+void Engine::cancel(Completion* c) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_cancel(s, c, 0);
+  io_uring_sqe_set_data64(s, kIgnore);
 }
 
 void Engine::cancel_timer(TimerOp* t) {

@@ -39,6 +39,21 @@ struct TimerOp : Completion {
   TimerOp* next_free = nullptr;
 };
 
+// One I/O operation, described without liburing types (hooks build these;
+// only engine.cpp turns them into SQEs).
+struct IoOp {
+  enum Kind : uint8_t {
+    kRead, kWrite, kReadv, kWritev, kRecv, kSend, kRecvmsg, kSendmsg, kAccept, kConnect,
+    kPollAdd, kOpenat, kFsync, kClose,
+  };
+  Kind kind;
+  int fd = -1;
+  void* addr = nullptr;      // buffer, iovec array, msghdr, sockaddr, path
+  uint64_t len = 0;          // bytes, iovec count, or socklen / poll mask / mode
+  uint64_t off = 0;          // file offset (-1: current position), or accept's socklen_t*
+  uint32_t flags = 0;        // MSG_*, accept4 flags, open flags, fsync flags
+};
+
 class Engine {
  public:
   // False if io_uring cannot be used here (ENOSYS, EPERM from seccomp or
@@ -72,6 +87,13 @@ class Engine {
 
   // Prepares a completion that the op will report to (sets user_data).
   static void set_data(io_uring_sqe* sqe, Completion* c);
+
+  // Queues `op` reporting to `c`; with timeout_ns > 0 a linked timeout
+  // (IORING_OP_LINK_TIMEOUT, relative, kept in *ts until submission) cancels
+  // it with -ECANCELED when it expires.
+  void submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kernel_timespec* ts);
+  // Asks the kernel to cancel the operation reporting to `c`.
+  void cancel(Completion* c);
 
  private:
   void arm_eventfd();

@@ -1,0 +1,349 @@
+// File-descriptor I/O hooks: read/write and their vector, positioned, 64 and
+// _FORTIFY_SOURCE forms; open/openat/creat and theirs; close, fsync,
+// fdatasync; the calls that change what the runtime knows about an fd
+// (fcntl, ioctl FIONBIO, dup2/dup3, pipe/pipe2, fclose).
+//
+// Regular files go through the ring too (io_uring runs buffered reads and
+// writes in its own workers, so the carrier never sleeps on the disk).
+// Writes to pipes and character devices are left to the kernel: io_uring
+// would raise their SIGPIPE on the wrong thread; if such a write blocks for
+// long, the monitor hands the worker off.
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "hooks/io_common.h"
+#include "runtime/signals.h"
+
+using namespace unblock;
+using hooks::Dir;
+using hooks::finish;
+
+extern "C" void __chk_fail(void) __attribute__((noreturn));
+extern "C" void __fortify_fail(const char*) __attribute__((noreturn));
+
+namespace {
+
+constexpr uint64_t kCurrentPosition = static_cast<uint64_t>(-1);
+
+// Read-like operations: the ring when the call would block for real.
+ssize_t read_op(int fd, IoOp op, ssize_t (*fallback)(const IoOp&)) {
+  Fiber* f = hooks::fiber_for_call();
+  if (!f) return fallback(op);
+  fds::Info info = fds::lookup(fd);
+  if (!info.valid || info.nonblock) return fallback(op);
+  if (info.socket && op.kind == IoOp::kRead) {
+    op.kind = IoOp::kRecv;  // read() on a socket is recv(0)
+    op.flags = 0;
+  }
+  return finish(hooks::run_blocking(f, info, op, Dir::kIn));
+}
+
+ssize_t real_read(const IoOp& op) {
+  return op.off == kCurrentPosition ? real::read(op.fd, op.addr, op.len)
+                                    : real::pread64(op.fd, op.addr, op.len, static_cast<off64_t>(op.off));
+}
+
+ssize_t real_readv(const IoOp& op) {
+  auto* v = static_cast<const iovec*>(op.addr);
+  return op.off == kCurrentPosition ? real::readv(op.fd, v, static_cast<int>(op.len))
+                                    : real::preadv64(op.fd, v, static_cast<int>(op.len), static_cast<off64_t>(op.off));
+}
+
+ssize_t do_read(int fd, void* buf, size_t n, uint64_t off) {
+  IoOp op{};
+  op.kind = IoOp::kRead;
+  op.fd = fd;
+  op.addr = buf;
+  op.len = n;
+  op.off = off;
+  return read_op(fd, op, real_read);
+}
+
+ssize_t do_readv(int fd, const iovec* v, int n, uint64_t off) {
+  IoOp op{};
+  op.kind = IoOp::kReadv;
+  op.fd = fd;
+  op.addr = const_cast<iovec*>(v);
+  op.len = static_cast<uint64_t>(n);
+  op.off = off;
+  if (n < 0 || n > IOV_MAX) return real_readv(op);
+  return read_op(fd, op, real_readv);
+}
+
+ssize_t do_write(int fd, const void* buf, size_t n, uint64_t off) {
+  Fiber* f = hooks::fiber_for_call();
+  fds::Info info;
+  if (f) info = fds::lookup(fd);
+  if (!f || !info.valid || info.nonblock || (info.kind != fds::Kind::kSocket && info.kind != fds::Kind::kRegular)) {
+    return off == kCurrentPosition ? real::write(fd, buf, n) : real::pwrite64(fd, buf, n, static_cast<off64_t>(off));
+  }
+  if (info.kind == fds::Kind::kSocket) return finish(hooks::write_all(f, info, fd, buf, n, 0, true));
+  IoOp op{};
+  op.kind = IoOp::kWrite;
+  op.fd = fd;
+  op.addr = const_cast<void*>(buf);
+  op.len = n;
+  op.off = off;
+  return finish(hooks::run_blocking(f, info, op, Dir::kOut));
+}
+
+ssize_t do_writev(int fd, const iovec* v, int n, uint64_t off) {
+  Fiber* f = hooks::fiber_for_call();
+  fds::Info info;
+  if (f && n >= 0 && n <= IOV_MAX) info = fds::lookup(fd);
+  if (!f || !info.valid || info.nonblock || (info.kind != fds::Kind::kSocket && info.kind != fds::Kind::kRegular)) {
+    return off == kCurrentPosition ? real::writev(fd, v, n) : real::pwritev64(fd, v, n, static_cast<off64_t>(off));
+  }
+  IoOp op{};
+  op.kind = IoOp::kWritev;
+  op.fd = fd;
+  op.addr = const_cast<iovec*>(v);
+  op.len = static_cast<uint64_t>(n);
+  op.off = off;
+  long r = hooks::run_blocking(f, info, op, Dir::kOut);
+  if (info.kind != fds::Kind::kSocket || r < 0) {
+    if (r == -EPIPE) hooks::raise_sigpipe();
+    return finish(r);
+  }
+  // A blocking socket write sends everything: finish the rest piece by piece.
+  size_t total = 0;
+  for (int i = 0; i < n; ++i) total += v[i].iov_len;
+  size_t done = static_cast<size_t>(r);
+  for (int i = 0; i < n && done < total; ++i) {
+    size_t skip = 0;
+    for (int j = 0; j < i; ++j) skip += v[j].iov_len;
+    if (skip + v[i].iov_len <= done) continue;
+    size_t from = done - skip;
+    long w = hooks::write_all(f, info, fd, static_cast<char*>(v[i].iov_base) + from, v[i].iov_len - from, 0, true);
+    if (w <= 0) break;
+    done += static_cast<size_t>(w);
+    if (static_cast<size_t>(w) < v[i].iov_len - from) break;  // cut short: timeout or signal
+  }
+  return static_cast<ssize_t>(done);
+}
+
+int do_openat(int dirfd, const char* path, int flags, mode_t mode) {
+  Fiber* f = hooks::fiber_for_call();
+  int r;
+  if (!f) {
+    r = static_cast<int>(syscall(SYS_openat, dirfd, path, flags, mode));
+    if (r < 0) return hooks::fail(errno);
+  } else {
+    // Opening a FIFO waits for its other end, and network file systems can
+    // take their time: both wait in io_uring, not on the carrier.
+    IoOp op{};
+    op.kind = IoOp::kOpenat;
+    op.fd = dirfd;
+    op.addr = const_cast<char*>(path);
+    op.flags = static_cast<uint32_t>(flags);
+    op.len = mode;
+    bool interrupted = false;
+    r = io::run(f, op, 0, true, &interrupted);
+    if (interrupted) signals::run_pending(f);
+    if (r < 0) return hooks::fail(-r);
+  }
+  fds::forget(r);  // learnt on first use
+  return r;
+}
+
+bool needs_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
+
+}  // namespace
+
+UNBLOCK_HOOK ssize_t read(int fd, void* buf, size_t n) { return do_read(fd, buf, n, kCurrentPosition); }
+UNBLOCK_HOOK ssize_t write(int fd, const void* buf, size_t n) { return do_write(fd, buf, n, kCurrentPosition); }
+UNBLOCK_HOOK ssize_t readv(int fd, const struct iovec* v, int n) { return do_readv(fd, v, n, kCurrentPosition); }
+UNBLOCK_HOOK ssize_t writev(int fd, const struct iovec* v, int n) { return do_writev(fd, v, n, kCurrentPosition); }
+
+UNBLOCK_HOOK ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
+  if (off < 0) return real::pread64(fd, buf, n, off);  // EINVAL from the kernel
+  return do_read(fd, buf, n, static_cast<uint64_t>(off));
+}
+UNBLOCK_HOOK ssize_t pread(int fd, void* buf, size_t n, off_t off) { return pread64(fd, buf, n, off); }
+UNBLOCK_HOOK ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
+  if (off < 0) return real::pwrite64(fd, buf, n, off);
+  return do_write(fd, buf, n, static_cast<uint64_t>(off));
+}
+UNBLOCK_HOOK ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) { return pwrite64(fd, buf, n, off); }
+UNBLOCK_HOOK ssize_t preadv64(int fd, const struct iovec* v, int n, off64_t off) {
+  if (off < 0) return real::preadv64(fd, v, n, off);
+  return do_readv(fd, v, n, static_cast<uint64_t>(off));
+}
+UNBLOCK_HOOK ssize_t preadv(int fd, const struct iovec* v, int n, off_t off) { return preadv64(fd, v, n, off); }
+UNBLOCK_HOOK ssize_t pwritev64(int fd, const struct iovec* v, int n, off64_t off) {
+  if (off < 0) return real::pwritev64(fd, v, n, off);
+  return do_writev(fd, v, n, static_cast<uint64_t>(off));
+}
+UNBLOCK_HOOK ssize_t pwritev(int fd, const struct iovec* v, int n, off_t off) { return pwritev64(fd, v, n, off); }
+
+// _FORTIFY_SOURCE entry points: the same checks glibc makes, then the call.
+UNBLOCK_HOOK ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+  if (n > buflen) __chk_fail();
+  return read(fd, buf, n);
+}
+UNBLOCK_HOOK ssize_t __pread_chk(int fd, void* buf, size_t n, off_t off, size_t buflen) {
+  if (n > buflen) __chk_fail();
+  return pread64(fd, buf, n, off);
+}
+UNBLOCK_HOOK ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, size_t buflen) {
+  if (n > buflen) __chk_fail();
+  return pread64(fd, buf, n, off);
+}
+
+UNBLOCK_HOOK int close(int fd) {
+  // The kernel keeps a file referenced by an in-flight operation alive, so a
+  // fiber blocked on fd is not woken by close (as with a thread blocked in
+  // read(2)); shutdown(2) wakes it.
+  fds::forget(fd);
+  return real::close(fd);
+}
+
+UNBLOCK_HOOK int fclose(FILE* stream) {
+  if (stream) {
+    int fd = fileno(stream);
+    if (fd >= 0) fds::forget(fd);
+  }
+  return real::fclose(stream);
+}
+
+UNBLOCK_HOOK int dup2(int oldfd, int newfd) {
+  int r = real::dup2(oldfd, newfd);
+  if (r >= 0 && oldfd != newfd) {
+    fds::forget(newfd);
+    fds::mark_shared(oldfd);
+    fds::mark_shared(newfd);
+  }
+  return r;
+}
+
+UNBLOCK_HOOK int dup3(int oldfd, int newfd, int flags) {
+  int r = real::dup3(oldfd, newfd, flags);
+  if (r >= 0) {
+    fds::forget(newfd);
+    fds::mark_shared(oldfd);
+    fds::mark_shared(newfd);
+  }
+  return r;
+}
+
+namespace {
+int track_fcntl(int fd, int cmd, unsigned long arg, int r) {
+  if (r < 0) return r;
+  switch (cmd) {
+    case F_SETFL:
+      fds::set_nonblock(fd, arg & O_NONBLOCK);
+      break;
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+      fds::forget(r);
+      fds::mark_shared(fd);
+      fds::mark_shared(r);
+      break;
+    default:
+      break;
+  }
+  return r;
+}
+}  // namespace
+
+UNBLOCK_HOOK int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  return track_fcntl(fd, cmd, arg, real::fcntl(fd, cmd, arg));
+}
+
+UNBLOCK_HOOK int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
+
+UNBLOCK_HOOK int ioctl(int fd, unsigned long req, ...) {
+  va_list ap;
+  va_start(ap, req);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  int r = real::ioctl(fd, req, arg);
+  if (r == 0 && req == FIONBIO && arg) fds::set_nonblock(fd, *reinterpret_cast<const int*>(arg) != 0);
+  return r;
+}
+
+UNBLOCK_HOOK int pipe2(int p[2], int flags) {
+  int r = real::pipe2(p, flags);
+  if (r == 0) {
+    fds::created(p[0], flags & O_NONBLOCK, fds::Kind::kPipe);
+    fds::created(p[1], flags & O_NONBLOCK, fds::Kind::kPipe);
+  }
+  return r;
+}
+
+UNBLOCK_HOOK int pipe(int p[2]) { return pipe2(p, 0); }
+
+UNBLOCK_HOOK int fsync(int fd) {
+  Fiber* f = hooks::fiber_for_call();
+  if (!f) return real::fsync(fd);
+  fds::Info info = fds::lookup(fd);
+  if (!info.valid) return real::fsync(fd);
+  IoOp op{};
+  op.kind = IoOp::kFsync;
+  op.fd = fd;
+  int r = io::run(f, op, 0, false, nullptr);
+  return r < 0 ? hooks::fail(-r) : 0;
+}
+
+UNBLOCK_HOOK int fdatasync(int fd) {
+  Fiber* f = hooks::fiber_for_call();
+  if (!f) return real::fdatasync(fd);
+  fds::Info info = fds::lookup(fd);
+  if (!info.valid) return real::fdatasync(fd);
+  IoOp op{};
+  op.kind = IoOp::kFsync;
+  op.fd = fd;
+  op.flags = 1;  // IORING_FSYNC_DATASYNC
+  int r = io::run(f, op, 0, false, nullptr);
+  return r < 0 ? hooks::fail(-r) : 0;
+}
+
+UNBLOCK_HOOK int openat(int dirfd, const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (needs_mode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  return do_openat(dirfd, path, flags, mode);
+}
+UNBLOCK_HOOK int openat64(int dirfd, const char* path, int flags, ...) __attribute__((alias("openat")));
+
+UNBLOCK_HOOK int open(const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (needs_mode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  return do_openat(AT_FDCWD, path, flags, mode);
+}
+UNBLOCK_HOOK int open64(const char* path, int flags, ...) __attribute__((alias("open")));
+
+UNBLOCK_HOOK int creat(const char* path, mode_t mode) {
+  return do_openat(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+UNBLOCK_HOOK int creat64(const char* path, mode_t mode) __attribute__((alias("creat")));
+
+// Fortified open: O_CREAT/O_TMPFILE without a mode is a bug glibc stops.
+UNBLOCK_HOOK int __open_2(const char* path, int flags) {
+  if (needs_mode(flags)) __fortify_fail("invalid open call: O_CREAT or O_TMPFILE without mode");
+  return do_openat(AT_FDCWD, path, flags, 0);
+}
+UNBLOCK_HOOK int __open64_2(const char* path, int flags) __attribute__((alias("__open_2")));
+UNBLOCK_HOOK int __openat_2(int dirfd, const char* path, int flags) {
+  if (needs_mode(flags)) __fortify_fail("invalid openat call: O_CREAT or O_TMPFILE without mode");
+  return do_openat(dirfd, path, flags, 0);
+}
+UNBLOCK_HOOK int __openat64_2(int dirfd, const char* path, int flags) __attribute__((alias("__openat_2")));

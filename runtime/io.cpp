@@ -1,0 +1,50 @@
+#include "runtime/io.h"
+
+#include <cerrno>
+
+#include "runtime/fiber.h"
+#include "runtime/scheduler.h"
+
+namespace unblock::io {
+namespace {
+
+struct Waiter : Completion {
+  Fiber* fiber = nullptr;
+  int res = 0;
+  std::atomic<bool> done{false};
+  __kernel_timespec ts{};
+};
+
+void on_done(Completion* c, int res, uint32_t) {
+  auto* w = static_cast<Waiter*>(c);
+  w->res = res;
+  // Pairs with the fiber's acquire load of done.
+  w->done.store(true, std::memory_order_release);
+  w->fiber->parker.unpark();
+}
+
+}  // namespace
+
+int run(Fiber* f, const IoOp& op, int64_t timeout_ns, bool interruptible, bool* interrupted) {
+  Waiter w;
+  w.fiber = f;
+  w.on_complete = on_done;
+  Worker* worker = sched::enter(f);
+  worker->engine.submit_op(op, &w, timeout_ns, &w.ts);
+  bool cancelled = false;
+  while (!w.done.load(std::memory_order_acquire)) {
+    ParkResult r = f->parker.park(Deadline::never(), WaitReason::kIo, interruptible && !cancelled);
+    if (r == ParkResult::kInterrupted && !cancelled) {
+      // We are still inside the runtime on the carrier driving `worker`, the
+      // ring the operation was queued on.
+      f->carrier->worker->engine.cancel(&w);
+      cancelled = true;
+      if (interrupted) *interrupted = true;
+    }
+  }
+  sched::leave(f);
+  if (cancelled && w.res == -ECANCELED) return -EINTR;
+  return w.res;
+}
+
+}  // namespace unblock::io

@@ -684,6 +684,16 @@ bool hand_off(Worker* w, uint64_t seen) {
   return true;
 }
 
+void begin_blocking(Fiber* f) {
+  Carrier* c = f->carrier;
+  Worker* w = c->worker;
+  if (!w || f->runtime_depth != 0) return;
+  bool others = w->run_count.load(std::memory_order_relaxed) > 0 ||
+                w->inbox_count.load(std::memory_order_relaxed) > 0 || w->engine.inflight() > 1;
+  if (!others) return;  // nobody to keep waiting; the monitor still watches
+  hand_off(w, tag(c) | Worker::kUserBit);
+}
+
 bool ensure_started() {
   int s = g_state.load(std::memory_order_acquire);
   if (s == kActive) return true;

@@ -145,6 +145,13 @@ void write_stats();
 // in the program's code by the owner in `seen`. Monitor thread only.
 bool hand_off(Worker* w, uint64_t seen);
 
+// Before a call that may sleep in the kernel outside the runtime's view
+// (the resolver, waitpid, flock...): if the fiber's worker has other work,
+// hand it to another carrier now instead of after UNBLOCK_HANDOFF_US. The
+// fiber keeps this OS thread for the call and rejoins a worker at its next
+// runtime entry. Fiber, outside the runtime (not between enter/leave).
+void begin_blocking(Fiber* f);
+
 // fork() support: the child passes everything through.
 void forget_after_fork();
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <netdb.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>

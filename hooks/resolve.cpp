@@ -1,0 +1,63 @@
+// Name resolution: getaddrinfo, getnameinfo, gethostbyname*, gethostbyaddr*.
+//
+// glibc's resolver talks to DNS with libc-internal socket calls the library
+// cannot interpose, so a lookup would hold its carrier while other fibers
+// wait. Before calling the real function, a fiber hands its worker to another
+// carrier (sched::begin_blocking) if anything else is waiting; the lookup
+// then blocks only this OS thread, and the fiber rejoins a worker afterwards.
+#include <netdb.h>
+
+#include "hooks/hook.h"
+
+using namespace unblock;
+
+namespace {
+inline void before_lookup() {
+  if (Fiber* f = hooks::fiber_for_call()) sched::begin_blocking(f);
+}
+}  // namespace
+
+UNBLOCK_HOOK int getaddrinfo(const char* node, const char* service, const struct addrinfo* hints,
+                             struct addrinfo** res) {
+  before_lookup();
+  return real::getaddrinfo(node, service, hints, res);
+}
+
+UNBLOCK_HOOK int getnameinfo(const struct sockaddr* addr, socklen_t len, char* host, socklen_t hostlen, char* serv,
+                             socklen_t servlen, int flags) {
+  before_lookup();
+  return real::getnameinfo(addr, len, host, hostlen, serv, servlen, flags);
+}
+
+UNBLOCK_HOOK struct hostent* gethostbyname(const char* name) {
+  before_lookup();
+  return real::gethostbyname(name);
+}
+
+UNBLOCK_HOOK struct hostent* gethostbyname2(const char* name, int af) {
+  before_lookup();
+  return real::gethostbyname2(name, af);
+}
+
+UNBLOCK_HOOK int gethostbyname_r(const char* name, struct hostent* ret, char* buf, size_t buflen,
+                                 struct hostent** result, int* h_errnop) {
+  before_lookup();
+  return real::gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+}
+
+UNBLOCK_HOOK int gethostbyname2_r(const char* name, int af, struct hostent* ret, char* buf, size_t buflen,
+                                  struct hostent** result, int* h_errnop) {
+  before_lookup();
+  return real::gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+}
+
+UNBLOCK_HOOK struct hostent* gethostbyaddr(const void* addr, socklen_t len, int type) {
+  before_lookup();
+  return real::gethostbyaddr(addr, len, type);
+}
+
+UNBLOCK_HOOK int gethostbyaddr_r(const void* addr, socklen_t len, int type, struct hostent* ret, char* buf,
+                                 size_t buflen, struct hostent** result, int* h_errnop) {
+  before_lookup();
+  return real::gethostbyaddr_r(addr, len, type, ret, buf, buflen, result, h_errnop);
+}

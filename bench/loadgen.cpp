@@ -1,0 +1,376 @@
+// loadgen: a closed-loop TCP echo load generator on io_uring.
+//
+// Each of C connections sends a message of S bytes, waits for the whole echo,
+// checks it byte for byte, and sends the next (closed loop, like
+// rust_echo_bench). One thread, one ring: on loopback the client pays the
+// receiver's TCP path, and an epoll client caps near 110k msg/s here, so the
+// generator uses io_uring to stay out of the way. It prints its own CPU share
+// so a reader can see it was not the bottleneck.
+//
+// Modes:
+//   echo  (default) run for --duration seconds after --warmup seconds;
+//         or --messages N per connection, then stop.
+//   hold  open C connections, echo one message on each (verified), keep them
+//         open --duration seconds, then echo once more on each and close.
+//
+// Connections can be spread over several source addresses (--sources
+// 127.0.0.2,127.0.0.3) when one address's ephemeral ports would run out.
+// Output: one human line and, with --json, one JSON object on stdout.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Options {
+  std::string addr = "127.0.0.1";
+  int port = 7000;
+  int conns = 100;
+  size_t size = 64;
+  double duration = 5;
+  double warmup = 1;
+  long messages = 0;  // per connection; 0: run by time
+  bool hold = false;
+  bool json = false;
+  int connect_batch = 512;
+  double connect_timeout = 60;
+  std::vector<std::string> sources;
+};
+
+enum Phase { kConnecting, kSending, kReceiving, kIdle, kDone, kFailed };
+
+struct Conn {
+  int fd = -1;
+  Phase phase = kConnecting;
+  size_t sent = 0, got = 0;
+  uint64_t seq = 0;
+  long done_msgs = 0;
+  double started = 0;
+  std::vector<char> out, in;
+};
+
+double now() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+double cpu_seconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+}
+
+void fill(Conn& c, int id) {
+  for (size_t i = 0; i < c.out.size(); ++i) c.out[i] = static_cast<char>((id * 131 + c.seq * 17 + i) & 0xff);
+}
+
+[[noreturn]] void usage() {
+  fprintf(stderr,
+          "usage: loadgen [--addr A] [--port P] [--conns C] [--size S] [--duration SEC] [--warmup SEC]\n"
+          "               [--messages N] [--hold] [--sources A,B,...] [--connect-batch N] [--json]\n");
+  exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto val = [&]() -> const char* {
+      if (i + 1 >= argc) usage();
+      return argv[++i];
+    };
+    if (a == "--addr") o.addr = val();
+    else if (a == "--port") o.port = atoi(val());
+    else if (a == "--conns") o.conns = atoi(val());
+    else if (a == "--size") o.size = strtoul(val(), nullptr, 10);
+    else if (a == "--duration") o.duration = atof(val());
+    else if (a == "--warmup") o.warmup = atof(val());
+    else if (a == "--messages") o.messages = atol(val());
+    else if (a == "--hold") o.hold = true;
+    else if (a == "--json") o.json = true;
+    else if (a == "--connect-batch") o.connect_batch = atoi(val());
+    else if (a == "--connect-timeout") o.connect_timeout = atof(val());
+    else if (a == "--sources") {
+      std::string s = val();
+      size_t p = 0;
+      while (p <= s.size()) {
+        size_t q = s.find(',', p);
+        if (q == std::string::npos) q = s.size();
+        if (q > p) o.sources.push_back(s.substr(p, q - p));
+        p = q + 1;
+      }
+    } else usage();
+  }
+  if (o.conns < 1 || o.size < 1 || o.port <= 0) usage();
+  return o;
+}
+
+// user_data: connection index << 2 | operation.
+enum Op : uint64_t { kOpConnect = 0, kOpSend = 1, kOpRecv = 2 };
+
+struct Run {
+  Options o;
+  io_uring ring{};
+  std::vector<Conn> conns;
+  std::vector<sockaddr_in> sources;
+  sockaddr_in target{};
+  long connected = 0, connect_failed = 0, errors = 0, verify_failed = 0;
+  long measured_msgs = 0;
+  std::vector<float> latencies_us;
+  bool measuring = false;
+  bool stopping = false;
+  int active = 0;  // connections with an operation in flight
+
+  void submit_connect(int i) {
+    Conn& c = conns[i];
+    c.fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c.fd < 0) {
+      c.phase = kFailed;
+      ++connect_failed;
+      return;
+    }
+    int one = 1;
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!sources.empty()) {
+      sockaddr_in& s = sources[i % sources.size()];
+      bind(c.fd, reinterpret_cast<sockaddr*>(&s), sizeof s);
+    }
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_connect(sqe, c.fd, reinterpret_cast<sockaddr*>(&target), sizeof target);
+    io_uring_sqe_set_data64(sqe, static_cast<uint64_t>(i) << 2 | kOpConnect);
+    ++active;
+  }
+
+  io_uring_sqe* get_sqe() {
+    io_uring_sqe* s;
+    while (!(s = io_uring_get_sqe(&ring))) io_uring_submit(&ring);
+    return s;
+  }
+
+  void submit_send(int i) {
+    Conn& c = conns[i];
+    if (c.sent == 0) {
+      fill(c, i);
+      c.started = now();
+    }
+    io_uring_sqe* s = get_sqe();
+    io_uring_prep_send(s, c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(s, static_cast<uint64_t>(i) << 2 | kOpSend);
+    c.phase = kSending;
+    ++active;
+  }
+
+  void submit_recv(int i) {
+    Conn& c = conns[i];
+    io_uring_sqe* s = get_sqe();
+    io_uring_prep_recv(s, c.fd, c.in.data() + c.got, c.in.size() - c.got, 0);
+    io_uring_sqe_set_data64(s, static_cast<uint64_t>(i) << 2 | kOpRecv);
+    c.phase = kReceiving;
+    ++active;
+  }
+
+  void fail(int i) {
+    Conn& c = conns[i];
+    if (c.phase != kFailed) ++errors;
+    c.phase = kFailed;
+  }
+
+  // Called when a whole message came back; decides what the connection does next.
+  void message_done(int i, bool another) {
+    Conn& c = conns[i];
+    if (memcmp(c.in.data(), c.out.data(), c.out.size()) != 0) ++verify_failed;
+    if (measuring) {
+      ++measured_msgs;
+      latencies_us.push_back(static_cast<float>((now() - c.started) * 1e6));
+    }
+    ++c.done_msgs;
+    ++c.seq;
+    c.sent = c.got = 0;
+    if (another && !stopping) submit_send(i);
+    else c.phase = kIdle;
+  }
+
+  bool wants_more(const Conn& c) const {
+    if (o.hold) return false;
+    if (o.messages) return c.done_msgs + 1 < o.messages;
+    return true;
+  }
+
+  void handle(io_uring_cqe* cqe) {
+    int i = static_cast<int>(cqe->user_data >> 2);
+    Op op = static_cast<Op>(cqe->user_data & 3);
+    int res = cqe->res;
+    Conn& c = conns[i];
+    --active;
+    switch (op) {
+      case kOpConnect:
+        if (res < 0) {
+          c.phase = kFailed;
+          ++connect_failed;
+          close(c.fd);
+          c.fd = -1;
+          return;
+        }
+        ++connected;
+        submit_send(i);
+        return;
+      case kOpSend:
+        if (res <= 0) return fail(i);
+        c.sent += static_cast<size_t>(res);
+        if (c.sent < c.out.size()) submit_send(i);
+        else submit_recv(i);
+        return;
+      case kOpRecv:
+        if (res <= 0) return fail(i);
+        c.got += static_cast<size_t>(res);
+        if (c.got < c.in.size()) submit_recv(i);
+        else message_done(i, wants_more(c));
+        return;
+    }
+  }
+
+  void pump(double until) {
+    while (active > 0 && now() < until) {
+      io_uring_submit(&ring);
+      __kernel_timespec ts{0, 100 * 1000 * 1000};
+      io_uring_cqe* cqe;
+      int r = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+      if (r < 0 && r != -ETIME && r != -EINTR) break;
+      unsigned head, n = 0;
+      io_uring_for_each_cqe(&ring, head, cqe) {
+        handle(cqe);
+        ++n;
+      }
+      io_uring_cq_advance(&ring, n);
+    }
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  Run run;
+  run.o = parse(argc, argv);
+  const Options& o = run.o;
+  rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < static_cast<rlim_t>(o.conns) + 64) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, static_cast<rlim_t>(o.conns) + 64);
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  run.target.sin_family = AF_INET;
+  run.target.sin_port = htons(static_cast<uint16_t>(o.port));
+  if (inet_pton(AF_INET, o.addr.c_str(), &run.target.sin_addr) != 1) usage();
+  for (const std::string& s : o.sources) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    if (inet_pton(AF_INET, s.c_str(), &a.sin_addr) != 1) usage();
+    run.sources.push_back(a);
+  }
+  io_uring_params p{};
+  p.flags = IORING_SETUP_CQSIZE;
+  p.cq_entries = static_cast<unsigned>(std::max(4096, o.conns * 2));
+  if (io_uring_queue_init_params(4096, &run.ring, &p) < 0) {
+    perror("io_uring");
+    return 1;
+  }
+  run.conns.resize(o.conns);
+  for (Conn& c : run.conns) {
+    c.out.resize(o.size);
+    c.in.resize(o.size);
+  }
+  double cpu0 = cpu_seconds();
+  double t0 = now();
+  // Connect in batches: the listen backlog is bounded (somaxconn).
+  double connect_deadline = t0 + o.connect_timeout;
+  for (int i = 0; i < o.conns; i += o.connect_batch) {
+    int end = std::min(o.conns, i + o.connect_batch);
+    for (int j = i; j < end; ++j) run.submit_connect(j);
+    // Wait until this batch has connected (and echoed its first message) or failed.
+    while (now() < connect_deadline) {
+      run.pump(now() + 0.05);
+      long settled = 0;
+      for (int j = i; j < end; ++j) settled += run.conns[j].phase != kConnecting;
+      if (settled == end - i) break;
+    }
+  }
+  double connect_secs = now() - t0;
+  long msgs = 0;
+  double elapsed = 0;
+  if (o.hold) {
+    // Every connection echoed once; hold them, then echo once more on each.
+    run.pump(now() + 30);
+    double hold_until = now() + o.duration;
+    while (now() < hold_until) usleep(50000);
+    for (int i = 0; i < o.conns; ++i) {
+      if (run.conns[i].phase == kIdle) run.submit_send(i);
+    }
+    run.measuring = true;
+    double h0 = now();
+    run.pump(now() + 60);
+    elapsed = now() - h0;
+    msgs = run.measured_msgs;
+  } else if (o.messages) {
+    run.measuring = true;
+    double m0 = now();
+    run.pump(now() + 3600);
+    elapsed = now() - m0;
+    msgs = 0;
+    for (const Conn& c : run.conns) msgs += c.done_msgs;
+  } else {
+    run.pump(now() + o.warmup);
+    run.measuring = true;
+    double m0 = now();
+    run.pump(m0 + o.duration);
+    elapsed = now() - m0;
+    run.stopping = true;
+    run.measuring = false;
+    run.pump(now() + 5);
+    msgs = run.measured_msgs;
+  }
+  double cpu = cpu_seconds() - cpu0;
+  double wall = now() - t0;
+  long verified_ok = 0, failed_conns = 0;
+  for (const Conn& c : run.conns) {
+    if (c.phase == kFailed) ++failed_conns;
+    else if (c.done_msgs > 0) ++verified_ok;
+  }
+  std::vector<float>& l = run.latencies_us;
+  std::sort(l.begin(), l.end());
+  auto pct = [&](double q) { return l.empty() ? 0.0 : l[std::min(l.size() - 1, static_cast<size_t>(q * l.size()))]; };
+  double rate = elapsed > 0 ? msgs / elapsed : 0;
+  printf("conns %d connected %ld connect_failed %ld errors %ld verify_failed %ld msgs %ld rate %.0f msg/s "
+         "p50 %.0f us p99 %.0f us p999 %.0f us connect %.2f s loadgen_cpu %.0f%%\n",
+         o.conns, run.connected, run.connect_failed, run.errors, run.verify_failed, msgs, rate, pct(0.5), pct(0.99),
+         pct(0.999), connect_secs, wall > 0 ? 100.0 * cpu / wall : 0);
+  if (o.json) {
+    printf("{\"conns\": %d, \"connected\": %ld, \"connect_failed\": %ld, \"errors\": %ld, \"verify_failed\": %ld, "
+           "\"messages\": %ld, \"rate\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
+           "\"connect_seconds\": %.3f, \"loadgen_cpu_share\": %.3f, \"conns_ok\": %ld}\n",
+           o.conns, run.connected, run.connect_failed, run.errors, run.verify_failed, msgs, rate, pct(0.5),
+           pct(0.99), pct(0.999), connect_secs, wall > 0 ? cpu / wall : 0, verified_ok);
+  }
+  for (Conn& c : run.conns) {
+    if (c.fd >= 0) close(c.fd);
+  }
+  io_uring_queue_exit(&run.ring);
+  bool ok = run.verify_failed == 0 && run.errors == 0 && run.connect_failed == 0;
+  return ok ? 0 : 1;
+}

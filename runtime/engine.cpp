@@ -208,6 +208,10 @@ void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kern
     case IoOp::kClose:
       io_uring_prep_close(s, op.fd);
       break;
+    case IoOp::kSplice:
+      io_uring_prep_splice(s, op.fd_in, op.off_in, op.fd, static_cast<int64_t>(op.off),
+                           static_cast<unsigned>(op.len), op.flags);
+      break;
   }
   set_data(s, c);
   if (timeout_ns > 0) {

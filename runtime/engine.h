@@ -44,14 +44,16 @@ struct TimerOp : Completion {
 struct IoOp {
   enum Kind : uint8_t {
     kRead, kWrite, kReadv, kWritev, kRecv, kSend, kRecvmsg, kSendmsg, kAccept, kConnect,
-    kPollAdd, kOpenat, kFsync, kClose,
+    kPollAdd, kOpenat, kFsync, kClose, kSplice,
   };
   Kind kind;
   int fd = -1;
   void* addr = nullptr;      // buffer, iovec array, msghdr, sockaddr, path
   uint64_t len = 0;          // bytes, iovec count, or socklen / poll mask / mode
   uint64_t off = 0;          // file offset (-1: current position), or accept's socklen_t*
-  uint32_t flags = 0;        // MSG_*, accept4 flags, open flags, fsync flags
+  uint32_t flags = 0;        // MSG_*, accept4 flags, open flags, fsync flags, SPLICE_F_*
+  int fd_in = -1;            // splice: source fd and offset (-1: current position / pipe)
+  int64_t off_in = -1;
 };
 
 class Engine {

@@ -39,6 +39,7 @@ TEST(Parker, EveryUnparkWakesUnderContention) {
   std::vector<Parker*> parkers(kThreads);
   std::atomic<int> ready{0};
   std::atomic<int> token{0};
+  std::atomic<int> finished{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
@@ -50,6 +51,9 @@ TEST(Parker, EveryUnparkWakesUnderContention) {
         token.fetch_add(1, std::memory_order_acq_rel);
         parkers[(i + 1) % kThreads]->unpark();
       }
+      // A parker lives in its thread's TLS: stay until nobody can unpark it.
+      finished.fetch_add(1);
+      while (finished.load() < kThreads) std::this_thread::yield();
     });
   }
   for (auto& t : threads) t.join();

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "hooks/fault.h"
 #include "hooks/io_common.h"
 #include "runtime/signals.h"
 
@@ -55,6 +56,9 @@ ssize_t real_readv(const IoOp& op) {
 }
 
 ssize_t do_read(int fd, void* buf, size_t n, uint64_t off) {
+  const fault::Op point = off == kCurrentPosition ? fault::Op::kRead : fault::Op::kPread;
+  if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
+    return hooks::fault_io(point, fd, buf, n, 0, [&](void* b, size_t m) { return do_read(fd, b, m, off); });
   IoOp op{};
   op.kind = IoOp::kRead;
   op.fd = fd;
@@ -65,6 +69,9 @@ ssize_t do_read(int fd, void* buf, size_t n, uint64_t off) {
 }
 
 ssize_t do_readv(int fd, const iovec* v, int n, uint64_t off) {
+  const fault::Op point = off == kCurrentPosition ? fault::Op::kReadv : fault::Op::kPreadv;
+  if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
+    return hooks::fault_iov(point, fd, v, n, [&](const iovec* w, int m) { return do_readv(fd, w, m, off); });
   IoOp op{};
   op.kind = IoOp::kReadv;
   op.fd = fd;
@@ -76,6 +83,10 @@ ssize_t do_readv(int fd, const iovec* v, int n, uint64_t off) {
 }
 
 ssize_t do_write(int fd, const void* buf, size_t n, uint64_t off) {
+  const fault::Op point = off == kCurrentPosition ? fault::Op::kWrite : fault::Op::kPwrite;
+  if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
+    return hooks::fault_io(point, fd, const_cast<void*>(buf), n, 0,
+                           [&](void* b, size_t m) { return do_write(fd, b, m, off); });
   Fiber* f = hooks::fiber_for_call();
   fds::Info info;
   if (f) info = fds::lookup(fd);
@@ -93,6 +104,9 @@ ssize_t do_write(int fd, const void* buf, size_t n, uint64_t off) {
 }
 
 ssize_t do_writev(int fd, const iovec* v, int n, uint64_t off) {
+  const fault::Op point = off == kCurrentPosition ? fault::Op::kWritev : fault::Op::kPwritev;
+  if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
+    return hooks::fault_iov(point, fd, v, n, [&](const iovec* w, int m) { return do_writev(fd, w, m, off); });
   Fiber* f = hooks::fiber_for_call();
   fds::Info info;
   if (f && n >= 0 && n <= IOV_MAX) info = fds::lookup(fd);
@@ -128,6 +142,12 @@ ssize_t do_writev(int fd, const iovec* v, int n, uint64_t off) {
 }
 
 int do_openat(int dirfd, const char* path, int flags, mode_t mode) {
+  if (hooks::fault_armed(fault::Op::kOpen)) {  // fault point (hooks/fault.h)
+    hooks::FaultArgs a;
+    a.flags = flags;
+    return static_cast<int>(
+        hooks::fault_call(fault::Op::kOpen, a, [&] { return do_openat(dirfd, path, flags, mode); }));
+  }
   Fiber* f = hooks::fiber_for_call();
   int r;
   if (!f) {
@@ -196,6 +216,11 @@ UNBLOCK_HOOK ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, siz
 }
 
 UNBLOCK_HOOK int close(int fd) {
+  if (hooks::fault_armed(fault::Op::kClose)) {  // fault point (hooks/fault.h)
+    hooks::FaultArgs a;
+    a.fd = fd;
+    return static_cast<int>(hooks::fault_call(fault::Op::kClose, a, [&] { return close(fd); }));
+  }
   // The kernel keeps a file referenced by an in-flight operation alive, so a
   // fiber blocked on fd is not woken by close (as with a thread blocked in
   // read(2)); shutdown(2) wakes it.
@@ -283,6 +308,11 @@ UNBLOCK_HOOK int pipe2(int p[2], int flags) {
 UNBLOCK_HOOK int pipe(int p[2]) { return pipe2(p, 0); }
 
 UNBLOCK_HOOK int fsync(int fd) {
+  if (hooks::fault_armed(fault::Op::kFsync)) {  // fault point (hooks/fault.h)
+    hooks::FaultArgs a;
+    a.fd = fd;
+    return static_cast<int>(hooks::fault_call(fault::Op::kFsync, a, [&] { return fsync(fd); }));
+  }
   Fiber* f = hooks::fiber_for_call();
   if (!f) return real::fsync(fd);
   fds::Info info = fds::lookup(fd);
@@ -295,6 +325,11 @@ UNBLOCK_HOOK int fsync(int fd) {
 }
 
 UNBLOCK_HOOK int fdatasync(int fd) {
+  if (hooks::fault_armed(fault::Op::kFdatasync)) {  // fault point (hooks/fault.h)
+    hooks::FaultArgs a;
+    a.fd = fd;
+    return static_cast<int>(hooks::fault_call(fault::Op::kFdatasync, a, [&] { return fdatasync(fd); }));
+  }
   Fiber* f = hooks::fiber_for_call();
   if (!f) return real::fdatasync(fd);
   fds::Info info = fds::lookup(fd);

@@ -51,6 +51,14 @@ const Option kOptions[] = {
    "io_uring submission queue entries per worker (default 1024)"},
   {"UNBLOCK_STATS", Kind::kString, 0, 0, &g_config.stats,
    "write runtime counters at exit to stderr (\"stderr\") or to a file"},
+  {"UNBLOCK_FAULTS", Kind::kString, 0, 0, &g_config.faults,
+   "fault commands applied at start-up, ';'-separated, e.g. 'enable_random name=posix/io/net/recv,probability=0.1' (docs/FAULTS.md)"},
+  {"UNBLOCK_FAULT_SEED", Kind::kLong, 0, LONG_MAX, &g_config.fault_seed,
+   "seed of every fault decision: the same seed gives the same faults for the same calls (default: FIU_PRNG_SEED, else the clock)"},
+  {"UNBLOCK_FAULT_LOG", Kind::kString, 0, 0, &g_config.fault_log,
+   "append every injected fault to this file (time, thread, call, fd, point, what)"},
+  {"UNBLOCK_FAULT_FIFO", Kind::kString, 0, 0, &g_config.fault_fifo,
+   "serve fiu-ctrl on BASE-PID.in/.out: 1 for ${TMPDIR:-/tmp}/fiu-ctrl, or a base path"},
 };
 // clang-format on
 

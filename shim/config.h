@@ -22,6 +22,11 @@ struct Config {
   int max_threads = 256;            // UNBLOCK_MAX_THREADS: extra OS threads for hand-off, at most
   unsigned ring_entries = 1024;     // UNBLOCK_RING_ENTRIES: submission queue size per worker
   const char* stats = nullptr;      // UNBLOCK_STATS: "stderr" or a path; counters written at exit
+  // Fault injection (runtime/fault.h, docs/FAULTS.md).
+  const char* faults = nullptr;     // UNBLOCK_FAULTS: fault commands applied at start-up, ';'-separated
+  long fault_seed = -1;             // UNBLOCK_FAULT_SEED: seed of every fault decision (-1: FIU_PRNG_SEED or the clock)
+  const char* fault_log = nullptr;  // UNBLOCK_FAULT_LOG: append every injected fault to this file
+  const char* fault_fifo = nullptr; // UNBLOCK_FAULT_FIFO: serve fiu-ctrl ("1": the default prefix, or a base path)
 };
 
 namespace config {

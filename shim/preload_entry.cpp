@@ -4,6 +4,7 @@
 // LD_PRELOAD pays it (a `make -j` starts hundreds): read the UNBLOCK_*
 // configuration and return. No thread, no ring, no symbol lookups happen
 // until the program creates its first thread (sched::ensure_started).
+#include "runtime/fault.h"
 #include "runtime/scheduler.h"
 #include "runtime/tls.h"
 #include "shim/config.h"
@@ -14,6 +15,7 @@ namespace {
 __attribute__((constructor(101))) void unblock_load() {
   unblock::config::load();
   unblock::tls::init_identity();
+  unblock::fault::start_from_env();  // two getenv() unless faults are configured
 }
 
 __attribute__((destructor)) void unblock_unload() { unblock::sched::write_stats(); }

@@ -17,6 +17,7 @@
 
 #include "hooks/hook.h"
 #include "runtime/spinlock.h"
+#include "runtime/sync.h"
 #include "runtime/tls.h"
 #include "shim/log.h"
 
@@ -50,9 +51,16 @@ void run_key_destructors() {
 
 }  // namespace
 
-// Key destructors run on the dying fiber, after C++ thread_local destructors
-// (the order glibc's start_thread uses).
-__attribute__((constructor)) void register_exit_duties() { sched::set_exit_duties(run_key_destructors); }
+// On the dying fiber, after C++ thread_local destructors (the order glibc's
+// start_thread uses): key destructors, then what the kernel does for an
+// exiting thread's robust mutexes (the kernel never sees a fiber exit).
+void thread_exit_duties() {
+  run_key_destructors();
+  Fiber* f = Fiber::current();
+  if (void* head = f ? tls::robust_head_of(f->tp) : nullptr) sync::Mutex::owner_exited(head, f->tid);
+}
+
+__attribute__((constructor)) void register_exit_duties() { sched::set_exit_duties(thread_exit_duties); }
 
 UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
   size_t stack_size = 0;

@@ -304,6 +304,10 @@ bool set_cleanup_buffer(void* tp, void* buf) {
   return true;
 }
 
+void* robust_head_of(void* tp) {
+  return g_off_robust_head < 0 ? nullptr : static_cast<char*>(tp) + g_off_robust_head;
+}
+
 int* cancelhandling_of(void* tp) { return reinterpret_cast<int*>(static_cast<char*>(tp) + g_off_cancelhandling); }
 
 }  // namespace unblock::tls

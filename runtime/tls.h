@@ -83,6 +83,10 @@ void return_malloc_cache(void* carrier_tp, void* fiber_tp);
 // False if that field could not be verified at init.
 bool set_cleanup_buffer(void* tp, void* buf);
 
+// Address of pd->robust_head (the thread's robust-mutex list), or nullptr if
+// that field was not verified at init.
+void* robust_head_of(void* tp);
+
 // Address of pd->cancelhandling (for the SIGSETXID trampoline).
 int* cancelhandling_of(void* tp);
 

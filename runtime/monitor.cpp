@@ -69,7 +69,10 @@ void* monitor_main(void*) {
 }  // namespace
 
 void start() {
-  g_busy.store(sched::worker_count(), std::memory_order_relaxed);
+  // Carriers started before the monitor may already have gone idle (each
+  // idle period subtracts one): add rather than store, so the count stays
+  // exact and the monitor can sleep when every worker sleeps.
+  g_busy.fetch_add(sched::worker_count(), std::memory_order_seq_cst);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 64 * 1024);

@@ -31,10 +31,8 @@ namespace {
 
 constexpr uint64_t kCurrentPosition = static_cast<uint64_t>(-1);
 
-// Read-like operations: the ring when the call would block for real.
-ssize_t read_op(int fd, IoOp op, ssize_t (*fallback)(const IoOp&)) {
-  Fiber* f = hooks::fiber_for_call();
-  if (!f) return fallback(op);
+// Read-like operations of fiber f: the ring when the call would block for real.
+ssize_t read_op(Fiber* f, int fd, IoOp op, ssize_t (*fallback)(const IoOp&)) {
   fds::Info info = fds::lookup(fd);
   if (!info.valid || info.nonblock) return fallback(op);
   if (info.socket && op.kind == IoOp::kRead) {
@@ -59,27 +57,32 @@ ssize_t do_read(int fd, void* buf, size_t n, uint64_t off) {
   const fault::Op point = off == kCurrentPosition ? fault::Op::kRead : fault::Op::kPread;
   if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
     return hooks::fault_io(point, fd, buf, n, 0, [&](void* b, size_t m) { return do_read(fd, b, m, off); });
+  Fiber* f = hooks::fiber_for_call();
+  if (__builtin_expect(!f, 1)) {  // pass-through: as few instructions as possible
+    return off == kCurrentPosition ? real::read(fd, buf, n) : real::pread64(fd, buf, n, static_cast<off64_t>(off));
+  }
   IoOp op{};
   op.kind = IoOp::kRead;
   op.fd = fd;
   op.addr = buf;
   op.len = n;
   op.off = off;
-  return read_op(fd, op, real_read);
+  return read_op(f, fd, op, real_read);
 }
 
 ssize_t do_readv(int fd, const iovec* v, int n, uint64_t off) {
   const fault::Op point = off == kCurrentPosition ? fault::Op::kReadv : fault::Op::kPreadv;
   if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
     return hooks::fault_iov(point, fd, v, n, [&](const iovec* w, int m) { return do_readv(fd, w, m, off); });
+  Fiber* f = hooks::fiber_for_call();
   IoOp op{};
   op.kind = IoOp::kReadv;
   op.fd = fd;
   op.addr = const_cast<iovec*>(v);
   op.len = static_cast<uint64_t>(n);
   op.off = off;
-  if (n < 0 || n > IOV_MAX) return real_readv(op);
-  return read_op(fd, op, real_readv);
+  if (!f || n < 0 || n > IOV_MAX) return real_readv(op);
+  return read_op(f, fd, op, real_readv);
 }
 
 ssize_t do_write(int fd, const void* buf, size_t n, uint64_t off) {
@@ -171,12 +174,38 @@ int do_openat(int dirfd, const char* path, int flags, mode_t mode) {
   return r;
 }
 
+// fsync/fdatasync through the ring (the disk waits, not the carrier).
+int sync_fd(int fd, bool datasync) {
+  Fiber* f = hooks::fiber_for_call();
+  fds::Info info;
+  if (f) info = fds::lookup(fd);
+  if (!f || !info.valid) return datasync ? real::fdatasync(fd) : real::fsync(fd);
+  IoOp op{};
+  op.kind = IoOp::kFsync;
+  op.fd = fd;
+  op.flags = datasync ? 1 : 0;  // IORING_FSYNC_DATASYNC
+  int r = io::run(f, op, 0, false, nullptr);
+  return r < 0 ? hooks::fail(-r) : 0;
+}
+
 bool needs_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
 
 }  // namespace
 
-UNBLOCK_HOOK ssize_t read(int fd, void* buf, size_t n) { return do_read(fd, buf, n, kCurrentPosition); }
-UNBLOCK_HOOK ssize_t write(int fd, const void* buf, size_t n) { return do_write(fd, buf, n, kCurrentPosition); }
+// The hottest entry points test for pass-through inline, so a call made
+// outside a fiber with no fault armed costs a few loads and a tail call.
+UNBLOCK_HOOK ssize_t read(int fd, void* buf, size_t n) {
+  if (__builtin_expect(!hooks::fault_armed(fault::Op::kRead) && !hooks::fiber_for_call(), 1)) {
+    return real::read(fd, buf, n);
+  }
+  return do_read(fd, buf, n, kCurrentPosition);
+}
+UNBLOCK_HOOK ssize_t write(int fd, const void* buf, size_t n) {
+  if (__builtin_expect(!hooks::fault_armed(fault::Op::kWrite) && !hooks::fiber_for_call(), 1)) {
+    return real::write(fd, buf, n);
+  }
+  return do_write(fd, buf, n, kCurrentPosition);
+}
 UNBLOCK_HOOK ssize_t readv(int fd, const struct iovec* v, int n) { return do_readv(fd, v, n, kCurrentPosition); }
 UNBLOCK_HOOK ssize_t writev(int fd, const struct iovec* v, int n) { return do_writev(fd, v, n, kCurrentPosition); }
 
@@ -313,15 +342,7 @@ UNBLOCK_HOOK int fsync(int fd) {
     a.fd = fd;
     return static_cast<int>(hooks::fault_call(fault::Op::kFsync, a, [&] { return fsync(fd); }));
   }
-  Fiber* f = hooks::fiber_for_call();
-  if (!f) return real::fsync(fd);
-  fds::Info info = fds::lookup(fd);
-  if (!info.valid) return real::fsync(fd);
-  IoOp op{};
-  op.kind = IoOp::kFsync;
-  op.fd = fd;
-  int r = io::run(f, op, 0, false, nullptr);
-  return r < 0 ? hooks::fail(-r) : 0;
+  return sync_fd(fd, false);
 }
 
 UNBLOCK_HOOK int fdatasync(int fd) {
@@ -330,16 +351,7 @@ UNBLOCK_HOOK int fdatasync(int fd) {
     a.fd = fd;
     return static_cast<int>(hooks::fault_call(fault::Op::kFdatasync, a, [&] { return fdatasync(fd); }));
   }
-  Fiber* f = hooks::fiber_for_call();
-  if (!f) return real::fdatasync(fd);
-  fds::Info info = fds::lookup(fd);
-  if (!info.valid) return real::fdatasync(fd);
-  IoOp op{};
-  op.kind = IoOp::kFsync;
-  op.fd = fd;
-  op.flags = 1;  // IORING_FSYNC_DATASYNC
-  int r = io::run(f, op, 0, false, nullptr);
-  return r < 0 ? hooks::fail(-r) : 0;
+  return sync_fd(fd, true);
 }
 
 UNBLOCK_HOOK int openat(int dirfd, const char* path, int flags, ...) {

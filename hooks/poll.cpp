@@ -192,6 +192,23 @@ UNBLOCK_HOOK int __ppoll_chk(struct pollfd* pfd, nfds_t n, const struct timespec
 
 namespace {
 
+// Asks the kernel without waiting; when nothing is ready the caller's sets
+// are put back as they were, ready for the wait.
+int select_nowait(int nfds, fd_set* r, fd_set* w, fd_set* e) {
+  fd_set sr, sw, se;
+  if (r) sr = *r;
+  if (w) sw = *w;
+  if (e) se = *e;
+  timeval zero{0, 0};
+  int first = real::select(nfds, r, w, e, &zero);
+  if (first == 0) {
+    if (r) *r = sr;
+    if (w) *w = sw;
+    if (e) *e = se;
+  }
+  return first;
+}
+
 int select_common(Fiber* f, int nfds, fd_set* r, fd_set* w, fd_set* e, const Deadline& d, const sigset_t* mask) {
   MaskScope scope(mask);
   fd_set in_r, in_w, in_e;
@@ -239,16 +256,8 @@ UNBLOCK_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeva
     return real::select(nfds, r, w, e, tv);
   }
   if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return hooks::fail(EINVAL);
-  fd_set sr, sw, se;
-  if (r) sr = *r;
-  if (w) sw = *w;
-  if (e) se = *e;
-  timeval zero{0, 0};
-  int first = real::select(nfds, r, w, e, &zero);
+  int first = select_nowait(nfds, r, w, e);
   if (first != 0) return first;
-  if (r) *r = sr;
-  if (w) *w = sw;
-  if (e) *e = se;
   Deadline d = tv ? Deadline::after_ns(tv->tv_sec * 1000000000LL + tv->tv_usec * 1000LL) : Deadline::never();
   int result = select_common(f, nfds, r, w, e, d, nullptr);
   if (tv) {
@@ -274,16 +283,8 @@ UNBLOCK_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct
     return real::pselect(nfds, r, w, e, ts, mask);
   }
   if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) return hooks::fail(EINVAL);
-  fd_set sr, sw, se;
-  if (r) sr = *r;
-  if (w) sw = *w;
-  if (e) se = *e;
-  timeval zero{0, 0};
-  int first = real::select(nfds, r, w, e, &zero);
+  int first = select_nowait(nfds, r, w, e);
   if (first != 0) return first;
-  if (r) *r = sr;
-  if (w) *w = sw;
-  if (e) *e = se;
   return select_common(f, nfds, r, w, e, deadline_ts(ts), mask);
 }
 

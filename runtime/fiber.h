@@ -82,7 +82,9 @@ class Fiber {
 };
 
 // The slot in every TCB's static TLS that names its fiber.
-extern thread_local Fiber* tl_fiber __attribute__((tls_model("initial-exec")));
+// __thread, not thread_local: no dynamic initialisation, so an access is one
+// %fs-relative load (hooks test it on every call).
+extern __thread Fiber* tl_fiber __attribute__((tls_model("initial-exec")));
 extern long g_fiber_slot_offset;
 
 inline Fiber* Fiber::current() { return tl_fiber; }

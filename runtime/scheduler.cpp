@@ -22,7 +22,7 @@
 
 namespace unblock {
 
-thread_local Fiber* tl_fiber __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread Fiber* tl_fiber __attribute__((tls_model("initial-exec"))) = nullptr;
 long g_fiber_slot_offset = 0;
 
 namespace {
@@ -421,7 +421,7 @@ void finish_exit(Carrier* c, Worker* w, Fiber* f) {
 
 // ---- public -----------------------------------------------------------------
 
-bool active() { return g_state.load(std::memory_order_acquire) == kActive; }
+std::atomic<bool> g_active{false};
 bool unavailable() { return g_state.load(std::memory_order_acquire) == kUnavailable; }
 Stats& stats() { return g_stats; }
 int worker_count() { return g_worker_count; }
@@ -782,6 +782,7 @@ bool ensure_started() {
   if (g_worker_count == 0) return give_up("threads", "no worker thread could be started");
   monitor::start();
   g_state.store(kActive, std::memory_order_release);
+  g_active.store(true, std::memory_order_release);
   LOG_INFO("runtime started: %d workers, %s", g_worker_count, adopt ? "main adopted as a fiber" : "caller stays a plain thread");
   if (adopt) {
     // Become a fiber: jump into carrier 0's scheduler, which queues main
@@ -797,6 +798,7 @@ bool ensure_started() {
 }
 
 void forget_after_fork() {
+  g_active.store(false, std::memory_order_release);
   g_state.store(kUnavailable, std::memory_order_release);
 }
 

@@ -84,7 +84,8 @@ class Carrier {
 namespace sched {
 
 // True once the runtime runs (after the first thread was created).
-bool active();
+extern std::atomic<bool> g_active;
+inline bool active() { return g_active.load(std::memory_order_acquire); }
 // True if the runtime could not start and never will (calls pass through).
 bool unavailable();
 

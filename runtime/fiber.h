@@ -20,6 +20,7 @@
 
 #include "runtime/context.h"
 #include "runtime/parker.h"
+#include "runtime/signals.h"
 #include "runtime/stack.h"
 
 namespace unblock {
@@ -72,9 +73,10 @@ class Fiber {
   size_t stack_size = 0;         // as requested (for pthread_getattr_np)
   char name[16] = {};
 
-  // Signals (runtime/signals.cpp): the thread's mask and what is pending for it.
+  // Signals (runtime/signals.cpp): the thread's mask (the program's view; the
+  // carrier's real mask stays the runtime's) and what is pending for it.
   sigset_t sigmask{};
-  std::atomic<uint64_t> pending{0};
+  signals::FiberSignals sig;
 
   // Registry of live fibers (for dumps and signal delivery), under the registry lock.
   Fiber* all_prev = nullptr;

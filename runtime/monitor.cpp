@@ -9,6 +9,7 @@
 #include <atomic>
 
 #include "runtime/scheduler.h"
+#include "runtime/signals.h"
 #include "shim/config.h"
 #include "shim/log.h"
 #include "shim/real.h"
@@ -77,8 +78,10 @@ void start() {
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 64 * 1024);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  // Every signal blocked except glibc's SIGCANCEL/SIGSETXID (setuid() from a
+  // thread waits until every thread ran the SIGSETXID handler) and faults.
   sigset_t all, old;
-  sigfillset(&all);
+  signals::runtime_thread_mask(&all);
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
   pthread_t t;
   if (real::pthread_create(&t, &attr, monitor_main, nullptr) != 0) {

@@ -694,6 +694,17 @@ void begin_blocking(Fiber* f) {
   hand_off(w, tag(c) | Worker::kUserBit);
 }
 
+// Signals (runtime/signals.cpp): calls fn(f, arg) for every live fiber, then
+// fn(nullptr, arg), all under the registry lock, so fn may still act on a
+// fiber it picked (it cannot be freed before the lock is released). fn must
+// not block, switch, allocate or take the registry lock. Any thread or fiber,
+// not a signal handler.
+void for_each_fiber(void (*fn)(Fiber*, void*), void* arg) {
+  SpinGuard g(g_registry_lock);
+  for (Fiber* f = g_registry; f; f = f->all_next) fn(f, arg);
+  fn(nullptr, arg);
+}
+
 bool ensure_started() {
   int s = g_state.load(std::memory_order_acquire);
   if (s == kActive) return true;
@@ -727,7 +738,6 @@ bool ensure_started() {
       return give_up("io_uring", strerror(why));
     }
   }
-  signals::start();
   stacks::install_overflow_reporter();
   stacks::setup_altstack();  // for this thread; carriers set up their own
 
@@ -780,6 +790,12 @@ bool ensure_started() {
     }
   }
   if (g_worker_count == 0) return give_up("threads", "no worker thread could be started");
+  // Signals (runtime/signals.cpp): take over delivery only now that the
+  // runtime cannot give up any more (the carriers exist, so glibc's SIGSETXID
+  // handler is installed and can be wrapped). Main's fiber keeps the mask it
+  // had (read above); its OS thread, carrier 0, takes the carriers' mask.
+  signals::start();
+  if (adopt) signals::adopt_main_thread();
   monitor::start();
   g_state.store(kActive, std::memory_order_release);
   g_active.store(true, std::memory_order_release);

@@ -1,47 +1,228 @@
 // Signals for a program whose threads are fibers.
 //
 // The kernel delivers signals to OS threads; the program's threads are
-// fibers. This module makes the program see POSIX semantics per fiber:
-// per-thread masks, pthread_kill to a thread, handlers running in the
-// context of a thread that does not block the signal, EINTR for an
-// interruptible blocking call, sigwait-family calls that park only the
-// fiber, and default actions that end or stop the process with the right
-// status. See docs/DESIGN.md "Signals".
+// fibers that share a few carriers. This module gives the program POSIX
+// semantics per fiber: per-thread masks, pthread_kill to a thread, handlers
+// that run in the context of a thread that does not block the signal (while
+// the others stay parked), EINTR for an interrupted blocking call, sigwait-
+// family calls that park only the fiber, and default actions that end or
+// stop the process exactly as the kernel would. It must not let a runtime
+// thread take a signal meant for the program, and must not allocate, lock or
+// call a hooked function from a signal handler.
 //
-// Synchronous signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) run
-// on the faulting carrier, whose FS already points at the faulting fiber's
-// TCB, so the program's handler runs in the right thread context.
+// How (docs/DESIGN.md, "Signals", has the essay and the rejected designs):
+//   - Every runtime OS thread blocks every asynchronous signal, always.
+//     Carriers leave unblocked only the synchronous fault signals (SIGSEGV,
+//     SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), the two the kernel raises on
+//     the writing thread (SIGPIPE, SIGXFSZ), the delivery marker (SIGURG)
+//     and glibc's SIGCANCEL/SIGSETXID. The program's masks are emulated in
+//     Fiber::sigmask.
+//   - A signal thread reads the other ("managed") signals from a signalfd
+//     and dispatches each as POSIX says: to a fiber waiting for it in
+//     sigwait*, else to a fiber that does not block it (main first, as the
+//     kernel prefers the thread-group leader), else it stays pending for the
+//     process. Default actions are reproduced by re-raising the signal with
+//     SIG_DFL on a runtime thread, so the process dies of (or stops on) that
+//     very signal.
+//   - A handler runs on its fiber: at once if the fiber is the caller
+//     (raise, pthread_kill to self, unblocking a pending signal); through the
+//     interrupted blocking call if it parks interruptibly (EINTR contract
+//     below); on top of its parked context if it waits non-interruptibly (a
+//     mutex, a join: the handler runs, the wait goes on); and through a SIGURG
+//     "marker" sent to its carrier if it is running the program's code.
+//   - sigaction is emulated in a table; the kernel holds a trampoline for
+//     every handled signal, SIG_IGN/SIG_DFL are mirrored so exec and discard
+//     semantics stay the kernel's.
+//   - setuid and friends run with FS on the carrier's own descriptor, and the
+//     SIGSETXID handler is wrapped, so glibc's broadcast reaches every OS
+//     thread exactly once.
+//
+// Synchronous fault signals run on the faulting carrier, whose FS already
+// points at the faulting fiber's TCB, so the program's handler runs in the
+// right thread context. SIGSEGV/SIGBUS go through the stack-overflow
+// reporter (runtime/stack.cpp), which forwards to the program (forward_fault).
+//
+// THE EINTR CONTRACT for hooks that block (read it before writing one):
+//
+//   ParkResult r = f->parker.park(deadline, why, /*interruptible=*/true);
+//   if (r == ParkResult::kInterrupted) {
+//     bool restart = signals::run_pending(f);   // runs the handlers, on f
+//     if (restart && call_is_restartable) continue;  // all had SA_RESTART
+//     return EINTR;
+//   }
+//
+// An interruptible park returns kInterrupted when a signal the fiber does not
+// block became pending for it. The hook must then call run_pending(f) (never
+// skip it: the signal thread keeps interrupting the fiber until the handler
+// has run), and restart the call only if run_pending returned true and the
+// call is one the kernel restarts under SA_RESTART (read/write/wait on
+// sockets and pipes without a timeout, ...; never sleeps, poll/select/epoll,
+// sigsuspend, sigwait*). Call run_pending outside the runtime (after park
+// returned, not between sched::enter/leave): handlers may park. A park that
+// is not interruptible is never cut short: a handler for that fiber runs on
+// top of the parked wait, which then gets a spurious wake-up (park returns
+// kWoken; callers re-check their condition anyway). To wait with a
+// temporary mask (ppoll, pselect, epoll_pwait), use swap_mask_for_wait /
+// restore_mask_after_wait, not pthread_sigmask: a pending signal the wait
+// unblocks must interrupt the wait, not run before it.
 #pragma once
 
 #include <signal.h>
 
-namespace unblock::signals {
+#include <atomic>
+#include <cstdint>
 
-// rt_sigaction without any interposition. Async-signal-safe.
+#include "runtime/parker.h"
+
+namespace unblock {
+class Fiber;
+
+namespace signals {
+
+constexpr int kMaxSig = 64;
+inline constexpr uint64_t bit(int sig) { return uint64_t{1} << (sig - 1); }
+
+// A queued signal: the leading 48 bytes of its siginfo_t, which hold every
+// field a non-fault signal carries (pid/uid/value, timer, SIGCHLD status and
+// times, SIGPOLL band/fd).
+struct QueuedInfo {
+  unsigned char bytes[48];
+};
+
+struct SigSlot {
+  // kFree -> kWriting (a sender claimed it) -> kFull -> kTaking (a receiver
+  // claimed it) -> kFree.
+  enum : uint32_t { kFree, kWriting, kFull, kTaking };
+  std::atomic<uint32_t> state{kFree};
+  bool directed = false;  // sent to this thread (else process-directed)
+  uint64_t seq = 0;       // arrival order, for queued (real-time) signals
+  QueuedInfo info{};
+};
+
+// Pending signals: a fixed number of slots claimed with CAS, so any thread,
+// fiber or signal handler may add or remove one without locks or
+// allocation. A standard signal already pending is merged, as the kernel
+// does; real-time signals queue, up to the capacity.
+template <int N>
+class SigQueue {
+ public:
+  // False: no free slot (the caller decides: EAGAIN, or keep it elsewhere).
+  bool push(const siginfo_t& si, bool directed);
+  // Removes the oldest instance of the lowest-numbered signal in `set`.
+  // only_undirected: leave signals that were sent to this thread.
+  bool take(uint64_t set, siginfo_t* out, bool* directed = nullptr, bool only_undirected = false);
+  // Signals with an entry (exact; scans the slots).
+  uint64_t pending() const;
+  // A superset of pending() (one load).
+  uint64_t hint() const { return bits_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<uint64_t> bits_{0};
+  SigSlot slots_[N];
+};
+
+constexpr int kFiberSlots = 8;
+constexpr int kHandlerNest = 8;
+
+// Per-fiber signal state (Fiber::sig). The mask itself is Fiber::sigmask.
+struct FiberSignals {
+  SigQueue<kFiberSlots> queue;           // pending for this thread
+  std::atomic<uint64_t> waiting{0};      // the set of a sigwait* in progress
+  void* borrow_resume = nullptr;         // parked context a borrowed delivery returns to
+  int handler_depth = 0;                 // handlers running on this fiber
+  uint64_t handler_old_mask[kHandlerNest] = {};
+  uintptr_t handler_sp[kHandlerNest] = {};
+  stack_t altstack{nullptr, SS_DISABLE, 0};  // the program's sigaltstack for this thread
+};
+
+// ---- runtime start-up (sched::ensure_started) ------------------------------
+
+// The signal mask carriers are created with. Pure; any thread.
+void carrier_mask(sigset_t* out);
+// The mask of the runtime's other threads (monitor, signal thread): every
+// signal blocked except glibc's SIGCANCEL/SIGSETXID and the fault signals.
+void runtime_thread_mask(sigset_t* out);
+// Takes over delivery: reads the program's dispositions, installs the
+// trampolines, starts the signal thread. Once, after the carriers exist.
+void start();
+// The adopted main thread became carrier 0: give it the carrier mask (its
+// fiber keeps the mask it had, read before this call).
+void adopt_main_thread();
+
+// ---- fault signals (runtime/stack.cpp) -------------------------------------
+
+// rt_sigaction without any interposition. Async-signal-safe; returns 0 or -errno.
 int raw_sigaction(int sig, const struct sigaction* act, struct sigaction* old);
-
 // Installs a runtime handler for a synchronous fault signal, remembering the
 // program's own disposition so forward_fault() can hand it over.
 void install_fault_handler(int sig, const struct sigaction* sa);
-
 // Runs the program's handler for a fault that is not the runtime's (e.g. not
 // a guard-page hit). True if a program handler ran. Signal handler only.
 bool forward_fault(int sig, siginfo_t* info, void* uctx);
 
-// Runtime start: prepares delivery (called once, before carriers exist).
-void start();
+// ---- the EINTR contract (any blocking hook) --------------------------------
 
-// The signal mask new carriers are created with.
-void carrier_mask(sigset_t* out);
-
-}  // namespace unblock::signals
-
-namespace unblock {
-class Fiber;
-namespace signals {
-// Runs the handlers of signals pending for fiber f (on f, in its context).
-// Returns true if every handler that ran asked for SA_RESTART.
-// Fiber only; may not suspend.
+// Runs the handlers of the signals pending for f that f does not block (and
+// of process-pending ones it does not block), on f, in its context; default
+// actions too (which may end the process). Returns true if every handler
+// that ran asked for SA_RESTART (or none ran). Fiber f only, outside the
+// runtime; may suspend (a handler may block); does not allocate.
 bool run_pending(Fiber* f);
+
+// Waits (ppoll/pselect/epoll_pwait) with `mask` as the fiber's mask: swaps it
+// in without delivering anything; if a signal it unblocks is pending, the
+// next interruptible park returns kInterrupted at once. Returns the old mask
+// for restore_mask_after_wait, which puts it back and delivers what it
+// unblocks. Fiber f only.
+uint64_t swap_mask_for_wait(Fiber* f, const sigset_t* mask);
+void restore_mask_after_wait(Fiber* f, uint64_t old);
+
+// ---- for hooks/signal.cpp --------------------------------------------------
+// All return 0 or -errno unless said otherwise; none may be called from a
+// signal handler the runtime did not start (they may suspend a fiber).
+
+// True once dispositions are emulated (the runtime started in this process or
+// in the one it was forked from). Before that, hooks pass straight through.
+bool table_ready();
+
+// sigaction(2) against the emulated table. Any thread.
+int action(int sig, const struct sigaction* act, struct sigaction* old);
+// pthread_sigmask for fiber f: also hands back signals it now blocks that
+// were meant for any thread, and delivers those it unblocks.
+int change_mask(Fiber* f, int how, const sigset_t* set, sigset_t* old);
+uint64_t mask_of(const Fiber* f);
+// pthread_kill/pthread_sigqueue/raise to a fiber. Returns 0 or a positive
+// errno (ESRCH never: an ended-but-unjoined thread silently gets nothing).
+// A signal to the caller itself is delivered before returning.
+int send_to_fiber(Fiber* target, const siginfo_t& info);
+// kill/sigqueue to this process from fiber `self`: dispatched at once,
+// delivered before returning if `self` is chosen (as the kernel does).
+// False if the library does not handle this signal itself (use the real call).
+bool send_to_process(Fiber* self, const siginfo_t& info);
+// sigwaitinfo/sigtimedwait: the signal number, or -EAGAIN (deadline), -EINTR
+// (a handled signal outside `set` arrived), -EINVAL.
+int wait(Fiber* f, const sigset_t* set, siginfo_t* info, const Deadline& d);
+// sigsuspend (and pause with mask == nullptr): always -EINTR, after a handler ran.
+int suspend(Fiber* f, const sigset_t* mask);
+// sigpending.
+void pending(Fiber* f, sigset_t* out);
+// sigaltstack, emulated per fiber (the carrier's own alternate stack stays).
+int altstack(Fiber* f, const stack_t* ss, stack_t* old);
+// The program reads these signals through a signalfd of its own: the library
+// stops reading them itself. Any thread; before or after start.
+void note_program_signalfd(const sigset_t* mask);
+// longjmp/siglongjmp from fiber f with buffer env: unwinds the handler
+// bookkeeping of handlers being left, and restores the mask a sigsetjmp
+// buffer saved (as the mask the thread had when the left handler started).
+void before_longjmp(Fiber* f, const void* jmpbuf, bool mask_saved);
+
+// Runs fn(arg) with the calling OS thread's real mask set to fiber f's mask
+// (exec, posix_spawn, system, popen: the child inherits the real mask).
+long with_program_mask(Fiber* f, long (*fn)(void*), void* arg);
+// Runs fn(arg) with FS on the calling carrier's own glibc descriptor and
+// asynchronous signals blocked (the setxid family; see signals.cpp).
+// errno after fn is carried back to the fiber.
+long as_carrier(Fiber* f, long (*fn)(void*), void* arg);
+
 }  // namespace signals
 }  // namespace unblock

@@ -8,7 +8,7 @@
 set -u
 lib=$1 server=$2 loadgen=$3 conns=${4:-10000}
 workers=${UNBLOCK_WORKERS:-$(nproc)}
-limit=$((workers + 8))
+limit=$((workers + 16))
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 dir=$(mktemp -d)
 pid=

@@ -8,7 +8,7 @@
 set -u
 lib=$1 server=$2 conns=${3:-10000}
 workers=${UNBLOCK_WORKERS:-$(nproc)}
-limit=$((workers + 8))
+limit=$((workers + 16))
 command -v wrk >/dev/null || { echo "wrk is not installed (scripts/setup installs it)"; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 dir=$(mktemp -d)

@@ -49,6 +49,55 @@ void run_key_destructors() {
   }
 }
 
+// pthread_attr_getstacksize() reports glibc's default when the program set
+// no size, so it cannot tell "unset" (UNBLOCK_STACK_SIZE applies) from "set"
+// (the program's size wins). glibc keeps the size the program set, 0 if none,
+// in one word of the attribute object: find that word once by setting two
+// sizes on a scratch object. If the probe fails (a layout we do not know), a
+// size equal to glibc's default counts as unset.
+int g_stacksize_word = -1;
+
+__attribute__((constructor)) void probe_stacksize_word() {
+  constexpr int kWords = sizeof(pthread_attr_t) / sizeof(size_t);
+  const size_t sizes[2] = {(1u << 20) + 3 * 4096, (2u << 20) + 5 * 4096};
+  size_t fresh[kWords], words[kWords];
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  memcpy(fresh, &a, sizeof fresh);
+  int word = -1;
+  for (size_t size : sizes) {
+    pthread_attr_setstacksize(&a, size);
+    memcpy(words, &a, sizeof words);
+    int found = -1;
+    for (int i = 0; i < kWords; ++i) {
+      if (words[i] == size && fresh[i] == 0) found = found == -1 ? i : -2;
+    }
+    if (found < 0 || (word >= 0 && found != word)) {
+      word = -1;
+      break;
+    }
+    word = found;
+  }
+  pthread_attr_destroy(&a);
+  g_stacksize_word = word;
+}
+
+// The stack size the program asked for in attr, 0 if it asked for none.
+size_t requested_stack_size(const pthread_attr_t* attr) {
+  if (g_stacksize_word >= 0) {
+    size_t words[sizeof(pthread_attr_t) / sizeof(size_t)];
+    memcpy(words, attr, sizeof words);
+    return words[g_stacksize_word];
+  }
+  size_t size = 0, fallback = 0;
+  pthread_attr_t d;
+  pthread_attr_getstacksize(attr, &size);
+  pthread_attr_init(&d);
+  pthread_attr_getstacksize(&d, &fallback);
+  pthread_attr_destroy(&d);
+  return size == fallback ? 0 : size;
+}
+
 }  // namespace
 
 // On the dying fiber, after C++ thread_local destructors (the order glibc's
@@ -78,7 +127,7 @@ UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, v
       LOG_INFO("pthread_create with a caller-supplied stack: runs as an OS thread");
       return real::pthread_create(thread, attr, start, arg);
     }
-    pthread_attr_getstacksize(attr, &stack_size);
+    stack_size = requested_stack_size(attr);
     pthread_attr_getdetachstate(attr, &detach);
   }
   if (!sched::ensure_started()) return real::pthread_create(thread, attr, start, arg);

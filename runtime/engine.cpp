@@ -87,6 +87,7 @@ io_uring_sqe* Engine::sqe() {
     }
     // Full: hand the queue to the kernel. -EBUSY means completions must be
     // reaped first (CQ backpressure); do so and try again.
+    count_enter();
     int ret = io_uring_submit(ring_);
     if (ret >= 0) queued_ = 0;
     else if (ret == -EBUSY || ret == -EAGAIN) reap();
@@ -97,11 +98,13 @@ bool Engine::has_pending_submissions() const { return queued_ != 0; }
 
 void Engine::flush() {
   if (!queued_ && !(IO_URING_READ_ONCE(*ring_->sq.kflags) & IORING_SQ_TASKRUN)) return;
+  count_enter();
   int ret = io_uring_submit(ring_);
   if (ret >= 0) queued_ = 0;
 }
 
 void Engine::wait() {
+  count_enter();
   int ret = io_uring_submit_and_wait(ring_, 1);
   if (ret >= 0) queued_ = 0;
 }

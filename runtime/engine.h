@@ -81,6 +81,8 @@ class Engine {
   // Number of operations submitted and not yet completed.
   int inflight() const { return inflight_.load(std::memory_order_relaxed); }
   bool has_pending_submissions() const;
+  // io_uring_enter calls made so far (UNBLOCK_STATS). Read from any thread.
+  uint64_t enters() const { return enters_.load(std::memory_order_relaxed); }
 
   // Arms a timer completing `t` at the absolute deadline.
   void arm_timer(TimerOp* t, clockid_t clock, const timespec& abs);
@@ -98,6 +100,8 @@ class Engine {
   void cancel(Completion* c);
 
  private:
+  // Only the driving carrier enters: a plain load and store, no locked add.
+  void count_enter() { enters_.store(enters_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
   void arm_eventfd();
   static void on_eventfd(Completion* self, int res, uint32_t flags);
 
@@ -107,6 +111,7 @@ class Engine {
   Completion event_completion_;
   std::atomic<int> inflight_{0};
   unsigned queued_ = 0;
+  std::atomic<uint64_t> enters_{0};
 };
 
 }  // namespace unblock

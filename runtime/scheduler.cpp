@@ -247,7 +247,7 @@ void resume(Carrier* c, Worker* w, Fiber* f) {
   f->worker = w;
   c->current = f;
   f->run_state.store(static_cast<int>(RunState::kRunning), std::memory_order_relaxed);
-  g_stats.switches.fetch_add(1, std::memory_order_relaxed);
+  bump(w->switches);
   tls::lend_malloc_cache(c->own_tp, f->tp);
   tls::set_tp(f->tp);
   ctx::Transfer t = ctx::jump(f->ctx, f);
@@ -283,7 +283,7 @@ void schedule_round(Carrier* c, Worker* w) {
     resume(c, w, f);
     ++ran;
     if (c->worker != w) return;  // lost w while f ran the program's code
-    w->progress.fetch_add(1, std::memory_order_relaxed);
+    bump(w->progress);
     if ((ran & 15) == 0) drain_inbox(w);
   }
   if (ran) {
@@ -464,7 +464,7 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible)
   if (interruptible && f->parker.take_interrupt()) return ParkResult::kInterrupted;
   if (!d.infinite && d.passed()) return ParkResult::kTimedOut;
   Worker* w = enter(f);
-  g_stats.parks.fetch_add(1, std::memory_order_relaxed);
+  bump(w->parks);
   TimerOp* t = nullptr;
   if (!d.infinite) {
     t = timer_alloc();
@@ -818,6 +818,15 @@ void forget_after_fork() {
   g_state.store(kUnavailable, std::memory_order_release);
 }
 
+// Sums a per-worker counter (0 before the runtime started).
+uint64_t sum_workers(uint64_t (*get)(const Worker&)) {
+  uint64_t n = 0;
+  if (active()) {
+    for (int i = 0; i < g_worker_count; ++i) n += get(g_workers[i]);
+  }
+  return n;
+}
+
 void write_stats() {
   const char* where = config::get().stats;
   // A process whose runtime never started has nothing to report (and must
@@ -826,12 +835,13 @@ void write_stats() {
   char buf[1024];
   int n = snprintf(buf, sizeof buf,
                    "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
-                   "handoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\n",
+                   "handoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\nring_enters %lu\n",
                    (unsigned long)g_stats.fibers_spawned.load(), (unsigned long)g_stats.fibers_exited.load(),
-                   (unsigned long)g_stats.switches.load(), (unsigned long)g_stats.parks.load(),
+                   (unsigned long)sum_workers([](const Worker& w) { return w.switches.load(); }),
+                   (unsigned long)sum_workers([](const Worker& w) { return w.parks.load(); }),
                    (unsigned long)g_stats.handoffs.load(), (unsigned long)g_stats.handoff_refused.load(),
                    (unsigned long)g_stats.carriers_created.load(), (unsigned long)g_stats.migrations.load(),
-                   active() ? g_worker_count : 0);
+                   active() ? g_worker_count : 0, (unsigned long)sum_workers([](const Worker& w) { return w.engine.enters(); }));
   int fd = 2;
   if (strcmp(where, "stderr") != 0) {
     fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

@@ -57,6 +57,10 @@ class Worker {
   std::atomic<uint64_t> owner_state{0};
   std::atomic<uint64_t> progress{0};
   std::atomic<int> fibers{0};  // fibers homed here (placement)
+  // Counters for UNBLOCK_STATS, per worker so that carriers never share a
+  // cache line on every switch; written only by the driving carrier (bump).
+  std::atomic<uint64_t> switches{0};
+  std::atomic<uint64_t> parks{0};
 
   // Monitor bookkeeping (monitor thread only).
   uint64_t seen_progress = 0;
@@ -64,6 +68,10 @@ class Worker {
 
   static constexpr uint64_t kUserBit = 1;
 };
+
+// Adds one to a counter only the driving carrier writes: a plain load and
+// store, no locked instruction (readers elsewhere only need a recent value).
+inline void bump(std::atomic<uint64_t>& a) { a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
 class Carrier {
  public:
@@ -132,8 +140,6 @@ Carrier* current_carrier();
 struct Stats {
   std::atomic<uint64_t> fibers_spawned{0};
   std::atomic<uint64_t> fibers_exited{0};
-  std::atomic<uint64_t> switches{0};
-  std::atomic<uint64_t> parks{0};
   std::atomic<uint64_t> handoffs{0};
   std::atomic<uint64_t> handoff_refused{0};
   std::atomic<uint64_t> carriers_created{0};

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,7 +35,7 @@ const Option kOptions[] = {
   {"UNBLOCK_DISABLE", Kind::kBool, 0, 1, &g_config.disabled,
    "1: load but do nothing; every call goes straight to libc"},
   {"UNBLOCK_WORKERS", Kind::kInt, 1, 1024, &g_config.workers,
-   "worker threads that carry the fibers (default: online CPUs)"},
+   "worker threads that carry the fibers (default: the CPUs the process may run on)"},
   {"UNBLOCK_STACK_SIZE", Kind::kSize, 16 * 1024, 1L << 30, &g_config.stack_size,
    "stack per thread when the program sets none (default: glibc's default, usually 8M); touched pages only cost memory"},
   {"UNBLOCK_GUARD_SIZE", Kind::kSize, 4096, 16L << 20, &g_config.guard_size,
@@ -179,7 +180,10 @@ void load() {
 void resolve_defaults() {
   int saved_errno = errno;
   if (g_config.workers == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    // The CPUs this process may run on (taskset, cpusets), as nproc(1)
+    // counts them: more carriers than that only preempt each other.
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
     g_config.workers = n > 0 ? static_cast<int>(n < 1024 ? n : 1024) : 1;
   }
   if (g_config.stack_size == 0) {

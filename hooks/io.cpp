@@ -31,10 +31,24 @@ namespace {
 
 constexpr uint64_t kCurrentPosition = static_cast<uint64_t>(-1);
 
+// A read of zero bytes returns 0 at once for sockets, pipes and files, even
+// with nothing pending; recv(2) of zero bytes would wait for a datagram (and
+// consume it), so such a read must not become a recv on the ring.
+bool asks_nothing(const IoOp& op) {
+  if (op.kind == IoOp::kReadv) {
+    auto* v = static_cast<const iovec*>(op.addr);
+    for (uint64_t i = 0; i < op.len; ++i) {
+      if (v[i].iov_len) return false;
+    }
+    return true;
+  }
+  return op.len == 0;
+}
+
 // Read-like operations of fiber f: the ring when the call would block for real.
 ssize_t read_op(Fiber* f, int fd, IoOp op, ssize_t (*fallback)(const IoOp&)) {
   fds::Info info = fds::lookup(fd);
-  if (!info.valid || info.nonblock) return fallback(op);
+  if (!info.valid || info.nonblock || asks_nothing(op)) return fallback(op);
   if (info.socket && op.kind == IoOp::kRead) {
     op.kind = IoOp::kRecv;  // read() on a socket is recv(0)
     op.flags = 0;

@@ -88,9 +88,13 @@ bool allocate(size_t stack_size, StackRegion* out) {
 
 void release(const StackRegion& r) {
   int saved = errno;
+  char* low = r.stack_low();
+  // The program may have changed the protection of its stack: a JVM makes
+  // guard zones at the low end of every thread stack it runs on. Give the
+  // next user (and the pool header written at `low`) a plain stack again.
+  mprotect(low, static_cast<size_t>(r.top() - low), PROT_READ | PROT_WRITE);
   // Return the pages below the resident top to the kernel; a reused stack
   // starts cheap and a burst of deep recursion does not pin memory forever.
-  char* low = r.stack_low();
   char* keep = r.top() - kKeepResident - tls::reserve();
   keep = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(keep) & ~(kPage - 1));
   if (keep > low + kPage) madvise(low + kPage, keep - (low + kPage), MADV_DONTNEED);

@@ -6,7 +6,10 @@
 #    the GIL's mutexes and conditions) serving files to curl, with 50
 #    concurrent requests; curl itself runs under the preload too;
 #  - git (init, add, commit, log, gc) on a small repository;
-#  - make -j2 driving gcc to build a small program, whose output is compared.
+#  - make -j2 driving gcc to build a small program, whose output is compared;
+#  - a Java program (tests/integration/java/ThreadsEcho.java): thread per
+#    connection, a client pool, GC safepoints, monitors, interrupts;
+#  - xz -T2 and zstd -T2 round trips of a file (compression threads).
 # Loopback only; every server is stopped by its PID.
 set -u
 lib=$1
@@ -85,5 +88,34 @@ if need make && need gcc; then
   }
   check "make -j2 with gcc, program output" "$(build plain)" "$(build preload)"
 fi
+
+# --- the JVM -----------------------------------------------------------------------
+if need javac && need java; then
+  src=$(dirname "$0")/java/ThreadsEcho.java
+  mkdir -p "$dir/java" && javac -d "$dir/java" "$src"
+  jrun() {
+    if [ "$1" = preload ]; then
+      LD_PRELOAD=$lib UNBLOCK_STATS=$dir/java.stats timeout 120 java -cp "$dir/java" ThreadsEcho 2>&1
+    else
+      timeout 120 java -cp "$dir/java" ThreadsEcho 2>&1
+    fi
+    echo "exit $?"
+  }
+  check "java ThreadsEcho output and status" "$(jrun plain)" "$(jrun preload)"
+  spawned=$(awk '$1=="fibers_spawned"{print $2}' "$dir/java.stats" 2>/dev/null)
+  check "java threads ran as fibers" yes "$([ "${spawned:-0}" -ge 50 ] && echo yes || echo "no (${spawned:-none})")"
+fi
+
+# --- multi-threaded compressors ----------------------------------------------------------
+seq 1 400000 >"$dir/numbers.txt"
+for tool in xz zstd; do
+  need "$tool" || continue
+  squeeze() {
+    local pre=()
+    [ "$1" = preload ] && pre=(env "LD_PRELOAD=$lib")
+    "${pre[@]}" "$tool" -T2 -c "$dir/numbers.txt" >"$dir/$1.$tool" && "${pre[@]}" "$tool" -d -c "$dir/$1.$tool" | md5sum
+  }
+  check "$tool -T2 round trip" "$(squeeze plain)" "$(squeeze preload)"
+done
 
 exit $fail

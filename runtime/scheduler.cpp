@@ -441,7 +441,7 @@ Worker* enter(Fiber* f) {
     uint64_t expected = tag(c) | Worker::kUserBit;
     // Pairs with the monitor's CAS in hand_off(): one of them wins.
     if (w->owner_state.compare_exchange_strong(expected, tag(c), std::memory_order_acq_rel)) {
-      w->progress.fetch_add(1, std::memory_order_relaxed);
+      bump(w->progress);  // we own w now: no other writer
       return w;
     }
   }

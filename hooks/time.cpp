@@ -96,9 +96,13 @@ UNBLOCK_HOOK unsigned sleep(unsigned seconds) {
   Fiber* f = hooks::fiber_for_call();
   if (!f) return real::sleep(seconds);
   timespec req{static_cast<time_t>(seconds), 0}, rem{0, 0};
+  int saved = errno;
   if (clock_nanosleep(CLOCK_MONOTONIC, 0, &req, &rem) == EINTR) {
-    // glibc rounds the unslept time to the nearest second.
-    return static_cast<unsigned>(rem.tv_sec + (rem.tv_nsec >= 500000000));
+    // glibc (2.36, sysdeps/posix/sleep.c) returns the whole seconds left,
+    // truncated, and leaves errno as nanosleep set it.
+    errno = EINTR;
+    return static_cast<unsigned>(rem.tv_sec);
   }
+  errno = saved;
   return 0;
 }

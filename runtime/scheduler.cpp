@@ -791,9 +791,8 @@ bool ensure_started() {
   }
   if (g_worker_count == 0) return give_up("threads", "no worker thread could be started");
   // Signals (runtime/signals.cpp): take over delivery only now that the
-  // runtime cannot give up any more (the carriers exist, so glibc's SIGSETXID
-  // handler is installed and can be wrapped). Main's fiber keeps the mask it
-  // had (read above); its OS thread, carrier 0, takes the carriers' mask.
+  // runtime cannot give up any more. Main's fiber keeps the mask it had
+  // (read above); its OS thread, carrier 0, takes the carriers' mask.
   signals::start();
   if (adopt) signals::adopt_main_thread();
   monitor::start();

@@ -26,6 +26,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -151,6 +152,10 @@ SigQueue<64> g_process;                   // process-directed signals no fiber c
 std::atomic<bool> g_process_dirty{false};  // entries the signal thread has not dispatched
 std::atomic<uint64_t> g_program_signalfd{0};
 std::atomic<int> g_sig_tid{0};  // the signal thread
+bool g_sig_thread_started = false;
+// 1 once the signal thread has taken what was pending for the whole process
+// when the runtime started (futex word; adopt_main_thread waits for it).
+std::atomic<uint32_t> g_first_pass{0};
 int g_pid = 0;
 uintptr_t g_text_lo = 0, g_text_hi = 0;  // this library's code
 char g_marker_magic;
@@ -282,7 +287,9 @@ void default_action(int sig, const siginfo_t& si) {
 // Asks the signal thread to look again (undispatched signals, fibers to
 // kick). Async-signal-safe.
 void poke() {
-  int tid = g_sig_tid.load(std::memory_order_acquire);
+  // seq_cst: pairs with the signal thread's store of its tid before its
+  // first pass. A poke that finds no tid yet is covered by that pass.
+  int tid = g_sig_tid.load(std::memory_order_seq_cst);
   if (tid > 0) sys(SYS_tgkill, g_pid, tid, SIGURG);
 }
 
@@ -612,9 +619,11 @@ bool try_borrow(Fiber* f) {
     sched::wake(f);
     return true;
   }
-  // Put it back as the scheduler would have: a wake that came meanwhile counts.
+  // Put it back as the scheduler would have: a wake that came meanwhile
+  // counts. So does a borrowed context another kick set up: its own wake may
+  // have failed against our hold, and nothing else would run it.
   TimerOp* t = f->timer;
-  if (f->parker.permit_.load(std::memory_order_seq_cst) ||
+  if (f->sig.borrow_resume || f->parker.permit_.load(std::memory_order_seq_cst) ||
       (f->park_interruptible && f->parker.interrupted_.load(std::memory_order_seq_cst)) ||
       (t && t->state.load(std::memory_order_seq_cst) == TimerOp::kFired)) {
     sched::wake(f);
@@ -796,23 +805,40 @@ void redispatch_process() {
   for (int i = 0; i < n; ++i) dispatch(batch[i]);
 }
 
+// Waits until a managed signal or a poke arrives (or the timeout passes;
+// nullptr: no timeout), then dispatches every managed signal the kernel holds
+// for the process. True if anything arrived.
+bool drain_kernel(uint64_t set, const timespec* timeout) {
+  siginfo_t si;
+  long r = sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
+               reinterpret_cast<long>(timeout), 8);
+  bool event = false;
+  while (r > 0) {
+    event = true;
+    if (!(r == SIGURG && si.si_code == SI_TKILL && si.si_pid == g_pid)) dispatch(si);  // else a poke
+    timespec zero{0, 0};
+    r = sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
+            reinterpret_cast<long>(&zero), 8);
+  }
+  return event;
+}
+
 void* signal_thread(void*) {
-  g_sig_tid.store(sys_gettid(), std::memory_order_release);
+  // seq_cst: pairs with poke()'s load. A poke made before this store went
+  // nowhere, so the first pass runs without waiting for one.
+  g_sig_tid.store(sys_gettid(), std::memory_order_seq_cst);
+  // What was pending for the whole process before the runtime started is
+  // the process's: take it before adopt_main_thread() takes what is left on
+  // main's OS thread, which was sent to main alone.
+  timespec zero{0, 0};
+  drain_kernel((kManaged & ~g_program_signalfd.load(std::memory_order_acquire)) | kMarkerBit, &zero);
+  // release: pairs with adopt_main_thread()'s acquire load.
+  g_first_pass.store(1, std::memory_order_release);
+  sys(SYS_futex, reinterpret_cast<long>(&g_first_pass), FUTEX_WAKE_PRIVATE, INT32_MAX);
+  g_process_dirty.store(true, std::memory_order_seq_cst);
+  bool event = true;
   long backoff_ns = 0;
   for (;;) {
-    uint64_t set = (kManaged & ~g_program_signalfd.load(std::memory_order_acquire)) | kMarkerBit;
-    timespec ts{backoff_ns / 1000000000, backoff_ns % 1000000000};
-    siginfo_t si;
-    long r = sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
-                 backoff_ns ? reinterpret_cast<long>(&ts) : 0, 8);
-    bool event = false;
-    while (r > 0) {
-      event = true;
-      if (!(r == SIGURG && si.si_code == SI_TKILL && si.si_pid == g_pid)) dispatch(si);  // else a poke
-      timespec zero{0, 0};
-      r = sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
-              reinterpret_cast<long>(&zero), 8);
-    }
     if (g_process_dirty.exchange(false, std::memory_order_acq_rel)) redispatch_process();
     bool outstanding = false;
     sched::for_each_fiber(kick_cb, &outstanding);
@@ -823,6 +849,9 @@ void* signal_thread(void*) {
     } else if (backoff_ns < 10 * 1000 * 1000) {
       backoff_ns *= 2;
     }
+    uint64_t set = (kManaged & ~g_program_signalfd.load(std::memory_order_acquire)) | kMarkerBit;
+    timespec ts{backoff_ns / 1000000000, backoff_ns % 1000000000};
+    event = drain_kernel(set, backoff_ns ? &ts : nullptr);
   }
   return nullptr;
 }
@@ -1023,19 +1052,6 @@ void start() {
   set_bits(&marker.sa_mask, kRuntimeThreadMask);
   raw_sigaction(SIGURG, &marker, nullptr);
 
-  // glibc installs its SIGSETXID handler with the first thread (the carriers
-  // exist by now); wrap it.
-  struct sigaction sx;
-  if (raw_sigaction(33, nullptr, &sx) == 0 && sx.sa_handler != SIG_DFL && sx.sa_handler != SIG_IGN &&
-      (sx.sa_flags & SA_SIGINFO)) {
-    g_glibc_setxid = sx.sa_sigaction;
-    struct sigaction w = sx;
-    w.sa_sigaction = setxid_trampoline;
-    w.sa_flags = sx.sa_flags & (SA_SIGINFO | SA_ONSTACK | SA_RESTART);
-    raw_sigaction(33, &w, nullptr);
-  } else {
-    LOG_WARN("glibc's SIGSETXID handler not found: setuid() with threads may not reach every thread");
-  }
   g_ready.store(true, std::memory_order_release);
 
   pthread_attr_t attr;
@@ -1049,21 +1065,51 @@ void start() {
   sys_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
   if (err) log::always("cannot start the signal thread: signals to the program's threads are not delivered");
+  g_sig_thread_started = err == 0;
+
+  // glibc installs its SIGSETXID handler when the process creates its first
+  // thread. With one worker the adopted main thread is the only carrier, so
+  // that first thread may be the signal thread just created: wrap only now.
+  struct sigaction sx;
+  if (raw_sigaction(33, nullptr, &sx) == 0 && sx.sa_handler != SIG_DFL && sx.sa_handler != SIG_IGN &&
+      (sx.sa_flags & SA_SIGINFO)) {
+    g_glibc_setxid = sx.sa_sigaction;
+    struct sigaction w = sx;
+    w.sa_sigaction = setxid_trampoline;
+    w.sa_flags = sx.sa_flags & (SA_SIGINFO | SA_ONSTACK | SA_RESTART);
+    raw_sigaction(33, &w, nullptr);
+  } else {
+    LOG_WARN("glibc's SIGSETXID handler not found: setuid() with threads may not reach every thread");
+  }
 }
 
 void adopt_main_thread() {
   uint64_t m = kCarrierMask;
   sys_sigmask(SIG_SETMASK, &m, nullptr);
-  // Signals already pending on this OS thread are the program's.
+  // Signals still pending on this OS thread once the signal thread has taken
+  // the process's were sent to main alone (raise, pthread_kill while main
+  // blocked them). A process-directed one that arrives between the two
+  // passes is taken for main's too: a window at start-up only.
+  while (g_sig_thread_started && g_first_pass.load(std::memory_order_acquire) == 0) {
+    sys(SYS_futex, reinterpret_cast<long>(&g_first_pass), FUTEX_WAIT_PRIVATE, 0, 0);
+  }
+  Fiber* main_fiber = Fiber::current();
+  bool deliverable_now = false;
   for (;;) {
-    uint64_t set = kManaged;
+    // The program's own signalfd reads its signals from the kernel: leave them.
+    uint64_t set = kManaged & ~g_program_signalfd.load(std::memory_order_acquire);
     timespec zero{0, 0};
     siginfo_t si;
     long r = sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
                  reinterpret_cast<long>(&zero), 8);
     if (r <= 0) break;
-    process_push(si, true);
+    if (main_fiber && main_fiber->sig.queue.push(si, true)) {
+      if (!(load_mask(main_fiber) & bit(si.si_signo))) deliverable_now = true;
+    } else {
+      process_push(si, true);
+    }
   }
+  if (deliverable_now) poke();
 }
 
 // ---- the EINTR contract --------------------------------------------------------------------

@@ -10,7 +10,8 @@
 // thread take a signal meant for the program, and must not allocate, lock or
 // call a hooked function from a signal handler.
 //
-// How (docs/DESIGN.md, "Signals", has the essay and the rejected designs):
+// How (docs/DESIGN.md, section 7b, has the rejected designs, what is tested
+// and what is not kept):
 //   - Every runtime OS thread blocks every asynchronous signal, always.
 //     Carriers leave unblocked only the synchronous fault signals (SIGSEGV,
 //     SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), the two the kernel raises on

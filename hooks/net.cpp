@@ -5,6 +5,7 @@
 // Blocking sockets wait in io_uring; MSG_DONTWAIT and non-blocking sockets go
 // to the kernel directly. SO_RCVTIMEO covers recv*/accept, SO_SNDTIMEO
 // send*/connect, as in Linux (a timed-out connect reports EINPROGRESS).
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -104,6 +105,33 @@ UNBLOCK_HOOK int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flag
 
 UNBLOCK_HOOK int accept(int fd, struct sockaddr* addr, socklen_t* len) { return accept4(fd, addr, len, 0); }
 
+namespace {
+
+// A blocking connect() on a socket whose connection is already under way
+// waits for it (Linux's __inet_stream_connect; EALREADY is only for
+// non-blocking sockets). That is also what a connect restarted after a
+// SA_RESTART handler does. io_uring's connect answers EALREADY there, so
+// wait for writability and report the outcome as the kernel would: 0, the
+// socket's error, or ECONNABORTED if it was disconnected meanwhile; EALREADY
+// once SO_SNDTIMEO runs out.
+long wait_connected(Fiber* f, const fds::Info& info, int fd) {
+  IoOp op{};
+  op.kind = IoOp::kPollAdd;
+  op.fd = fd;
+  op.len = POLLOUT;
+  long r = hooks::run_blocking(f, info, op, Dir::kOut);
+  if (r < 0) return r == -EAGAIN ? -EALREADY : r;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+  if (err) return -err;
+  sockaddr_storage peer;
+  len = sizeof peer;
+  return getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 ? 0 : -ECONNABORTED;
+}
+
+}  // namespace
+
 UNBLOCK_HOOK int connect(int fd, const struct sockaddr* addr, socklen_t len) {
   if (hooks::fault_armed(fault::Op::kConnect)) {  // fault point (hooks/fault.h)
     hooks::FaultArgs a;
@@ -122,6 +150,7 @@ UNBLOCK_HOOK int connect(int fd, const struct sockaddr* addr, socklen_t len) {
   op.len = len;
   long r = hooks::run_blocking(f, info, op, Dir::kOut);
   if (r == -EAGAIN && info.sndtimeo_ns > 0) r = -EINPROGRESS;  // Linux's answer to a timed-out connect
+  if (r == -EALREADY) r = wait_connected(f, info, fd);
   return static_cast<int>(finish(r));
 }
 

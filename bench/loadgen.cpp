@@ -15,7 +15,20 @@
 //
 // Connections can be spread over several source addresses (--sources
 // 127.0.0.2,127.0.0.3) when one address's ephemeral ports would run out.
-// Output: one human line and, with --json, one JSON object on stdout.
+//
+// Connect phase: at most --connect-window (default 512) connections are
+// outstanding at a time, a new connect starting as soon as one settles. A
+// connection settles when its first message has come back (or it failed),
+// not when connect() completes: connect() completes once the kernel finished
+// the handshake and queued the connection for accept(), so counting that
+// alone let thousands wait in the listen backlog (somaxconn 4096 here) of a
+// server that accepts slower than the kernel handshakes, and the overflow
+// showed as dropped handshakes and resets. Connections wait idle until all
+// are open; then the echo (or hold) phase starts for every one together.
+// Failed connects are counted by errno and reported.
+//
+// Output: one human line and, with --json, one JSON object on stdout. The
+// CPU share is given for the whole run and for the measured phase alone.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -47,7 +60,7 @@ struct Options {
   long messages = 0;  // per connection; 0: run by time
   bool hold = false;
   bool json = false;
-  int connect_batch = 512;
+  int connect_window = 512;
   double connect_timeout = 60;
   std::vector<std::string> sources;
 };
@@ -61,6 +74,7 @@ struct Conn {
   uint64_t seq = 0;
   long done_msgs = 0;
   double started = 0;
+  bool in_window = false;  // counted in Run::window_open until it settles
   std::vector<char> out, in;
 };
 
@@ -83,7 +97,8 @@ void fill(Conn& c, int id) {
 [[noreturn]] void usage() {
   fprintf(stderr,
           "usage: loadgen [--addr A] [--port P] [--conns C] [--size S] [--duration SEC] [--warmup SEC]\n"
-          "               [--messages N] [--hold] [--sources A,B,...] [--connect-batch N] [--json]\n");
+          "               [--messages N] [--hold] [--sources A,B,...] [--connect-window N]\n"
+          "               [--connect-timeout SEC] [--json]\n");
   exit(2);
 }
 
@@ -104,7 +119,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--messages") o.messages = atol(val());
     else if (a == "--hold") o.hold = true;
     else if (a == "--json") o.json = true;
-    else if (a == "--connect-batch") o.connect_batch = atoi(val());
+    else if (a == "--connect-window" || a == "--connect-batch") o.connect_window = atoi(val());
     else if (a == "--connect-timeout") o.connect_timeout = atof(val());
     else if (a == "--sources") {
       std::string s = val();
@@ -117,7 +132,7 @@ Options parse(int argc, char** argv) {
       }
     } else usage();
   }
-  if (o.conns < 1 || o.size < 1 || o.port <= 0) usage();
+  if (o.conns < 1 || o.size < 1 || o.port <= 0 || o.connect_window < 1) usage();
   return o;
 }
 
@@ -135,16 +150,42 @@ struct Run {
   std::vector<float> latencies_us;
   bool measuring = false;
   bool stopping = false;
-  int active = 0;  // connections with an operation in flight
+  bool connect_phase = true;  // echoes stop after the first until every connection is open
+  int active = 0;  // operations in flight
+  int next_connect = 0;  // connections [0, next_connect) were started
+  int window_open = 0;   // started and not yet settled (see the header)
+  // Failed connects by errno: Linux errnos end at EHWPOISON (133); the last slot counts anything else.
+  static constexpr int kErrnoSlots = 135;
+  int connect_errno[kErrnoSlots] = {};
+
+  void count_connect_failure(int err) {
+    ++connect_failed;
+    ++connect_errno[err > 0 && err < kErrnoSlots - 1 ? err : kErrnoSlots - 1];
+  }
+
+  void settle(Conn& c) {
+    if (!c.in_window) return;
+    c.in_window = false;
+    --window_open;
+  }
+
+  // Starts connects until the window is full or every connection started.
+  void fill_window() {
+    while (window_open < o.connect_window && next_connect < static_cast<int>(conns.size())) {
+      submit_connect(next_connect++);
+    }
+  }
 
   void submit_connect(int i) {
     Conn& c = conns[i];
     c.fd = socket(AF_INET, SOCK_STREAM, 0);
     if (c.fd < 0) {
       c.phase = kFailed;
-      ++connect_failed;
+      count_connect_failure(errno);
       return;
     }
+    c.in_window = true;
+    ++window_open;
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (!sources.empty()) {
@@ -189,6 +230,7 @@ struct Run {
     Conn& c = conns[i];
     if (c.phase != kFailed) ++errors;
     c.phase = kFailed;
+    settle(c);
   }
 
   // Called when a whole message came back; decides what the connection does next.
@@ -202,7 +244,8 @@ struct Run {
     ++c.done_msgs;
     ++c.seq;
     c.sent = c.got = 0;
-    if (another && !stopping) submit_send(i);
+    settle(c);
+    if (another && !stopping && !connect_phase) submit_send(i);
     else c.phase = kIdle;
   }
 
@@ -220,9 +263,11 @@ struct Run {
     --active;
     switch (op) {
       case kOpConnect:
+        if (c.phase == kFailed) return;  // given up at the connect deadline; counted then
         if (res < 0) {
           c.phase = kFailed;
-          ++connect_failed;
+          count_connect_failure(-res);
+          settle(c);
           close(c.fd);
           c.fd = -1;
           return;
@@ -258,6 +303,7 @@ struct Run {
         ++n;
       }
       io_uring_cq_advance(&ring, n);
+      if (connect_phase) fill_window();
     }
   }
 };
@@ -298,22 +344,36 @@ int main(int argc, char** argv) {
   }
   double cpu0 = cpu_seconds();
   double t0 = now();
-  // Connect in batches: the listen backlog is bounded (somaxconn).
+  // Connect phase: a bounded window of outstanding connections (see the header).
   double connect_deadline = t0 + o.connect_timeout;
-  for (int i = 0; i < o.conns; i += o.connect_batch) {
-    int end = std::min(o.conns, i + o.connect_batch);
-    for (int j = i; j < end; ++j) run.submit_connect(j);
-    // Wait until this batch has connected (and echoed its first message) or failed.
-    while (now() < connect_deadline) {
-      run.pump(now() + 0.05);
-      long settled = 0;
-      for (int j = i; j < end; ++j) settled += run.conns[j].phase != kConnecting;
-      if (settled == end - i) break;
+  run.fill_window();
+  while ((run.window_open > 0 || run.next_connect < o.conns) && now() < connect_deadline) {
+    run.pump(std::min(connect_deadline, now() + 0.05));
+    run.fill_window();
+  }
+  // Connections still not connected at the deadline count as failed connects.
+  long connect_timed_out = 0;
+  for (int i = 0; i < o.conns; ++i) {
+    Conn& c = run.conns[i];
+    if (i >= run.next_connect || c.phase == kConnecting) {
+      c.phase = kFailed;
+      run.settle(c);
+      run.count_connect_failure(ETIMEDOUT);
+      ++connect_timed_out;
     }
   }
+  run.connect_phase = false;
   double connect_secs = now() - t0;
+  // Every open connection echoed once; the echo modes now start them all.
+  if (!o.hold) {
+    for (int i = 0; i < o.conns; ++i) {
+      Conn& c = run.conns[i];
+      if (c.phase == kIdle && run.wants_more(c)) run.submit_send(i);
+    }
+  }
   long msgs = 0;
   double elapsed = 0;
+  double cpu_m0 = 0, cpu_m = -1;  // CPU time of the measured phase
   if (o.hold) {
     // Every connection echoed once; hold them, then echo once more on each.
     run.pump(now() + 30);
@@ -323,23 +383,29 @@ int main(int argc, char** argv) {
       if (run.conns[i].phase == kIdle) run.submit_send(i);
     }
     run.measuring = true;
+    cpu_m0 = cpu_seconds();
     double h0 = now();
     run.pump(now() + 60);
     elapsed = now() - h0;
+    cpu_m = cpu_seconds() - cpu_m0;
     msgs = run.measured_msgs;
   } else if (o.messages) {
     run.measuring = true;
+    cpu_m0 = cpu_seconds();
     double m0 = now();
     run.pump(now() + 3600);
     elapsed = now() - m0;
+    cpu_m = cpu_seconds() - cpu_m0;
     msgs = 0;
     for (const Conn& c : run.conns) msgs += c.done_msgs;
   } else {
     run.pump(now() + o.warmup);
     run.measuring = true;
+    cpu_m0 = cpu_seconds();
     double m0 = now();
     run.pump(m0 + o.duration);
     elapsed = now() - m0;
+    cpu_m = cpu_seconds() - cpu_m0;
     run.stopping = true;
     run.measuring = false;
     run.pump(now() + 5);
@@ -347,25 +413,36 @@ int main(int argc, char** argv) {
   }
   double cpu = cpu_seconds() - cpu0;
   double wall = now() - t0;
-  long verified_ok = 0, failed_conns = 0;
+  long verified_ok = 0;
   for (const Conn& c : run.conns) {
-    if (c.phase == kFailed) ++failed_conns;
-    else if (c.done_msgs > 0) ++verified_ok;
+    if (c.phase != kFailed && c.done_msgs > 0) ++verified_ok;
   }
+  // Failed connects by errno, e.g. "ECONNRESET:3,ETIMEDOUT:2" ("" if none).
+  std::string why;
+  for (int e = 1; e < Run::kErrnoSlots; ++e) {
+    if (!run.connect_errno[e]) continue;
+    const char* name = e == Run::kErrnoSlots - 1 ? "other" : strerrorname_np(e);
+    why += (why.empty() ? "" : ",") + std::string(name ? name : "?") + ":" + std::to_string(run.connect_errno[e]);
+  }
+  double share = wall > 0 ? cpu / wall : 0;
+  // getrusage ticks are coarse: a phase shorter than 0.1 s gives no share of its own.
+  double share_m = cpu_m >= 0 && elapsed >= 0.1 ? cpu_m / elapsed : share;
   std::vector<float>& l = run.latencies_us;
   std::sort(l.begin(), l.end());
   auto pct = [&](double q) { return l.empty() ? 0.0 : l[std::min(l.size() - 1, static_cast<size_t>(q * l.size()))]; };
   double rate = elapsed > 0 ? msgs / elapsed : 0;
-  printf("conns %d connected %ld connect_failed %ld errors %ld verify_failed %ld msgs %ld rate %.0f msg/s "
-         "p50 %.0f us p99 %.0f us p999 %.0f us connect %.2f s loadgen_cpu %.0f%%\n",
-         o.conns, run.connected, run.connect_failed, run.errors, run.verify_failed, msgs, rate, pct(0.5), pct(0.99),
-         pct(0.999), connect_secs, wall > 0 ? 100.0 * cpu / wall : 0);
+  printf("conns %d connected %ld connect_failed %ld%s%s%s errors %ld verify_failed %ld msgs %ld rate %.0f msg/s "
+         "p50 %.0f us p99 %.0f us p999 %.0f us connect %.2f s (window %d) loadgen_cpu %.0f%% (measured phase %.0f%%)\n",
+         o.conns, run.connected, run.connect_failed, why.empty() ? "" : " (", why.c_str(), why.empty() ? "" : ")",
+         run.errors, run.verify_failed, msgs, rate, pct(0.5), pct(0.99), pct(0.999), connect_secs, o.connect_window,
+         100.0 * share, 100.0 * share_m);
   if (o.json) {
     printf("{\"conns\": %d, \"connected\": %ld, \"connect_failed\": %ld, \"errors\": %ld, \"verify_failed\": %ld, "
            "\"messages\": %ld, \"rate\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
-           "\"connect_seconds\": %.3f, \"loadgen_cpu_share\": %.3f, \"conns_ok\": %ld}\n",
+           "\"measured_seconds\": %.3f, \"connect_seconds\": %.3f, \"connect_timed_out\": %ld, \"connect_failed_by_errno\": \"%s\", "
+           "\"loadgen_cpu_share\": %.3f, \"loadgen_cpu_share_measured\": %.3f, \"conns_ok\": %ld}\n",
            o.conns, run.connected, run.connect_failed, run.errors, run.verify_failed, msgs, rate, pct(0.5),
-           pct(0.99), pct(0.999), connect_secs, wall > 0 ? cpu / wall : 0, verified_ok);
+           pct(0.99), pct(0.999), elapsed, connect_secs, connect_timed_out, why.c_str(), share, share_m, verified_ok);
   }
   for (Conn& c : run.conns) {
     if (c.fd >= 0) close(c.fd);

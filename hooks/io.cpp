@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -158,6 +159,63 @@ ssize_t do_writev(int fd, const iovec* v, int n, uint64_t off) {
   return static_cast<ssize_t>(done);
 }
 
+constexpr int kErestartsys = 512;  // the kernel's ERESTARTSYS
+
+// One openat in the ring; a handler's SA_RESTART restarts it, as the kernel
+// restarts an open interrupted while waiting for a FIFO's other end.
+int ring_openat(Fiber* f, int dirfd, const char* path, int flags, mode_t mode, bool blocking_async) {
+  for (;;) {
+    IoOp op{};
+    op.kind = IoOp::kOpenat;
+    op.fd = dirfd;
+    op.addr = const_cast<char*>(path);
+    op.flags = static_cast<uint32_t>(flags);
+    op.len = mode;
+    op.blocking_async = blocking_async;
+    bool interrupted = false;
+    int r = io::run(f, op, 0, true, &interrupted);
+    if (r == -kErestartsys) r = -EINTR;  // never meant for user space
+    if (!interrupted) return r;
+    bool restart = signals::run_pending(f);
+    if (r != -EINTR || !restart) return r;
+  }
+}
+
+// open(2) for a fiber. Network file systems can take their time: the open
+// waits in io_uring, not on the carrier. io_uring's inline attempt adds
+// O_NONBLOCK, which changes what opening a FIFO does (no wait for the other
+// end; ENXIO for a writer without a reader), so FIFOs are opened again in
+// io_uring's worker pool, where the open blocks as the real call does:
+//  - a write-only open that got ENXIO (a FIFO without a reader, or a socket
+//    or device file, which fail the same way again);
+//  - a read-only open that turned out to be a FIFO: its descriptor is kept
+//    open meanwhile - a reader waiting in open(2) counts as a reader, so
+//    writers proceed as natively - and the waited-for open takes its number
+//    (dup3), so the program sees the lowest free fd as the kernel gives it.
+// O_RDWR never waits on a FIFO, and O_NONBLOCK is what the program asked for.
+int open_in_ring(Fiber* f, int dirfd, const char* path, int flags, mode_t mode) {
+  int r = ring_openat(f, dirfd, path, flags, mode, false);
+  if ((flags & (O_NONBLOCK | O_PATH)) != 0) return r;
+  int acc = flags & O_ACCMODE;
+  if (acc == O_WRONLY && r == -ENXIO) return ring_openat(f, dirfd, path, flags, mode, true);
+  if (acc != O_RDONLY || r < 0) return r;
+  struct stat st;
+  if (fstat(r, &st) != 0 || !S_ISFIFO(st.st_mode)) return r;
+  int waited = ring_openat(f, dirfd, path, flags, mode, true);
+  if (waited < 0) {
+    real::close(r);
+    return waited;
+  }
+  int d = dup3(waited, r, (flags & O_CLOEXEC) ? O_CLOEXEC : 0);
+  int err = errno;
+  real::close(waited);
+  if (d < 0) {
+    real::close(r);
+    return -err;
+  }
+  return r;
+}
+
 int do_openat(int dirfd, const char* path, int flags, mode_t mode) {
   if (hooks::fault_armed(fault::Op::kOpen)) {  // fault point (hooks/fault.h)
     hooks::FaultArgs a;
@@ -171,17 +229,7 @@ int do_openat(int dirfd, const char* path, int flags, mode_t mode) {
     r = static_cast<int>(syscall(SYS_openat, dirfd, path, flags, mode));
     if (r < 0) return hooks::fail(errno);
   } else {
-    // Opening a FIFO waits for its other end, and network file systems can
-    // take their time: both wait in io_uring, not on the carrier.
-    IoOp op{};
-    op.kind = IoOp::kOpenat;
-    op.fd = dirfd;
-    op.addr = const_cast<char*>(path);
-    op.flags = static_cast<uint32_t>(flags);
-    op.len = mode;
-    bool interrupted = false;
-    r = io::run(f, op, 0, true, &interrupted);
-    if (interrupted) signals::run_pending(f);
+    r = open_in_ring(f, dirfd, path, flags, mode);
     if (r < 0) return hooks::fail(-r);
   }
   fds::forget(r);  // learnt on first use

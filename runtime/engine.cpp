@@ -217,6 +217,7 @@ void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kern
       break;
   }
   set_data(s, c);
+  if (op.blocking_async) s->flags |= IOSQE_ASYNC;
   if (timeout_ns > 0) {
     s->flags |= IOSQE_IO_LINK;
     ts->tv_sec = timeout_ns / 1000000000;

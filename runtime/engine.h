@@ -54,6 +54,10 @@ struct IoOp {
   uint32_t flags = 0;        // MSG_*, accept4 flags, open flags, fsync flags, SPLICE_F_*
   int fd_in = -1;            // splice: source fd and offset (-1: current position / pipe)
   int64_t off_in = -1;
+  // Run it in io_uring's worker pool at once (IOSQE_ASYNC), where it may
+  // block like the real call. The inline attempt of some operations is not
+  // the real call: openat adds O_NONBLOCK there, so a FIFO would not wait.
+  bool blocking_async = false;
 };
 
 class Engine {

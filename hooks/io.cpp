@@ -18,6 +18,7 @@
 
 #include "hooks/fault.h"
 #include "hooks/io_common.h"
+#include "runtime/cancel.h"
 #include "runtime/signals.h"
 
 using namespace unblock;
@@ -181,7 +182,10 @@ int do_openat(int dirfd, const char* path, int flags, mode_t mode) {
     op.len = mode;
     bool interrupted = false;
     r = io::run(f, op, 0, true, &interrupted);
-    if (interrupted) signals::run_pending(f);
+    if (interrupted) {
+      signals::run_pending(f);
+      cancel::point();
+    }
     if (r < 0) return hooks::fail(-r);
   }
   fds::forget(r);  // learnt on first use

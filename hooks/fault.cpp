@@ -29,6 +29,7 @@
 
 #include "hooks/hook.h"
 #include "hooks/io_common.h"
+#include "runtime/cancel.h"
 #include "runtime/fdtable.h"
 #include "runtime/parker.h"
 #include "runtime/signals.h"
@@ -166,7 +167,11 @@ int park_until(const Deadline& d, bool interruptible) {
   Parker* p = Parker::current();
   while (!d.passed()) {
     ParkResult r = p->park(d, WaitReason::kIo, f && interruptible);
-    if (r == ParkResult::kInterrupted && !signals::run_pending(f)) return -EINTR;
+    if (r == ParkResult::kInterrupted) {
+      bool restart = signals::run_pending(f);
+      cancel::point();
+      if (!restart) return -EINTR;
+    }
   }
   return 0;
 }
@@ -188,9 +193,17 @@ int hang(Op op, Kind k, int64_t timeout_ns, bool interruptible) {
       break;
     }
     ParkResult r = w.parker->park(d, WaitReason::kIo, f && interruptible);
-    if (r == ParkResult::kInterrupted && !signals::run_pending(f)) {
-      result = -EINTR;
-      break;
+    if (r == ParkResult::kInterrupted) {
+      bool restart = signals::run_pending(f);
+      if (f && cancel::due(f)) {
+        // w lives in this frame: unregister it before the unwind.
+        fault::remove_hang_waiter(&w);
+        cancel::point();
+      }
+      if (!restart) {
+        result = -EINTR;
+        break;
+      }
     }
   }
   fault::remove_hang_waiter(&w);

@@ -19,6 +19,7 @@
 
 #include "hooks/fault.h"
 #include "hooks/io_common.h"
+#include "runtime/cancel.h"
 #include "runtime/signals.h"
 
 using namespace unblock;
@@ -177,6 +178,7 @@ int ring_openat(Fiber* f, int dirfd, const char* path, int flags, mode_t mode, b
     if (r == -kErestartsys) r = -EINTR;  // never meant for user space
     if (!interrupted) return r;
     bool restart = signals::run_pending(f);
+    cancel::point();  // open is a cancellation point
     if (r != -EINTR || !restart) return r;
   }
 }
@@ -201,18 +203,21 @@ int open_in_ring(Fiber* f, int dirfd, const char* path, int flags, mode_t mode) 
   if (acc != O_RDONLY || r < 0) return r;
   struct stat st;
   if (fstat(r, &st) != 0 || !S_ISFIFO(st.st_mode)) return r;
+  // Closes the first descriptor on every way out but success, a
+  // cancellation's unwind included.
+  struct Holder {
+    int fd;
+    ~Holder() {
+      if (fd >= 0) real::close(fd);
+    }
+  } first{r};
   int waited = ring_openat(f, dirfd, path, flags, mode, true);
-  if (waited < 0) {
-    real::close(r);
-    return waited;
-  }
+  if (waited < 0) return waited;
   int d = dup3(waited, r, (flags & O_CLOEXEC) ? O_CLOEXEC : 0);
   int err = errno;
   real::close(waited);
-  if (d < 0) {
-    real::close(r);
-    return -err;
-  }
+  if (d < 0) return -err;
+  first.fd = -1;
   return r;
 }
 

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include "runtime/cancel.h"
 #include "runtime/signals.h"
 
 namespace unblock::hooks {
@@ -18,6 +19,7 @@ long run_blocking(Fiber* f, const fds::Info& info, const IoOp& op, Dir dir, int6
     int r = io::run(f, op, timeout, interruptible, &interrupted);
     if (interrupted) {
       bool restart = signals::run_pending(f);
+      cancel::point();  // the operation has completed: safe to unwind
       if (r == -EINTR) {
         if (restart && timeout == 0) continue;
         return -EINTR;

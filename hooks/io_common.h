@@ -4,8 +4,10 @@
 // a fiber of a running runtime, the fd is open and the program did not make
 // it non-blocking (then the real call returns EAGAIN at once, as it should).
 // Sockets take their SO_RCVTIMEO/SO_SNDTIMEO as a linked io_uring timeout.
-// A signal handler for the fiber cancels the operation; the hook then runs
-// the handler (signals::run_pending) and returns EINTR, or restarts if the
+// A signal handler for the fiber, or its cancellation request, cancels the
+// operation; the hook then runs the handler (signals::run_pending), acts on
+// the cancellation (cancel::point, which unwinds once the operation's
+// completion arrived) and returns EINTR, or restarts if the
 // handler had SA_RESTART and the call may be restarted (never for sockets
 // with a timeout, as Linux). Writes to sockets and pipes send everything, as
 // a blocking write does, unless a timeout or a signal cuts them short (then

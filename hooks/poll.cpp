@@ -19,6 +19,7 @@
 
 #include "hooks/fault.h"
 #include "hooks/io_common.h"
+#include "runtime/cancel.h"
 #include "runtime/signals.h"
 
 using namespace unblock;
@@ -54,6 +55,7 @@ enum class Wake { kReady, kTimeout, kInterrupted };
 // a handler is due. Runs on the fiber; completions run on its worker's
 // scheduler, so the counters need no atomics.
 Wake wait_any(Fiber* f, const int* fdv, const short* events, int n, const Deadline& d) {
+  cancel::point();  // poll, select, epoll_wait are cancellation points
   PollWait small[16];
   PollWait* waits = n <= 16 ? small : new (std::nothrow) PollWait[n];
   if (!waits) return Wake::kTimeout;
@@ -118,17 +120,32 @@ struct MaskScope {
   }
 };
 
-int poll_common(Fiber* f, struct pollfd* pfd, nfds_t n, const Deadline& d, const sigset_t* mask) {
-  MaskScope scope(mask);
+// poll's fd and event arrays: on the stack up to 16, else on the heap, freed
+// on every way out (a cancellation's forced unwind too).
+struct PollScratch {
   int fdv_small[16];
   short ev_small[16];
-  int* fdv = n <= 16 ? fdv_small : static_cast<int*>(malloc(n * sizeof(int)));
-  short* ev = n <= 16 ? ev_small : static_cast<short*>(malloc(n * sizeof(short)));
-  if (!fdv || !ev) {
+  int* fdv = fdv_small;
+  short* ev = ev_small;
+  explicit PollScratch(nfds_t n) {
+    if (n <= 16) return;
+    fdv = static_cast<int*>(malloc(n * sizeof(int)));
+    ev = static_cast<short*>(malloc(n * sizeof(short)));
+  }
+  ~PollScratch() {
     if (fdv != fdv_small) free(fdv);
     if (ev != ev_small) free(ev);
-    return hooks::fail(ENOMEM);
   }
+  PollScratch(const PollScratch&) = delete;
+  PollScratch& operator=(const PollScratch&) = delete;
+};
+
+int poll_common(Fiber* f, struct pollfd* pfd, nfds_t n, const Deadline& d, const sigset_t* mask) {
+  MaskScope scope(mask);
+  PollScratch scratch(n);
+  int* fdv = scratch.fdv;
+  short* ev = scratch.ev;
+  if (!fdv || !ev) return hooks::fail(ENOMEM);
   for (nfds_t i = 0; i < n; ++i) {
     fdv[i] = pfd[i].fd;
     ev[i] = pfd[i].events;
@@ -140,13 +157,12 @@ int poll_common(Fiber* f, struct pollfd* pfd, nfds_t n, const Deadline& d, const
     if (result != 0) break;
     if (why == Wake::kInterrupted) {
       signals::run_pending(f);
+      cancel::point();
       result = hooks::fail(EINTR);
       break;
     }
     if (why == Wake::kTimeout || d.passed()) break;
   }
-  if (fdv != fdv_small) free(fdv);
-  if (ev != ev_small) free(ev);
   return result;
 }
 
@@ -237,6 +253,7 @@ int select_common(Fiber* f, int nfds, fd_set* r, fd_set* w, fd_set* e, const Dea
     if (result != 0) return result;
     if (why == Wake::kInterrupted) {
       signals::run_pending(f);
+      cancel::point();
       return hooks::fail(EINTR);
     }
     if (why == Wake::kTimeout || d.passed()) return 0;
@@ -301,6 +318,7 @@ int epoll_common(Fiber* f, int epfd, struct epoll_event* ev, int max, int timeou
     if (r != 0) return r;
     if (why == Wake::kInterrupted) {
       signals::run_pending(f);
+      cancel::point();
       return hooks::fail(EINTR);
     }
     if (why == Wake::kTimeout || d.passed()) return 0;

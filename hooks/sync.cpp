@@ -12,8 +12,9 @@
 // Cancellation points (condition waits, sem_wait and its timed variants)
 // act on a pending cancellation request on entry, while the caller still
 // holds the mutex, which is the state POSIX requires for the cleanup
-// handlers; a request that arrives while the thread is parked is acted on at
-// its next cancellation point.
+// handlers. A request that arrives while the thread is parked ends the wait
+// (runtime/sync.h: ECANCELED, after a condition wait re-acquired the mutex)
+// and the hook unwinds the thread (cancel::point).
 //
 // Symbol versions: glibc has two pthread_cond_* versions (GLIBC_2.3.2, the
 // default, and the old GLIBC_2.2.5 ABI); the rest have one default version.
@@ -25,6 +26,7 @@
 #include <semaphore.h>
 
 #include "hooks/hook.h"
+#include "runtime/cancel.h"
 #include "runtime/sync.h"
 
 using namespace unblock;
@@ -38,6 +40,13 @@ using unblock::sync::Semaphore;
 namespace {
 
 int sem_result(int err) { return err ? hooks::fail(err) : 0; }
+
+// A wait ended by the caller's cancellation request: unwind (never returns
+// when the request is due, which ECANCELED says).
+int acted(int err) {
+  if (err == ECANCELED) cancel::point();
+  return err;
+}
 
 }  // namespace
 
@@ -79,17 +88,17 @@ UNBLOCK_HOOK int unblock___pthread_mutex_unlock(pthread_mutex_t* m) { return Mut
 UNBLOCK_HOOK int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t* attr) { return CondVar::init(c, attr); }
 UNBLOCK_HOOK int pthread_cond_destroy(pthread_cond_t* c) { return CondVar::destroy(c); }
 UNBLOCK_HOOK int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
-  pthread_testcancel();
-  return CondVar::wait(c, m);
+  cancel::point();
+  return acted(CondVar::wait(c, m));
 }
 UNBLOCK_HOOK int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const struct timespec* abs) {
-  pthread_testcancel();
-  return CondVar::timedwait(c, m, abs);
+  cancel::point();
+  return acted(CondVar::timedwait(c, m, abs));
 }
 UNBLOCK_HOOK int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                                         const struct timespec* abs) {
-  pthread_testcancel();
-  return CondVar::clockwait(c, m, clock, abs);
+  cancel::point();
+  return acted(CondVar::clockwait(c, m, clock, abs));
 }
 UNBLOCK_HOOK int pthread_cond_signal(pthread_cond_t* c) { return CondVar::signal(c); }
 UNBLOCK_HOOK int pthread_cond_broadcast(pthread_cond_t* c) { return CondVar::broadcast(c); }
@@ -163,17 +172,17 @@ UNBLOCK_HOOK int sem_init(sem_t* s, int pshared, unsigned value) {
 }
 UNBLOCK_HOOK int sem_destroy(sem_t* s) { return sem_result(Semaphore::destroy(s)); }
 UNBLOCK_HOOK int sem_wait(sem_t* s) {
-  pthread_testcancel();
-  return sem_result(Semaphore::wait(s));
+  cancel::point();
+  return sem_result(acted(Semaphore::wait(s)));
 }
 UNBLOCK_HOOK int sem_trywait(sem_t* s) { return sem_result(Semaphore::trywait(s)); }
 UNBLOCK_HOOK int sem_timedwait(sem_t* s, const struct timespec* abs) {
-  pthread_testcancel();
-  return sem_result(Semaphore::timedwait(s, CLOCK_REALTIME, abs, false));
+  cancel::point();
+  return sem_result(acted(Semaphore::timedwait(s, CLOCK_REALTIME, abs, false)));
 }
 UNBLOCK_HOOK int sem_clockwait(sem_t* s, clockid_t clock, const struct timespec* abs) {
-  pthread_testcancel();
-  return sem_result(Semaphore::timedwait(s, clock, abs, true));
+  cancel::point();
+  return sem_result(acted(Semaphore::timedwait(s, clock, abs, true)));
 }
 // Async-signal-safe, as POSIX requires.
 UNBLOCK_HOOK int sem_post(sem_t* s) { return sem_result(Semaphore::post(s)); }

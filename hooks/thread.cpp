@@ -1,6 +1,9 @@
 // Thread hooks: pthread_create/join/tryjoin/timedjoin/clockjoin/detach/exit,
 // pthread_getattr_np, thread names, key destructors, sched_yield.
 //
+// pthread_cancel: a fiber's request is runtime/cancel.cpp's; the cancellation
+// points that park act on it (the hooks of each family), and the joins here.
+//
 // pthread_self() and pthread_equal() are not hooked: a fiber's FS base is its
 // own TCB, so glibc's versions already return the fiber's identity.
 // pthread_getspecific/setspecific likewise work on the fiber's own TCB;
@@ -16,6 +19,7 @@
 #include <atomic>
 
 #include "hooks/hook.h"
+#include "runtime/cancel.h"
 #include "runtime/spinlock.h"
 #include "runtime/sync.h"
 #include "runtime/tls.h"
@@ -139,7 +143,11 @@ namespace {
 int join_common(pthread_t thread, void** ret, const Deadline& d, bool try_only) {
   Fiber* target = sched::active() ? Fiber::from_thread(thread) : nullptr;
   if (!target) return -1;  // not ours
-  return sched::join(target, ret, d, try_only);
+  // The waiting joins are cancellation points; tryjoin is not.
+  if (!try_only) cancel::point();
+  int r = sched::join(target, ret, d, try_only);
+  if (r == ECANCELED) cancel::point();  // the target stays joinable
+  return r;
 }
 
 bool valid_timespec(const timespec* ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
@@ -180,18 +188,33 @@ UNBLOCK_HOOK int pthread_detach(pthread_t thread) {
 }
 
 UNBLOCK_HOOK void pthread_exit(void* value) {
+  // glibc's unwind may cross this library's frames (cancel.h).
+  cancel::prepare_unwinder();
   Fiber* f = hooks::fiber_for_call();
   if (!f) real::pthread_exit(value);
   f->result = value;
-  if (!f->is_main && f->unwind_limit) {
+  f->exit_called = true;
+  if (f->unwind_limit) {
     // glibc unwinds the stack (running C cleanup handlers and C++
     // destructors) and longjmps into the buffer fiber_entry registered in
-    // this fiber's TCB, exactly as it does for start_thread's.
+    // this fiber's TCB, exactly as it does for start_thread's; main's lands
+    // in the runtime (cancel::adopt_main).
     real::pthread_exit(value);
   }
-  // main: glibc's own buffer would end the carrier's OS thread; end the
-  // fiber without unwinding main's frames (see README, limitations).
+  // main's buffer was not recognised: glibc's would end the carrier's OS
+  // thread. End the fiber without unwinding main's frames.
   sched::exit_fiber(f, value);
+}
+
+UNBLOCK_HOOK int pthread_cancel(pthread_t thread) {
+  cancel::prepare_unwinder();
+  Fiber* target = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (target) return cancel::request(target);
+  int r = real::pthread_cancel(thread);
+  // A plain OS thread (own stack) may be parked in one of our waits, a futex
+  // glibc knows nothing of: a permit makes it re-check its request there.
+  if (r == 0 && thread != pthread_self()) Parker::of_os_thread(thread)->unpark();
+  return r;
 }
 
 UNBLOCK_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {

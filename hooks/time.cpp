@@ -12,6 +12,7 @@
 #include <climits>
 
 #include "hooks/hook.h"
+#include "runtime/cancel.h"
 #include "runtime/signals.h"
 
 using namespace unblock;
@@ -51,11 +52,13 @@ timespec sub_clamped(const timespec& a, const timespec& b) {
 // relative sleep).
 int fiber_sleep(Fiber* f, clockid_t clock, const timespec& abs, bool relative, timespec* rem) {
   Deadline d = Deadline::at(clock, abs);
+  cancel::point();  // sleeps are cancellation points
   for (;;) {
     ParkResult r = f->parker.park(d, WaitReason::kSleep, /*interruptible=*/true);
     if (r == ParkResult::kTimedOut) return 0;
     if (r == ParkResult::kInterrupted) {
       signals::run_pending(f);
+      cancel::point();
       if (relative && rem) *rem = sub_clamped(abs, now(clock));
       return EINTR;
     }

@@ -60,6 +60,7 @@ class Fiber {
   // Timed park in progress (owned by the engine that armed it).
   TimerOp* timer = nullptr;
   bool park_interruptible = false;
+  bool park_cancellable = false;  // a due cancellation request ends the park (runtime/cancel.h)
 
   // The thread it stands for.
   void* (*start)(void*) = nullptr;
@@ -69,7 +70,8 @@ class Fiber {
   std::atomic<Parker*> joiner{nullptr};
   int tid = 0;
   bool is_main = false;
-  char* unwind_limit = nullptr;  // frame of the fiber's entry, for pthread_exit
+  char* unwind_limit = nullptr;  // set when glibc's forced unwind of this fiber lands in the runtime
+  bool exit_called = false;      // pthread_exit ran (else an unwind is a cancellation)
   size_t stack_size = 0;         // as requested (for pthread_getattr_np)
   char name[16] = {};
 

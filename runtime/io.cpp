@@ -2,6 +2,7 @@
 
 #include <cerrno>
 
+#include "runtime/cancel.h"
 #include "runtime/fiber.h"
 #include "runtime/scheduler.h"
 
@@ -26,6 +27,8 @@ void on_done(Completion* c, int res, uint32_t) {
 }  // namespace
 
 int run(Fiber* f, const IoOp& op, int64_t timeout_ns, bool interruptible, bool* interrupted) {
+  // Every blocking I/O call is a cancellation point.
+  cancel::point();
   Waiter w;
   w.fiber = f;
   w.on_complete = on_done;

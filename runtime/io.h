@@ -10,10 +10,12 @@
 // timeout_ns > 0 links an IORING_OP_LINK_TIMEOUT: the operation then ends
 // with -ECANCELED if nothing happened in time (hooks map that to EAGAIN, as
 // SO_RCVTIMEO/SO_SNDTIMEO do).
-// interruptible: a signal handler for this fiber cancels the operation
-// (IORING_OP_ASYNC_CANCEL); if the kernel had already finished it, its result
-// is returned; otherwise -EINTR. *interrupted tells the caller a signal is
-// pending for it (signals::run_pending decides EINTR or restart).
+// interruptible: a signal handler for this fiber, or its cancellation
+// request (runtime/cancel.h), cancels the operation (IORING_OP_ASYNC_CANCEL);
+// if the kernel had already finished it, its result is returned; otherwise
+// -EINTR. *interrupted tells the caller to run signals::run_pending (EINTR or
+// restart) and then cancel::point(). A cancellation request due at entry
+// unwinds before anything is queued.
 //
 // Fiber only; may suspend; does not allocate.
 #pragma once

@@ -7,8 +7,10 @@
 #include <cerrno>
 #include <climits>
 
+#include "runtime/cancel.h"
 #include "runtime/fiber.h"
 #include "runtime/scheduler.h"
+#include "runtime/tls.h"
 
 namespace unblock {
 namespace {
@@ -76,12 +78,22 @@ Parker* Parker::current() {
   return f ? &f->parker : &tl_os_parker;
 }
 
-ParkResult Parker::park(const Deadline& d, WaitReason why, bool interruptible) {
+Parker* Parker::of_os_thread(pthread_t t) {
+  // initial-exec TLS sits at the same offset from every thread pointer.
+  long off = reinterpret_cast<char*>(&tl_os_parker) - static_cast<char*>(tls::current_tp());
+  return reinterpret_cast<Parker*>(reinterpret_cast<char*>(t) + off);
+}
+
+ParkResult Parker::park(const Deadline& d, WaitReason why, bool interruptible, bool cancellable) {
+  cancellable |= interruptible;
   // In a forked child the runtime is gone: a fiber parks like a plain thread.
-  if (fiber_ && sched::active()) return sched::park(fiber_, d, why, interruptible);
+  if (fiber_ && sched::active()) return sched::park(fiber_, d, why, interruptible, cancellable);
   for (;;) {
     if (permit_.exchange(0, std::memory_order_acq_rel) == 1) return ParkResult::kWoken;
     if (interruptible && take_interrupt()) return ParkResult::kInterrupted;
+    // A plain thread's canceller leaves a permit after setting the request
+    // (hooks/thread.cpp), so this check cannot miss it.
+    if (cancellable && cancel::due_tp(tls::current_tp())) return ParkResult::kInterrupted;
     if (!d.infinite && d.passed()) return ParkResult::kTimedOut;
     // FUTEX_WAIT_BITSET takes an absolute time on CLOCK_MONOTONIC, or on
     // CLOCK_REALTIME with FUTEX_CLOCK_REALTIME.

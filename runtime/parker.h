@@ -16,6 +16,7 @@
 // parks on a futex.
 #pragma once
 
+#include <pthread.h>
 #include <time.h>
 
 #include <atomic>
@@ -69,11 +70,18 @@ class Parker {
 
   // Sleeps until a permit, the deadline, or (if interruptible) a signal
   // handler run for this thread. Owner only. May suspend a fiber.
-  ParkResult park(const Deadline& deadline, WaitReason why, bool interruptible = false);
+  // Cancellation (runtime/cancel.h): an interruptible park, or one asked to
+  // be cancellable, also returns kInterrupted when the owner's cancellation
+  // request is due; the caller then ends its wait and calls cancel::point().
+  ParkResult park(const Deadline& deadline, WaitReason why, bool interruptible = false, bool cancellable = false);
   ParkResult park(WaitReason why) { return park(Deadline::never(), why); }
 
   // Gives the permit and wakes the owner if it sleeps. Any thread or fiber.
   void unpark();
+
+  // The parker a plain OS thread (not a fiber) uses, found from its
+  // pthread_t (it lives in that thread's static TLS). Any thread.
+  static Parker* of_os_thread(pthread_t t);
 
   // True if the owner is a fiber (false: plain OS thread).
   bool is_fiber() const { return fiber_ != nullptr; }

@@ -228,7 +228,8 @@ ParkOutcome park(const void* key, FnRef<bool()> validate, const Deadline& deadli
 }
 
 ParkOutcome park(const void* key, FnRef<bool()> validate, FnRef<bool()> before_sleep, FnRef<void(bool)> timed_out,
-                 const Deadline& deadline, WaitReason why, bool interruptible, const uintptr_t* tag) {
+                 const Deadline& deadline, WaitReason why, bool interruptible, const uintptr_t* tag,
+                 bool cancellable) {
   ensure_fork_handler();
   Parker* parker = Parker::current();
   Waiter w;
@@ -275,7 +276,7 @@ ParkOutcome park(const void* key, FnRef<bool()> validate, FnRef<bool()> before_s
     return selected();
   }
   for (;;) {
-    ParkResult r = parker->park(deadline, why, interruptible);
+    ParkResult r = parker->park(deadline, why, interruptible, cancellable);
     // acquire: pairs with the unparker's kDone release (token, requeued).
     if (w.state.load(std::memory_order_acquire) != kQueued) return selected();
     if (r == ParkResult::kWoken) continue;  // a stale permit

@@ -134,10 +134,14 @@ struct RequeueInfo {
 //   tag             if not null, *tag is read after validate() succeeds (so
 //                   validate may compute it): an opaque word that
 //                   unpark_requeue() and unpark_all_tagged() match.
+//   cancellable     a due cancellation request of the caller ends the wait
+//                   like an interruption (kInterrupted, node removed; an
+//                   unparker that chose the node first wins, as above).
 // Where: a fiber or a plain OS thread, not a signal handler. May suspend.
 // Does not allocate.
 ParkOutcome park(const void* key, FnRef<bool()> validate, FnRef<bool()> before_sleep, FnRef<void(bool)> timed_out,
-                 const Deadline& deadline, WaitReason why, bool interruptible, const uintptr_t* tag = nullptr);
+                 const Deadline& deadline, WaitReason why, bool interruptible, const uintptr_t* tag = nullptr,
+                 bool cancellable = false);
 
 // Shorthand: park with only a validation.
 ParkOutcome park(const void* key, FnRef<bool()> validate, const Deadline& deadline, WaitReason why, bool interruptible);

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <new>
 
+#include "runtime/cancel.h"
 #include "runtime/monitor.h"
 #include "runtime/signals.h"
 #include "runtime/tls.h"
@@ -206,6 +207,8 @@ void finish_exit(Carrier* c, Worker* w, Fiber* f);
 bool wake_pending(Fiber* f) {
   if (f->parker.permit_.load(std::memory_order_seq_cst)) return true;
   if (f->park_interruptible && f->parker.interrupted_.load(std::memory_order_seq_cst)) return true;
+  // Pairs with cancel::request's seq_cst fetch_or before its wake.
+  if (f->park_cancellable && cancel::due(f)) return true;
   TimerOp* t = f->timer;
   return t && t->state.load(std::memory_order_seq_cst) == TimerOp::kFired;
 }
@@ -373,8 +376,10 @@ void fiber_entry(ctx::Transfer t) {
   // pthread_exit() unwinds to this buffer, as it does to start_thread's.
   __pthread_unwind_buf_t unwind_buf;
   if (__sigsetjmp(reinterpret_cast<struct __jmp_buf_tag*>(unwind_buf.__cancel_jmp_buf), 0)) {
+    // pthread_exit (hooked: it set exit_called and result) or a cancellation
+    // acted on by glibc (any cancellation point, ours or glibc's own).
     f = tl_fiber;
-    exit_fiber(f, f->result);
+    exit_fiber(f, f->exit_called ? f->result : PTHREAD_CANCELED);
   }
   memset(&unwind_buf.__pad, 0, sizeof unwind_buf.__pad);
   if (tls::set_cleanup_buffer(f->tp, &unwind_buf)) f->unwind_limit = static_cast<char*>(__builtin_frame_address(0));
@@ -459,9 +464,10 @@ void leave(Fiber* f) {
   c->worker->owner_state.store(tag(c) | Worker::kUserBit, std::memory_order_release);
 }
 
-ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible) {
+ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible, bool cancellable) {
   if (f->parker.permit_.exchange(0, std::memory_order_acq_rel) == 1) return ParkResult::kWoken;
   if (interruptible && f->parker.take_interrupt()) return ParkResult::kInterrupted;
+  if (cancellable && cancel::due(f)) return ParkResult::kInterrupted;
   if (!d.infinite && d.passed()) return ParkResult::kTimedOut;
   Worker* w = enter(f);
   bump(w->parks);
@@ -475,6 +481,7 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible)
   }
   f->timer = t;
   f->park_interruptible = interruptible;
+  f->park_cancellable = cancellable;
   f->reason = why;
   ParkResult r;
   for (;;) {
@@ -484,6 +491,10 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible)
       break;
     }
     if (interruptible && f->parker.take_interrupt()) {
+      r = ParkResult::kInterrupted;
+      break;
+    }
+    if (cancellable && cancel::due(f)) {
       r = ParkResult::kInterrupted;
       break;
     }
@@ -498,6 +509,7 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible)
   }
   f->reason = WaitReason::kNone;
   f->park_interruptible = false;
+  f->park_cancellable = false;
   f->timer = nullptr;
   if (t) {
     int expected = TimerOp::kArmed;
@@ -574,6 +586,9 @@ void set_exit_duties(void (*fn)()) { g_exit_duties = fn; }
 
 void exit_fiber(Fiber* f, void* result) {
   f->result = result;
+  // As glibc's exiting thread: no cancellation acts from here on (the
+  // destructors below may reach cancellation points).
+  __atomic_fetch_or(tls::cancelhandling_of(f->tp), 1 << 4 /* EXITING */, __ATOMIC_SEQ_CST);
   // glibc's order in start_thread: C++ thread_local destructors, then keys.
   tls::run_exit_destructors();
   if (g_exit_duties) g_exit_duties();
@@ -608,7 +623,12 @@ int join(Fiber* target, void** result, const Deadline& d, bool try_only) {
       return EINVAL;
     }
     if (try_only) return EBUSY;
-    ParkResult r = me->park(d, WaitReason::kJoin);
+    // pthread_join is a cancellation point: a due request ends the wait.
+    ParkResult r = me->park(d, WaitReason::kJoin, false, /*cancellable=*/true);
+    if (r == ParkResult::kInterrupted && target->join_state.load(std::memory_order_acquire) != kExited) {
+      target->joiner.store(nullptr, std::memory_order_release);
+      return ECANCELED;
+    }
     if (r == ParkResult::kTimedOut && target->join_state.load(std::memory_order_acquire) != kExited) {
       target->joiner.store(nullptr, std::memory_order_release);
       return ETIMEDOUT;
@@ -775,6 +795,9 @@ bool ensure_started() {
     main_fiber->join_state.store(kJoinable, std::memory_order_relaxed);
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &main_fiber->sigmask, 8);
     tl_fiber = main_fiber;
+    // An unwind of main (cancellation, pthread_exit) must end main's fiber,
+    // not carrier 0's OS thread.
+    cancel::adopt_main(main_fiber);
     registry_add(main_fiber);
     g_live.fetch_add(1, std::memory_order_relaxed);
     g_workers[0].fibers.fetch_add(1, std::memory_order_relaxed);

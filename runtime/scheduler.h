@@ -106,7 +106,7 @@ bool ensure_started();
 int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pthread_t* out);
 
 // Parks the calling fiber (Parker::park for fibers). May suspend.
-ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible);
+ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible, bool cancellable);
 // Wakes a parked fiber if it is parked (any thread, not a signal handler).
 void wake(Fiber* f);
 // Yields the calling fiber's carrier to other runnable fibers.
@@ -118,7 +118,9 @@ void yield(Fiber* f);
 void set_exit_duties(void (*fn)());
 
 // Join: 0, or EINVAL/ESRCH/EDEADLK/ETIMEDOUT/EBUSY as pthread_join and its
-// timed/try variants. try_only: do not wait.
+// timed/try variants. try_only: do not wait. ECANCELED: the caller's
+// cancellation request ended the wait (the target stays joinable; the
+// caller must call cancel::point()).
 int join(Fiber* target, void** result, const Deadline& d, bool try_only);
 int detach(Fiber* target);
 

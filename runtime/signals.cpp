@@ -35,6 +35,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/cancel.h"
 #include "runtime/context.h"
 #include "runtime/fiber.h"
 #include "runtime/scheduler.h"
@@ -176,6 +177,12 @@ struct KernelSigaction {
 extern "C" void unblock_signal_restorer();
 asm(".text\n"
     ".align 16\n"
+    // The nop: an unwinder looks up the caller's FDE at return address - 1,
+    // which must not fall into the preceding function (glibc's __restore_rt
+    // has the same). The restorer's own bytes are what libgcc's fallback
+    // recognises as a signal frame (asynchronous cancellation unwinds
+    // through it).
+    "  nop\n"
     "unblock_signal_restorer:\n"
     "  mov $15, %rax\n"  // SYS_rt_sigreturn
     "  syscall\n");
@@ -442,6 +449,9 @@ void deliver_in_handler(Fiber* f, ucontext_t* uc) {
   // restores).
   uint64_t base = kCarrierMask;
   sys_sigmask(SIG_SETMASK, &base, nullptr);
+  // An asynchronous cancellation acts here, in the program's code, as
+  // glibc's SIGCANCEL handler would (may not return).
+  cancel::act_in_handler(f);
   Carrier* before = f->carrier;
   bool ran = false;
   bool restart = deliver_all(f, uc, &ran);
@@ -576,10 +586,12 @@ void borrowed_entry(ctx::Transfer t) {
   WaitReason reason = f->reason;
   TimerOp* timer = f->timer;
   bool interruptible = f->park_interruptible;
+  bool cancellable = f->park_cancellable;
   int depth = f->runtime_depth;
   f->reason = WaitReason::kNone;
   f->timer = nullptr;
   f->park_interruptible = false;
+  f->park_cancellable = false;
   f->runtime_depth = 1;
   sched::leave(f);  // the handlers are the program's code
   run_pending(f);
@@ -588,6 +600,7 @@ void borrowed_entry(ctx::Transfer t) {
   f->reason = reason;
   f->timer = timer;
   f->park_interruptible = interruptible;
+  f->park_cancellable = cancellable;
   // The wait gets a spurious wake-up and re-checks its condition (a wake
   // that a handler's own wait consumed is not lost).
   f->parker.permit_.store(1, std::memory_order_seq_cst);
@@ -625,7 +638,7 @@ bool try_borrow(Fiber* f) {
   TimerOp* t = f->timer;
   if (f->sig.borrow_resume || f->parker.permit_.load(std::memory_order_seq_cst) ||
       (f->park_interruptible && f->parker.interrupted_.load(std::memory_order_seq_cst)) ||
-      (t && t->state.load(std::memory_order_seq_cst) == TimerOp::kFired)) {
+      (f->park_cancellable && cancel::due(f)) || (t && t->state.load(std::memory_order_seq_cst) == TimerOp::kFired)) {
     sched::wake(f);
   }
   return false;
@@ -648,8 +661,13 @@ void send_marker(Carrier* c) {
 // borrows a non-interruptible one, marks the carrier of a running fiber.
 // Under the registry lock. True while something is left to deliver.
 bool kick(Fiber* f) {
-  if ((f->sig.queue.pending() & ~load_mask(f)) == 0) return false;
+  // An asynchronous cancellation is kicked like a signal, except that a
+  // parked fiber is left alone: a cancellable park was woken by the request
+  // itself, and any other wait acts when the fiber runs the program's code.
+  bool cancel_due = cancel::async_due(f);
+  if (!cancel_due && (f->sig.queue.pending() & ~load_mask(f)) == 0) return false;
   int st = f->run_state.load(std::memory_order_acquire);
+  if (cancel_due && st != static_cast<int>(RunState::kRunning)) return true;
   if (st == static_cast<int>(RunState::kParked)) {
     if (f->park_interruptible) {
       if (!f->parker.interrupted_.load(std::memory_order_acquire)) f->parker.interrupt();
@@ -1223,6 +1241,7 @@ bool send_to_process(Fiber* self, const siginfo_t& info) {
 
 int wait(Fiber* f, const sigset_t* set, siginfo_t* info, const Deadline& d) {
   uint64_t want = bits_of(set) & ~kNeverBlocked;
+  cancel::point();  // sigwait* are cancellation points
   for (;;) {
     if (f->sig.queue.take(want, info) || g_process.take(want, info)) break;
     // seq_cst: pairs with the dispatcher reading `waiting` before it pushes.
@@ -1237,6 +1256,7 @@ int wait(Fiber* f, const sigset_t* set, siginfo_t* info, const Deadline& d) {
       bool got = f->sig.queue.take(want, info) || g_process.take(want, info);
       run_pending(f);
       if (got) break;
+      cancel::point();
       return -EINTR;
     }
     if (r == ParkResult::kTimedOut) {
@@ -1254,6 +1274,11 @@ int suspend(Fiber* f, const sigset_t* mask) {
     bool ran = false;
     deliver_all(f, nullptr, &ran);
     if (ran) break;
+    if (cancel::due(f)) {
+      // A cancellation point: the thread's own mask back, then unwind.
+      if (mask) store_mask(f, old);
+      cancel::point();
+    }
     f->parker.park(Deadline::never(), WaitReason::kSignal, /*interruptible=*/true);
   }
   if (mask) {
@@ -1263,6 +1288,8 @@ int suspend(Fiber* f, const sigset_t* mask) {
   }
   return -EINTR;
 }
+
+void watch_cancel() { poke(); }
 
 void pending(Fiber* f, sigset_t* out) {
   uint64_t k = 0;

@@ -48,12 +48,15 @@
 //   ParkResult r = f->parker.park(deadline, why, /*interruptible=*/true);
 //   if (r == ParkResult::kInterrupted) {
 //     bool restart = signals::run_pending(f);   // runs the handlers, on f
+//     cancel::point();  // an interruptible park is also cancellable
 //     if (restart && call_is_restartable) continue;  // all had SA_RESTART
 //     return EINTR;
 //   }
 //
 // An interruptible park returns kInterrupted when a signal the fiber does not
-// block became pending for it. The hook must then call run_pending(f) (never
+// block became pending for it, or when its cancellation request is due
+// (runtime/cancel.h; then cancel::point() unwinds, once whatever the wait
+// queued - an io_uring operation, a parking-lot node - is finished). The hook must then call run_pending(f) (never
 // skip it: the signal thread keeps interrupting the fiber until the handler
 // has run), and restart the call only if run_pending returned true and the
 // call is one the kernel restarts under SA_RESTART (read/write/wait on
@@ -216,6 +219,11 @@ void note_program_signalfd(const sigset_t* mask);
 // bookkeeping of handlers being left, and restores the mask a sigsetjmp
 // buffer saved (as the mask the thread had when the left handler started).
 void before_longjmp(Fiber* f, const void* jmpbuf, bool mask_saved);
+
+// An asynchronous cancellation request was made (runtime/cancel.cpp): the
+// signal thread marks the carrier of every fiber whose request is due until
+// it acted. Any thread, not a signal handler.
+void watch_cancel();
 
 // Runs fn(arg) with the calling OS thread's real mask set to fiber f's mask
 // (exec, posix_spawn, system, popen: the child inherits the real mask).

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "runtime/cancel.h"
 #include "runtime/fiber.h"
 #include "runtime/parking_lot.h"
 #include "runtime/scheduler.h"
@@ -226,7 +227,7 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const time
         unlock_err = mutex_ours ? Mutex::unlock_for_wait(m) : real::pthread_mutex_unlock(m);
         return unlock_err == 0;
       },
-      [](bool) {}, deadline_of(clock, abs), WaitReason::kCond, false, &tag);
+      [](bool) {}, deadline_of(clock, abs), WaitReason::kCond, false, &tag, /*cancellable=*/true);
   if (unlock_err) {
     // The wait never started (e.g. EPERM from a robust mutex). A signal that
     // picked us meanwhile belongs to someone else: pass it on.
@@ -239,6 +240,11 @@ int cond_wait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const time
   // Do not touch c from here on: it may already be destroyed.
   int err = mutex_ours ? Mutex::relock_after_wait(m) : real::pthread_mutex_lock(m);
   if (err) return err;
+  // Cancelled while waiting (not signalled: a signal that chose us wins and
+  // the request waits for the next cancellation point, so no signal is
+  // consumed by a cancelled waiter). The mutex is held again, as POSIX wants
+  // it for the cleanup handlers.
+  if (r.status == ParkStatus::kInterrupted) return ECANCELED;
   // A requeued waiter was woken by the broadcast already; if its deadline
   // passed while it queued for the mutex, that is not a timeout of the
   // condition wait (glibc's waiter would be blocked in the mutex then).
@@ -382,7 +388,14 @@ int sem_wait_slow(sem_t* sem, clockid_t clock, const timespec* abs) {
       if (r.status == ParkStatus::kTimedOut) err = ETIMEDOUT;
       // The kernel restarts an untimed futex wait whose handlers all have
       // SA_RESTART, and fails a timed one with EINTR (glibc then returns it).
-      if (r.status == ParkStatus::kInterrupted && !(after_interrupt() && !abs)) err = EINTR;
+      if (r.status == ParkStatus::kInterrupted) {
+        bool restart = after_interrupt();
+        if (cancel::due_tp(tls::current_tp())) {
+          err = ECANCELED;  // the caller acts on it (cancel::point)
+        } else if (!(restart && !abs)) {
+          err = EINTR;
+        }
+      }
     }
     if (err) {
       d.fetch_sub(kSemWaiter, std::memory_order_relaxed);
@@ -953,6 +966,8 @@ int Once::run(pthread_once_t* once, void (*init)()) {
         parking_lot::unpark_all(once);
       }
     } reset{once};
+    // The routine may throw, or be cancelled, through this frame.
+    cancel::prime_personality();
     init();
     reset.armed = false;
     // release: pairs with the acquire loads above.

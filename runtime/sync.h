@@ -39,6 +39,12 @@
 // plain thread's in the kernel's futex wait, a fiber's by the signals
 // module), and the wait goes on, as glibc's futex waits do.
 //
+// Cancellation (runtime/cancel.h): condition and semaphore waits are
+// cancellation points. A due request of the caller ends such a wait with
+// ECANCELED - never a result of the POSIX call: the caller (the hook) then
+// calls cancel::point(), which unwinds. A condition wait re-acquires the
+// mutex first, as POSIX requires for the cleanup handlers.
+//
 // Not supported (as with any futex-free design): a signal handler that
 // itself blocks on one of these primitives while its thread is parked in
 // another (none of them but sem_post is async-signal-safe).

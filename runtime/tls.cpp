@@ -308,7 +308,21 @@ void* robust_head_of(void* tp) {
   return g_off_robust_head < 0 ? nullptr : static_cast<char*>(tp) + g_off_robust_head;
 }
 
-int* cancelhandling_of(void* tp) { return reinterpret_cast<int*>(static_cast<char*>(tp) + g_off_cancelhandling); }
+int* cancelhandling_of(void* tp) {
+  if (__builtin_expect(g_off_cancelhandling < 0, 0)) {
+    // Before the runtime starts (plain threads in condition waits): learn
+    // the offset now. init() stores the same value.
+    long off = db_offset("_thread_db_pthread_cancelhandling");
+    if (off < 0) return nullptr;
+    __atomic_store_n(&g_off_cancelhandling, off, __ATOMIC_RELAXED);
+  }
+  return reinterpret_cast<int*>(static_cast<char*>(tp) + g_off_cancelhandling);
+}
+
+void** cleanup_buffer_slot(void* tp) {
+  if (g_off_cleanup_jmp_buf < 0) return nullptr;
+  return reinterpret_cast<void**>(static_cast<char*>(tp) + g_off_cleanup_jmp_buf);
+}
 
 }  // namespace unblock::tls
 

@@ -87,8 +87,14 @@ bool set_cleanup_buffer(void* tp, void* buf);
 // that field was not verified at init.
 void* robust_head_of(void* tp);
 
-// Address of pd->cancelhandling (for the SIGSETXID trampoline).
+// Address of pd->cancelhandling (the SIGSETXID trampoline, runtime/cancel.cpp),
+// or nullptr if glibc does not describe it. Before the runtime started, the
+// first call looks the offset up (dlsym): not from a signal handler then.
 int* cancelhandling_of(void* tp);
+
+// Address of pd->cleanup_jmp_buf (the innermost buffer glibc's forced unwind
+// ends at), or nullptr if that field could not be verified at init.
+void** cleanup_buffer_slot(void* tp);
 
 }  // namespace unblock::tls
 

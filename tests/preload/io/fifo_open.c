@@ -143,6 +143,26 @@ int main(void) {
     if (o.fd >= 0) close(o.fd);
   }
 
+  // open is a cancellation point: a thread cancelled while waiting for a
+  // writer ends, and leaves no reader behind (a non-blocking writer then
+  // finds none).
+  {
+    struct Opener o = {O_RDONLY, -1, 0};
+    pthread_t t;
+    atomic_store(&opened, 0);
+    pthread_create(&t, NULL, opener, &o);
+    sleep_ms(20);
+    pthread_cancel(t);
+    void* res;
+    pthread_join(t, &res);
+    printf("open cancelled: %s, returned %d\n", res == PTHREAD_CANCELED ? "PTHREAD_CANCELED" : "not cancelled",
+           atomic_load(&opened));
+    errno = 0;
+    int w = open(path, O_WRONLY | O_NONBLOCK);
+    printf("then O_WRONLY|O_NONBLOCK: %d %s\n", w, w < 0 ? strerror(errno) : "");
+    if (w >= 0) close(w);
+  }
+
   // Regular files and /dev/null open as before.
   int z = open("/dev/null", O_RDONLY);
   struct stat st;

@@ -27,8 +27,10 @@
 // are open; then the echo (or hold) phase starts for every one together.
 // Failed connects are counted by errno and reported.
 //
-// Output: one human line and, with --json, one JSON object on stdout. The
-// CPU share is given for the whole run and for the measured phase alone.
+// Output: one human line, one line of echoes per connection in the measured
+// phase (min, p1, median, p99, max, connections with none: a fairness check),
+// and, with --json, one JSON object on stdout (last). The CPU share is given
+// for the whole run and for the measured phase alone.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -73,6 +75,7 @@ struct Conn {
   size_t sent = 0, got = 0;
   uint64_t seq = 0;
   long done_msgs = 0;
+  long measured_msgs = 0;  // echoes completed in the measured phase
   double started = 0;
   bool in_window = false;  // counted in Run::window_open until it settles
   std::vector<char> out, in;
@@ -239,6 +242,7 @@ struct Run {
     if (memcmp(c.in.data(), c.out.data(), c.out.size()) != 0) ++verify_failed;
     if (measuring) {
       ++measured_msgs;
+      ++c.measured_msgs;
       latencies_us.push_back(static_cast<float>((now() - c.started) * 1e6));
     }
     ++c.done_msgs;
@@ -436,13 +440,32 @@ int main(int argc, char** argv) {
          o.conns, run.connected, run.connect_failed, why.empty() ? "" : " (", why.c_str(), why.empty() ? "" : ")",
          run.errors, run.verify_failed, msgs, rate, pct(0.5), pct(0.99), pct(0.999), connect_secs, o.connect_window,
          100.0 * share, 100.0 * share_m);
+  // Fairness: how evenly the measured echoes spread over the connections. A
+  // closed loop served in FIFO order gives every connection about the same
+  // count; a latency tail made by starved connections shows as a low minimum.
+  std::vector<long> per;
+  for (const Conn& c : run.conns) {
+    if (c.phase != kFailed) per.push_back(c.measured_msgs);
+  }
+  std::sort(per.begin(), per.end());
+  auto cpct = [&](double q) {
+    return per.empty() ? 0L : per[std::min(per.size() - 1, static_cast<size_t>(q * per.size()))];
+  };
+  long starved = 0;
+  for (long n : per) starved += n == 0;
+  long per_max = per.empty() ? 0L : per.back();
+  printf("per-connection messages: min %ld p1 %ld p50 %ld p99 %ld max %ld, connections with none %ld\n", cpct(0),
+         cpct(0.01), cpct(0.5), cpct(0.99), per_max, starved);
   if (o.json) {
     printf("{\"conns\": %d, \"connected\": %ld, \"connect_failed\": %ld, \"errors\": %ld, \"verify_failed\": %ld, "
            "\"messages\": %ld, \"rate\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
            "\"measured_seconds\": %.3f, \"connect_seconds\": %.3f, \"connect_timed_out\": %ld, \"connect_failed_by_errno\": \"%s\", "
-           "\"loadgen_cpu_share\": %.3f, \"loadgen_cpu_share_measured\": %.3f, \"conns_ok\": %ld}\n",
+           "\"loadgen_cpu_share\": %.3f, \"loadgen_cpu_share_measured\": %.3f, \"conns_ok\": %ld, "
+           "\"per_conn_min\": %ld, \"per_conn_p1\": %ld, \"per_conn_p50\": %ld, \"per_conn_max\": %ld, "
+           "\"conns_starved\": %ld}\n",
            o.conns, run.connected, run.connect_failed, run.errors, run.verify_failed, msgs, rate, pct(0.5),
-           pct(0.99), pct(0.999), elapsed, connect_secs, connect_timed_out, why.c_str(), share, share_m, verified_ok);
+           pct(0.99), pct(0.999), elapsed, connect_secs, connect_timed_out, why.c_str(), share, share_m, verified_ok,
+           cpct(0), cpct(0.01), cpct(0.5), per_max, starved);
   }
   for (Conn& c : run.conns) {
     if (c.fd >= 0) close(c.fd);

@@ -140,13 +140,56 @@ Fiber* pop_local(Worker* w) {
   return f;
 }
 
-void push_remote(Worker* w, Fiber* f) {
+// Consecutive runs of run_next before the run queue's head gets a turn. It
+// bounds how long fibers waking each other (a semaphore ping-pong) can keep
+// the rest of the worker waiting: at least 1 run in (kNextStreak + 1) is the
+// queue's head, so a queue of n fibers is served within n * (kNextStreak + 1)
+// runs. run_next keeps its slot meanwhile: sending it to the tail would cut
+// a chain of lock hand-overs every kNextStreak links and leave the rest of
+// the chain one pass through the queue per kNextStreak waiters.
+constexpr int kNextStreak = 16;
+
+// The fiber to run next: run_next within its streak, else the queue's head.
+Fiber* pop_runnable(Worker* w) {
+  Fiber* f = w->run_next;
+  if (f && (w->next_streak < kNextStreak || !w->run_head)) {
+    w->run_next = nullptr;
+    w->run_count.fetch_sub(1, std::memory_order_relaxed);
+    ++w->next_streak;
+    return f;
+  }
+  w->next_streak = 0;
+  return pop_local(w);
+}
+
+void set_next(Worker* w, Fiber* f) {
+  if (Fiber* old = w->run_next) {
+    // Displaced (Go's runnext does the same): it keeps its turn in FIFO order.
+    w->run_next = nullptr;
+    w->run_count.fetch_sub(1, std::memory_order_relaxed);
+    push_local(w, old);
+  }
+  f->next_run = nullptr;
+  w->run_next = f;
+  w->run_count.fetch_add(1, std::memory_order_relaxed);
+}
+
+// next: f was woken by a fiber (see enqueue); it becomes w's
+// run_next when the inbox is drained, which happens after every run.
+void push_remote(Worker* w, Fiber* f, bool next = false) {
   f->next_run = nullptr;
   {
     SpinGuard g(w->inbox_lock);
-    if (w->inbox_tail) w->inbox_tail->next_run = f;
-    else w->inbox_head = f;
-    w->inbox_tail = f;
+    if (next) {
+      Fiber* old = w->inbox_next;
+      w->inbox_next = f;
+      f = old;  // a displaced one joins the inbox in order
+    }
+    if (f) {
+      if (w->inbox_tail) w->inbox_tail->next_run = f;
+      else w->inbox_head = f;
+      w->inbox_tail = f;
+    }
     // seq_cst: pairs with the sleeper's store to `sleeping` and re-check.
     w->inbox_count.fetch_add(1, std::memory_order_seq_cst);
   }
@@ -158,10 +201,12 @@ void push_remote(Worker* w, Fiber* f) {
 void drain_inbox(Worker* w) {
   if (w->inbox_count.load(std::memory_order_acquire) == 0) return;
   Fiber* head;
+  Fiber* urgent;
   {
     SpinGuard g(w->inbox_lock);
     head = w->inbox_head;
-    w->inbox_head = w->inbox_tail = nullptr;
+    urgent = w->inbox_next;
+    w->inbox_head = w->inbox_tail = w->inbox_next = nullptr;
     w->inbox_count.store(0, std::memory_order_relaxed);
   }
   while (head) {
@@ -169,6 +214,7 @@ void drain_inbox(Worker* w) {
     push_local(w, head);
     head = next;
   }
+  if (urgent) set_next(w, urgent);
 }
 
 // True when the calling context is the scheduler of the carrier driving w.
@@ -177,10 +223,17 @@ bool on_scheduler_of(Worker* w) {
   return tl_fiber == nullptr && c && c->worker == w;
 }
 
+// Wakes from completions and timers (the scheduler reaping) and from plain
+// threads are served in FIFO order. A wake by a fiber - a lock, semaphore or
+// condition handed from one fiber to another - runs next on the woken
+// fiber's worker: a mutex released to a parked waiter is otherwise passed on
+// at one waiter per pass through the whole run queue (each waiter wakes the
+// next only once it ran), and with thousands of runnable fibers a few
+// thousand parked waiters stay parked for seconds (docs/DESIGN.md, section 4).
 void enqueue(Fiber* f) {
   Worker* w = f->worker;
   if (on_scheduler_of(w)) push_local(w, f);
-  else push_remote(w, f);
+  else push_remote(w, f, tl_fiber != nullptr);
 }
 
 Worker* pick_worker() {
@@ -281,13 +334,15 @@ void schedule_round(Carrier* c, Worker* w) {
   if (w->engine.inflight()) w->engine.reap();
   int ran = 0;
   while (ran < 64) {
-    Fiber* f = pop_local(w);
+    Fiber* f = pop_runnable(w);
     if (!f) break;
     resume(c, w, f);
     ++ran;
     if (c->worker != w) return;  // lost w while f ran the program's code
     bump(w->progress);
-    if ((ran & 15) == 0) drain_inbox(w);
+    // After every run: a fiber f woke should run next (run_next).
+    // (One load when the inbox is empty.)
+    drain_inbox(w);
   }
   if (ran) {
     w->engine.flush();
@@ -295,7 +350,7 @@ void schedule_round(Carrier* c, Worker* w) {
   }
   // Nothing to run: sleep in the kernel until a completion or a wake.
   w->sleeping.store(true, std::memory_order_seq_cst);
-  if (w->inbox_count.load(std::memory_order_seq_cst) != 0 || w->run_head) {
+  if (w->inbox_count.load(std::memory_order_seq_cst) != 0 || w->run_head || w->run_next) {
     w->sleeping.store(false, std::memory_order_relaxed);
     return;
   }

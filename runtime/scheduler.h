@@ -44,12 +44,18 @@ class Worker {
   // Run queue: only the driving carrier's scheduler touches it.
   Fiber* run_head = nullptr;
   Fiber* run_tail = nullptr;
-  std::atomic<int> run_count{0};
+  // Runs before run_head: the fiber last woken by a fiber (a lock,
+  // semaphore or condition hand-over), at most kNextStreak times in a row
+  // before the queue's head gets a turn (section 4 of docs/DESIGN.md).
+  Fiber* run_next = nullptr;
+  int next_streak = 0;
+  std::atomic<int> run_count{0};  // run queue + run_next
 
   // Wakes from anywhere.
   SpinLock inbox_lock;
   Fiber* inbox_head = nullptr;
   Fiber* inbox_tail = nullptr;
+  Fiber* inbox_next = nullptr;  // becomes run_next when drained
   std::atomic<int> inbox_count{0};
   std::atomic<bool> sleeping{false};
 

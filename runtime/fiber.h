@@ -54,6 +54,10 @@ class Fiber {
   std::atomic<int> run_state{static_cast<int>(RunState::kRunnable)};
   WaitReason reason = WaitReason::kNone;
   Fiber* next_run = nullptr;   // run-queue link
+  // next_run's saved context and TCB, recorded when it was queued behind
+  // this fiber: the scheduler prefetches them one run ahead (scheduler.cpp).
+  void* next_ctx_hint = nullptr;
+  void* next_tp_hint = nullptr;
   SwitchAction action = SwitchAction::kNone;
   int runtime_depth = 0;       // > 0 while inside the runtime (enter/leave)
 

@@ -125,15 +125,37 @@ void on_timer(Completion* c, int, uint32_t) {
 
 void push_local(Worker* w, Fiber* f) {
   f->next_run = nullptr;
-  if (w->run_tail) w->run_tail->next_run = f;
-  else w->run_head = f;
+  if (Fiber* tail = w->run_tail) {
+    tail->next_run = f;
+    tail->next_ctx_hint = f->ctx;
+    tail->next_tp_hint = f->tp;
+  } else {
+    w->run_head = f;
+  }
   w->run_tail = f;
   w->run_count.fetch_add(1, std::memory_order_relaxed);
+}
+
+// With thousands of runnable fibers each one's memory is cold by its turn:
+// its Fiber object, the stack lines its context switch and hooks return
+// through, its TCB. Popping f prefetches what the next one will touch - its
+// Fiber object, and the context and TCB recorded in f when it was queued -
+// so the misses overlap with f's run instead of stalling the switch.
+void prefetch_next(const Fiber* f) {
+  const Fiber* n = f->next_run;
+  if (!n) return;
+  __builtin_prefetch(n, 1);
+  __builtin_prefetch(reinterpret_cast<const char*>(n) + 64, 1);
+  if (auto* sp = static_cast<const char*>(f->next_ctx_hint)) {
+    for (int i = 0; i < 512; i += 64) __builtin_prefetch(sp + i, 1);
+  }
+  if (f->next_tp_hint) tls::prefetch_tcb(f->next_tp_hint);
 }
 
 Fiber* pop_local(Worker* w) {
   Fiber* f = w->run_head;
   if (!f) return nullptr;
+  prefetch_next(f);
   w->run_head = f->next_run;
   if (!w->run_head) w->run_tail = nullptr;
   w->run_count.fetch_sub(1, std::memory_order_relaxed);

@@ -291,6 +291,14 @@ void lend_malloc_cache(void* carrier_tp, void* fiber_tp) {
   memcpy(static_cast<char*>(fiber_tp) + g_off_tcache, static_cast<char*>(carrier_tp) + g_off_tcache, 8);
 }
 
+void prefetch_tcb(void* tp) {
+  auto* t = static_cast<char*>(tp);
+  __builtin_prefetch(t, 1);
+  if (g_off_tid >= 0) __builtin_prefetch(t + g_off_tid, 0);
+  if (g_have_tcache) __builtin_prefetch(t + g_off_tcache, 1);
+  if (g_off_cancelhandling >= 0) __builtin_prefetch(t + g_off_cancelhandling, 0);
+}
+
 void return_malloc_cache(void* carrier_tp, void* fiber_tp) {
   if (!g_have_tcache) return;
   // The cache may have been created while the fiber ran.

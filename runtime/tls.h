@@ -77,6 +77,10 @@ void set_tid(void* tp, int tid);
 // it) and takes it back afterwards, so fibers never own a tcache that would
 // leak at their exit. No-ops if the probe did not find the field.
 void lend_malloc_cache(void* carrier_tp, void* fiber_tp);
+// Prefetches the cache lines of the TCB at tp that every switch to it and
+// every hooked call touch (the header with the stack guard, the tid, the
+// malloc cache slot, the cancellation word). Any thread; never faults.
+void prefetch_tcb(void* tp);
 void return_malloc_cache(void* carrier_tp, void* fiber_tp);
 
 // Registers the buffer glibc's pthread_exit unwinds to (pd->cleanup_jmp_buf).

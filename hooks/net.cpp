@@ -97,7 +97,10 @@ UNBLOCK_HOOK int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flag
     op.addr = addr;
     op.off = reinterpret_cast<uint64_t>(len);
     op.flags = static_cast<uint32_t>(flags);
-    r = static_cast<int>(finish(hooks::run_blocking(f, info, op, Dir::kIn)));
+    f->wake_urgent = true;  // new connections are not kept waiting a full pass (runtime/fiber.h)
+    long res = hooks::run_blocking(f, info, op, Dir::kIn);
+    f->wake_urgent = false;
+    r = static_cast<int>(finish(res));
   }
   if (r >= 0) fds::created(r, flags & SOCK_NONBLOCK, fds::Kind::kSocket);
   return r;

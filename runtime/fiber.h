@@ -58,6 +58,10 @@ class Fiber {
   // this fiber: the scheduler prefetches them one run ahead (scheduler.cpp).
   void* next_ctx_hint = nullptr;
   void* next_tp_hint = nullptr;
+  // Its next wake by a completion runs it before the run queue's head
+  // (accept: a listener's thread must not wait a pass through thousands of
+  // busy connections per accepted one). Set and cleared by the fiber.
+  bool wake_urgent = false;
   SwitchAction action = SwitchAction::kNone;
   int runtime_depth = 0;       // > 0 while inside the runtime (enter/leave)
 

@@ -254,8 +254,12 @@ bool on_scheduler_of(Worker* w) {
 // thousand parked waiters stay parked for seconds (docs/DESIGN.md, section 4).
 void enqueue(Fiber* f) {
   Worker* w = f->worker;
-  if (on_scheduler_of(w)) push_local(w, f);
-  else push_remote(w, f, tl_fiber != nullptr);
+  if (on_scheduler_of(w)) {
+    if (f->wake_urgent) set_next(w, f);
+    else push_local(w, f);
+  } else {
+    push_remote(w, f, tl_fiber != nullptr || f->wake_urgent);
+  }
 }
 
 Worker* pick_worker() {

@@ -19,8 +19,6 @@
 
 #include "hooks/fault.h"
 #include "hooks/io_common.h"
-#include "runtime/cancel.h"
-#include "runtime/signals.h"
 
 using namespace unblock;
 using hooks::Dir;
@@ -160,27 +158,18 @@ ssize_t do_writev(int fd, const iovec* v, int n, uint64_t off) {
   return static_cast<ssize_t>(done);
 }
 
-constexpr int kErestartsys = 512;  // the kernel's ERESTARTSYS
-
-// One openat in the ring; a handler's SA_RESTART restarts it, as the kernel
-// restarts an open interrupted while waiting for a FIFO's other end.
+// One openat in the ring. Interrupted and restarted like any blocking call
+// (run_blocking): the kernel restarts an open interrupted while waiting for
+// a FIFO's other end under SA_RESTART, and open is a cancellation point.
 int ring_openat(Fiber* f, int dirfd, const char* path, int flags, mode_t mode, bool blocking_async) {
-  for (;;) {
-    IoOp op{};
-    op.kind = IoOp::kOpenat;
-    op.fd = dirfd;
-    op.addr = const_cast<char*>(path);
-    op.flags = static_cast<uint32_t>(flags);
-    op.len = mode;
-    op.blocking_async = blocking_async;
-    bool interrupted = false;
-    int r = io::run(f, op, 0, true, &interrupted);
-    if (r == -kErestartsys) r = -EINTR;  // never meant for user space
-    if (!interrupted) return r;
-    bool restart = signals::run_pending(f);
-    cancel::point();  // open is a cancellation point
-    if (r != -EINTR || !restart) return r;
-  }
+  IoOp op{};
+  op.kind = IoOp::kOpenat;
+  op.fd = dirfd;
+  op.addr = const_cast<char*>(path);
+  op.flags = static_cast<uint32_t>(flags);
+  op.len = mode;
+  op.blocking_async = blocking_async;
+  return static_cast<int>(hooks::run_blocking(f, fds::Info{}, op, Dir::kIn));
 }
 
 // open(2) for a fiber. Network file systems can take their time: the open

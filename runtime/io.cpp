@@ -46,7 +46,11 @@ int run(Fiber* f, const IoOp& op, int64_t timeout_ns, bool interruptible, bool* 
     }
   }
   sched::leave(f);
-  if (cancelled && w.res == -ECANCELED) return -EINTR;
+  // ERESTARTSYS (512) is the kernel's own "restart this call", never meant
+  // for user space; a blocking operation in io_uring's worker pool (a FIFO
+  // open) interrupted by our cancellation may end with it.
+  constexpr int kErestartsys = 512;
+  if (w.res == -kErestartsys || (cancelled && w.res == -ECANCELED)) return -EINTR;
   return w.res;
 }
 

@@ -246,7 +246,8 @@ bool on_scheduler_of(Worker* w) {
 }
 
 // Wakes from completions and timers (the scheduler reaping) and from plain
-// threads are served in FIFO order. A wake by a fiber - a lock, semaphore or
+// threads are served in FIFO order, except for a fiber that asked to be woken
+// first (Fiber::wake_urgent: accept). A wake by a fiber - a lock, semaphore or
 // condition handed from one fiber to another - runs next on the woken
 // fiber's worker: a mutex released to a parked waiter is otherwise passed on
 // at one waiter per pass through the whole run queue (each waiter wakes the

@@ -40,6 +40,7 @@
 #include "runtime/tls.h"
 #include "shim/config.h"
 #include "shim/log.h"
+#include "shim/raw_syscall.h"
 #include "shim/real.h"
 
 namespace unblock::fault {
@@ -47,12 +48,7 @@ namespace {
 
 // ---- raw system calls (no errno, no hook) ---------------------------------------
 
-long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) {
-  long ret;
-  register long r10 asm("r10") = d;
-  asm volatile("syscall" : "=a"(ret) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-  return ret;
-}
+long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) { return raw_syscall(nr, a, b, c, d); }
 long raw_open(const char* path, int flags, int mode = 0) {
   return raw(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), flags, mode);
 }

@@ -42,6 +42,7 @@
 #include "runtime/spinlock.h"
 #include "runtime/tls.h"
 #include "shim/log.h"
+#include "shim/raw_syscall.h"
 #include "shim/real.h"
 
 namespace unblock::sched {
@@ -68,12 +69,7 @@ namespace {
 
 // ---- raw system calls ---------------------------------------------------------
 
-inline long sys(long n, long a = 0, long b = 0, long c = 0, long d = 0) {
-  long r;
-  register long r10 asm("r10") = d;
-  asm volatile("syscall" : "=a"(r) : "0"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-  return r;
-}
+inline long sys(long n, long a = 0, long b = 0, long c = 0, long d = 0) { return raw_syscall(n, a, b, c, d); }
 inline long sys_sigmask(int how, const uint64_t* set, uint64_t* old) {
   return sys(SYS_rt_sigprocmask, how, reinterpret_cast<long>(set), reinterpret_cast<long>(old), 8);
 }

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "shim/raw_syscall.h"
+
 namespace unblock::log {
 namespace {
 
@@ -13,13 +15,7 @@ std::atomic<int> g_level{0};
 std::atomic<int> g_fd{2};
 
 long raw_write(int fd, const void* buf, unsigned long len) {
-  long ret;
-  // Raw syscall: no errno, no cancellation point, no interposed symbol.
-  asm volatile("syscall"
-               : "=a"(ret)
-               : "0"(SYS_write), "D"(fd), "S"(buf), "d"(len)
-               : "rcx", "r11", "memory");
-  return ret;
+  return raw_syscall(SYS_write, fd, reinterpret_cast<long>(buf), static_cast<long>(len));
 }
 
 struct Out {

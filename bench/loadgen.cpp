@@ -335,9 +335,27 @@ int main(int argc, char** argv) {
     run.sources.push_back(a);
   }
   io_uring_params p{};
-  p.flags = IORING_SETUP_CQSIZE;
-  p.cq_entries = static_cast<unsigned>(std::max(4096, o.conns * 2));
-  if (io_uring_queue_init_params(4096, &run.ring, &p) < 0) {
+  // The generator must not tax the server. Without these flags every
+  // completion the server's send causes here is signalled with an IPI
+  // (TWA_SIGNAL), even while this thread is running, and the server's CPU
+  // pays for it inside its send: at 1,000 echo connections that was 36% of
+  // the server's time under unblock and 29% for the io_uring server, and the
+  // share grew as a server batched its sends less (docs/benchmarks/README.md).
+  // Deferred task running posts completions only when this thread asks for
+  // them (it is the ring's only user) and wakes it only when it waits;
+  // cooperative task running (older kernels) at least never interrupts it.
+  const unsigned tries[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+                            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0};
+  int ret = -EINVAL;
+  for (unsigned extra : tries) {
+    p = io_uring_params{};
+    p.flags = IORING_SETUP_CQSIZE | extra;
+    p.cq_entries = static_cast<unsigned>(std::max(4096, o.conns * 2));
+    ret = io_uring_queue_init_params(4096, &run.ring, &p);
+    if (ret != -EINVAL) break;
+  }
+  if (ret < 0) {
+    errno = -ret;
     perror("io_uring");
     return 1;
   }

@@ -15,6 +15,7 @@
 // SIGPIPE itself when the program did not ask for MSG_NOSIGNAL.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "hooks/hook.h"
@@ -29,6 +30,12 @@ enum class Dir { kIn, kOut };
 // Returns the result or -errno (not yet in errno).
 // timeout_ns < 0: the socket's own SO_RCVTIMEO/SO_SNDTIMEO.
 long run_blocking(Fiber* f, const fds::Info& info, const IoOp& op, Dir dir, int64_t timeout_ns = -1);
+
+// A send on a blocking socket tried at once, without waiting: the bytes the
+// socket buffer takes now (maybe all), or -EAGAIN when it takes none (or the
+// fiber used up its run of such sends: then it should wait its turn), or
+// -errno. SIGPIPE is the caller's (the call gets MSG_NOSIGNAL).
+long send_now(Fiber* f, int fd, const msghdr* msg, int msg_flags);
 
 // Sends all of [buf, buf+len) on a blocking socket/pipe with repeated ops
 // (send on sockets, write elsewhere), stopping early only on timeout, signal

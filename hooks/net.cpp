@@ -265,7 +265,8 @@ UNBLOCK_HOOK ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
   op.fd = fd;
   op.addr = const_cast<msghdr*>(msg);
   op.flags = static_cast<uint32_t>(flags | MSG_NOSIGNAL);
-  long r = hooks::run_blocking(f, info, op, Dir::kOut);
+  long r = hooks::send_now(f, fd, msg, flags);
+  if (r == -EAGAIN) r = hooks::run_blocking(f, info, op, Dir::kOut);
   if (r == -EPIPE && !(flags & MSG_NOSIGNAL)) hooks::raise_sigpipe();
   if (r <= 0 || msg->msg_iovlen == 0) return finish(r);
   // A stream socket's blocking sendmsg sends every byte: finish the rest

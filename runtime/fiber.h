@@ -62,6 +62,7 @@ class Fiber {
   // (accept: a listener's thread must not wait a pass through thousands of
   // busy connections per accepted one). Set and cleared by the fiber.
   bool wake_urgent = false;
+  uint8_t direct_sends = 0;    // sends completed without switching since the last switch (hooks/io_common.cpp)
   SwitchAction action = SwitchAction::kNone;
   int runtime_depth = 0;       // > 0 while inside the runtime (enter/leave)
 

@@ -275,6 +275,7 @@ Worker* pick_worker() {
 void switch_out(Fiber* f, SwitchAction a) {
   Carrier* c = f->carrier;
   f->action = a;
+  f->direct_sends = 0;
   tls::return_malloc_cache(c->own_tp, f->tp);
   tls::set_tp(c->own_tp);
   ctx::Transfer t = ctx::jump(c->sched_ctx, f);
@@ -939,13 +940,15 @@ void write_stats() {
   char buf[1024];
   int n = snprintf(buf, sizeof buf,
                    "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
-                   "handoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\nring_enters %lu\n",
+                   "handoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\nring_enters %lu\n"
+                   "direct_sends %lu\n",
                    (unsigned long)g_stats.fibers_spawned.load(), (unsigned long)g_stats.fibers_exited.load(),
                    (unsigned long)sum_workers([](const Worker& w) { return w.switches.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.parks.load(); }),
                    (unsigned long)g_stats.handoffs.load(), (unsigned long)g_stats.handoff_refused.load(),
                    (unsigned long)g_stats.carriers_created.load(), (unsigned long)g_stats.migrations.load(),
-                   active() ? g_worker_count : 0, (unsigned long)sum_workers([](const Worker& w) { return w.engine.enters(); }));
+                   active() ? g_worker_count : 0, (unsigned long)sum_workers([](const Worker& w) { return w.engine.enters(); }),
+                   (unsigned long)sum_workers([](const Worker& w) { return w.direct_sends.load(); }));
   int fd = 2;
   if (strcmp(where, "stderr") != 0) {
     fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

@@ -67,6 +67,7 @@ class Worker {
   // cache line on every switch; written only by the driving carrier (bump).
   std::atomic<uint64_t> switches{0};
   std::atomic<uint64_t> parks{0};
+  std::atomic<uint64_t> direct_sends{0};  // sends that did not wait (hooks::send_now)
 
   // Monitor bookkeeping (monitor thread only).
   uint64_t seen_progress = 0;

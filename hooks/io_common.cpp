@@ -48,16 +48,30 @@ void raise_sigpipe() { pthread_kill(pthread_self(), SIGPIPE); }
 // switch the next send takes the ring, which queues the fiber behind them.
 constexpr uint8_t kDirectSendRun = 16;
 
-long send_now(Fiber* f, int fd, const msghdr* msg, int msg_flags) {
+namespace {
+
+// sendto(fd, a, b, flags, NULL, 0) or sendmsg(fd, a, flags) without waiting.
+long direct_send(Fiber* f, long nr, int fd, long a, long b, int msg_flags) {
   if (f->direct_sends >= kDirectSendRun) return -EAGAIN;
   // send(2) is a cancellation point even when it does not block.
   cancel::point();
-  long r = raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(msg), msg_flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+  int flags = msg_flags | MSG_DONTWAIT | MSG_NOSIGNAL;
+  long r = nr == SYS_sendto ? raw_syscall(nr, fd, a, b, flags, 0, 0) : raw_syscall(nr, fd, a, flags);
   if (r != -EAGAIN) {
     ++f->direct_sends;
     bump(f->worker->direct_sends);
   }
-  return r == -EWOULDBLOCK ? -EAGAIN : r;
+  return r;
+}
+
+}  // namespace
+
+long send_now(Fiber* f, int fd, const msghdr* msg, int msg_flags) {
+  return direct_send(f, SYS_sendmsg, fd, reinterpret_cast<long>(msg), 0, msg_flags);
+}
+
+long send_now(Fiber* f, int fd, const void* buf, size_t len, int msg_flags) {
+  return direct_send(f, SYS_sendto, fd, reinterpret_cast<long>(buf), static_cast<long>(len), msg_flags);
 }
 
 long write_all(Fiber* f, const fds::Info& info, int fd, const void* buf, size_t len, int msg_flags, bool socket_send) {
@@ -67,11 +81,7 @@ long write_all(Fiber* f, const fds::Info& info, int fd, const void* buf, size_t 
   int64_t timeout = info.socket ? info.sndtimeo_ns : 0;
   Deadline deadline = timeout > 0 ? Deadline::after_ns(timeout) : Deadline::never();
   if (socket_send) {
-    iovec iov{const_cast<char*>(p), len};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    long r = send_now(f, fd, &msg, msg_flags);
+    long r = send_now(f, fd, p, len, msg_flags);
     if (r < 0 && r != -EAGAIN) {
       if (r == -EPIPE && !(msg_flags & MSG_NOSIGNAL)) raise_sigpipe();
       return r;

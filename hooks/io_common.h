@@ -36,6 +36,7 @@ long run_blocking(Fiber* f, const fds::Info& info, const IoOp& op, Dir dir, int6
 // fiber used up its run of such sends: then it should wait its turn), or
 // -errno. SIGPIPE is the caller's (the call gets MSG_NOSIGNAL).
 long send_now(Fiber* f, int fd, const msghdr* msg, int msg_flags);
+long send_now(Fiber* f, int fd, const void* buf, size_t len, int msg_flags);
 
 // Sends all of [buf, buf+len) on a blocking socket/pipe with repeated ops
 // (send on sockets, write elsewhere), stopping early only on timeout, signal

@@ -18,6 +18,10 @@ namespace unblock {
 namespace {
 // user_data with this value marks a completion nobody waits for.
 constexpr uint64_t kIgnore = 1;
+// Set in an urgent completion's user_data (Completions are 8-byte aligned).
+constexpr uint64_t kUrgentBit = 2;
+
+uint64_t user_data(const Completion* c) { return reinterpret_cast<uint64_t>(c) | (c->urgent ? kUrgentBit : 0); }
 }  // namespace
 
 bool Engine::init(unsigned entries, int* why) {
@@ -126,13 +130,28 @@ int Engine::reap() {
         inflight_.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
-      if (!(flags & IORING_CQE_F_MORE)) inflight_.fetch_sub(1, std::memory_order_relaxed);
-      auto* c = reinterpret_cast<Completion*>(data);
+      if (!(flags & IORING_CQE_F_MORE)) {
+        inflight_.fetch_sub(1, std::memory_order_relaxed);
+        if (data & kUrgentBit) --urgent_inflight_;
+      }
+      auto* c = reinterpret_cast<Completion*>(data & ~kUrgentBit);
       c->on_complete(c, res, flags);
     }
     total += static_cast<int>(n);
   }
   return total;
+}
+
+bool Engine::urgent_ready() {
+  if (!urgent_inflight_) return false;
+  unsigned tail = io_uring_smp_load_acquire(ring_->cq.ktail);
+  unsigned i = *ring_->cq.khead;
+  if (static_cast<int>(urgent_scanned_ - i) > 0) i = urgent_scanned_;
+  for (; i != tail; ++i) {
+    if (ring_->cq.cqes[i & ring_->cq.ring_mask].user_data & kUrgentBit) return true;
+  }
+  urgent_scanned_ = tail;
+  return false;
 }
 
 void Engine::notify() {
@@ -216,7 +235,8 @@ void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kern
                            static_cast<unsigned>(op.len), op.flags);
       break;
   }
-  set_data(s, c);
+  io_uring_sqe_set_data64(s, user_data(c));
+  if (c->urgent) ++urgent_inflight_;
   if (op.blocking_async) s->flags |= IOSQE_ASYNC;
   if (timeout_ns > 0) {
     s->flags |= IOSQE_IO_LINK;
@@ -230,7 +250,7 @@ void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kern
 
 void Engine::cancel(Completion* c) {
   io_uring_sqe* s = sqe();
-  io_uring_prep_cancel(s, c, 0);
+  io_uring_prep_cancel64(s, user_data(c), 0);
   io_uring_sqe_set_data64(s, kIgnore);
 }
 

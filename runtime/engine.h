@@ -9,6 +9,11 @@
 //
 // Completions carry a pointer to a Completion that lives until its CQE is
 // handled (on the waiting fiber's stack, or in the timer pool).
+//
+// An urgent completion (Completion::urgent: accept) is submitted at once
+// and looked for after every fiber run (urgent_ready), not once a round: a
+// listener otherwise accepts one connection per scheduling round, ~1,000 a
+// second on a busy server, and new connections wait seconds.
 // Owner only (the carrier driving the worker), except notify(), which any
 // thread may call to wake a worker sleeping in wait().
 #pragma once
@@ -28,6 +33,7 @@ namespace unblock {
 struct Completion {
   // Runs on the worker's carrier, in the scheduler context.
   void (*on_complete)(Completion* self, int res, uint32_t flags) = nullptr;
+  bool urgent = false;  // set before submit_op (see above)
 };
 
 // A timed park: fires with -ETIME unless cancelled first.
@@ -78,6 +84,9 @@ class Engine {
   void wait();
   // Handles every available completion. Returns how many.
   int reap();
+  // True when an urgent completion is waiting in the completion queue
+  // (cheap when none is in flight: one load).
+  bool urgent_ready();
 
   // Any thread: wakes wait().
   void notify();
@@ -115,6 +124,8 @@ class Engine {
   Completion event_completion_;
   std::atomic<int> inflight_{0};
   unsigned queued_ = 0;
+  unsigned urgent_inflight_ = 0;
+  unsigned urgent_scanned_ = 0;  // completion queue index up to which urgent_ready looked
   std::atomic<uint64_t> enters_{0};
 };
 

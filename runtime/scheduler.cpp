@@ -368,8 +368,13 @@ void schedule_round(Carrier* c, Worker* w) {
     ++ran;
     if (c->worker != w) return;  // lost w while f ran the program's code
     bump(w->progress);
-    // After every run: a fiber f woke should run next (run_next).
-    // (One load when the inbox is empty.)
+    // After every run: an urgent completion (accept) is handled now, not at
+    // the round's end (Engine), and a fiber f woke should run next
+    // (run_next). (One load each when there is none.)
+    if (w->engine.urgent_ready()) {
+      bump(w->urgent_reaps);
+      w->engine.reap();
+    }
     drain_inbox(w);
   }
   if (ran) {
@@ -941,14 +946,15 @@ void write_stats() {
   int n = snprintf(buf, sizeof buf,
                    "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
                    "handoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\nring_enters %lu\n"
-                   "direct_sends %lu\n",
+                   "direct_sends %lu\nurgent_reaps %lu\n",
                    (unsigned long)g_stats.fibers_spawned.load(), (unsigned long)g_stats.fibers_exited.load(),
                    (unsigned long)sum_workers([](const Worker& w) { return w.switches.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.parks.load(); }),
                    (unsigned long)g_stats.handoffs.load(), (unsigned long)g_stats.handoff_refused.load(),
                    (unsigned long)g_stats.carriers_created.load(), (unsigned long)g_stats.migrations.load(),
                    active() ? g_worker_count : 0, (unsigned long)sum_workers([](const Worker& w) { return w.engine.enters(); }),
-                   (unsigned long)sum_workers([](const Worker& w) { return w.direct_sends.load(); }));
+                   (unsigned long)sum_workers([](const Worker& w) { return w.direct_sends.load(); }),
+                   (unsigned long)sum_workers([](const Worker& w) { return w.urgent_reaps.load(); }));
   int fd = 2;
   if (strcmp(where, "stderr") != 0) {
     fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

@@ -68,6 +68,7 @@ class Worker {
   std::atomic<uint64_t> switches{0};
   std::atomic<uint64_t> parks{0};
   std::atomic<uint64_t> direct_sends{0};  // sends that did not wait (hooks::send_now)
+  std::atomic<uint64_t> urgent_reaps{0};  // completions reaped mid-round for an urgent one (Engine)
 
   // Monitor bookkeeping (monitor thread only).
   uint64_t seen_progress = 0;

@@ -150,7 +150,10 @@ ssize_t do_writev(int fd, const iovec* v, int n, uint64_t off) {
     for (int j = 0; j < i; ++j) skip += v[j].iov_len;
     if (skip + v[i].iov_len <= done) continue;
     size_t from = done - skip;
-    long w = hooks::write_all(f, info, fd, static_cast<char*>(v[i].iov_base) + from, v[i].iov_len - from, 0, true);
+    // MSG_NOSIGNAL: bytes went out, so an EPIPE now ends the call with the
+    // partial count and no SIGPIPE, as in the kernel.
+    long w = hooks::write_all(f, info, fd, static_cast<char*>(v[i].iov_base) + from, v[i].iov_len - from,
+                              MSG_NOSIGNAL, true);
     if (w <= 0) break;
     done += static_cast<size_t>(w);
     if (static_cast<size_t>(w) < v[i].iov_len - from) break;  // cut short: timeout or signal

@@ -108,7 +108,8 @@ long write_all(Fiber* f, const fds::Info& info, int fd, const void* buf, size_t 
     }
     long r = run_blocking(f, info, op, Dir::kOut, left);
     if (r < 0) {
-      if (r == -EPIPE && socket_send && !(msg_flags & MSG_NOSIGNAL)) raise_sigpipe();
+      // The kernel raises SIGPIPE only when the call sent nothing.
+      if (r == -EPIPE && socket_send && !done && !(msg_flags & MSG_NOSIGNAL)) raise_sigpipe();
       return done ? static_cast<long>(done) : r;
     }
     if (r == 0) break;

@@ -97,9 +97,8 @@ UNBLOCK_HOOK int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flag
     op.addr = addr;
     op.off = reinterpret_cast<uint64_t>(len);
     op.flags = static_cast<uint32_t>(flags);
-    f->wake_urgent = true;  // new connections are not kept waiting a full pass (runtime/fiber.h)
+    op.urgent = true;  // new connections are not kept waiting a full pass (runtime/fiber.h)
     long res = hooks::run_blocking(f, info, op, Dir::kIn);
-    f->wake_urgent = false;
     r = static_cast<int>(finish(res));
   }
   if (r >= 0) fds::created(r, flags & SOCK_NONBLOCK, fds::Kind::kSocket);
@@ -279,7 +278,10 @@ UNBLOCK_HOOK ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
       continue;
     }
     size_t from = done - skip;
-    long w = hooks::write_all(f, info, fd, static_cast<char*>(v.iov_base) + from, v.iov_len - from, flags, true);
+    // Bytes went out: an EPIPE now ends the call with the partial count and
+    // no SIGPIPE, as in the kernel.
+    long w = hooks::write_all(f, info, fd, static_cast<char*>(v.iov_base) + from, v.iov_len - from,
+                              flags | MSG_NOSIGNAL, true);
     if (w <= 0) break;
     done += static_cast<size_t>(w);
     skip += v.iov_len;

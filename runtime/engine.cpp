@@ -139,6 +139,8 @@ int Engine::reap() {
     }
     total += static_cast<int>(n);
   }
+  // Everything before the head is consumed: urgent_ready starts here.
+  urgent_scanned_ = *ring_->cq.khead;
   return total;
 }
 

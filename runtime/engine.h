@@ -64,6 +64,8 @@ struct IoOp {
   // block like the real call. The inline attempt of some operations is not
   // the real call: openat adds O_NONBLOCK there, so a FIFO would not wait.
   bool blocking_async = false;
+  // Wake the fiber first and see the completion early (accept; Engine).
+  bool urgent = false;
 };
 
 class Engine {

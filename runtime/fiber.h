@@ -60,7 +60,8 @@ class Fiber {
   void* next_tp_hint = nullptr;
   // Its next wake by a completion runs it before the run queue's head
   // (accept: a listener's thread must not wait a pass through thousands of
-  // busy connections per accepted one). Set and cleared by the fiber.
+  // busy connections per accepted one). Set by io::run while an urgent
+  // operation (IoOp::urgent) waits.
   bool wake_urgent = false;
   uint8_t direct_sends = 0;    // sends completed without switching since the last switch (hooks/io_common.cpp)
   SwitchAction action = SwitchAction::kNone;

@@ -32,7 +32,10 @@ int run(Fiber* f, const IoOp& op, int64_t timeout_ns, bool interruptible, bool* 
   Waiter w;
   w.fiber = f;
   w.on_complete = on_done;
-  w.urgent = f->wake_urgent;
+  w.urgent = op.urgent;
+  // Set only while waiting: a handler that leaves with siglongjmp after
+  // the wait (run_pending) must not leave it set.
+  f->wake_urgent = op.urgent;
   Worker* worker = sched::enter(f);
   worker->engine.submit_op(op, &w, timeout_ns, &w.ts);
   if (w.urgent) worker->engine.flush();  // see Engine: not at the round's end
@@ -47,6 +50,7 @@ int run(Fiber* f, const IoOp& op, int64_t timeout_ns, bool interruptible, bool* 
       if (interrupted) *interrupted = true;
     }
   }
+  f->wake_urgent = false;
   sched::leave(f);
   // ERESTARTSYS (512) is the kernel's own "restart this call", never meant
   // for user space; a blocking operation in io_uring's worker pool (a FIFO

@@ -3,7 +3,10 @@
 // has to wait still lets the others run (several senders that never block,
 // and a sleeper that stops them, on one worker); a write bigger than the
 // buffer still sends every byte; sendmsg still passes fds and sends every
-// byte; a reset connection still says ECONNRESET, then EPIPE; a pending
+// byte; a peer that closes in the middle of a big send gives the partial
+// count without SIGPIPE, and EPIPE with one SIGPIPE on the next send (send,
+// write, writev, sendmsg); a reset connection still says ECONNRESET, then
+// EPIPE; a pending
 // cancellation still acts at a send that does not block. Prints results,
 // not timings. "send_now fairness" runs the first part alone (its test
 // counts the fiber switches it made).
@@ -12,6 +15,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -193,6 +197,61 @@ static void sendmsg_paths(void) {
   close(sv[1]);
 }
 
+// ---- the peer closes in the middle of a big send --------------------------------
+
+static atomic_int sigpipes;
+static void on_sigpipe(int s) {
+  (void)s;
+  atomic_fetch_add(&sigpipes, 1);
+}
+
+static void* read_then_close(void* arg) {
+  int fd = (int)(long)arg;
+  static char b[65536];
+  long got = 0;
+  while (got < 300000) {
+    ssize_t r = read(fd, b, sizeof b);
+    if (r <= 0) break;
+    got += r;
+  }
+  sleep_ms(100);  // the sender is waiting for room again
+  close(fd);
+  return NULL;
+}
+
+static void peer_closes_mid_send(void) {
+  struct sigaction sa = {0}, old;
+  sa.sa_handler = on_sigpipe;
+  sigaction(SIGPIPE, &sa, &old);
+  static const char* names[] = {"send", "write", "writev", "sendmsg"};
+  size_t n = 8 << 20;
+  char* big = calloc(1, n);
+  for (int mode = 0; mode < 4; mode++) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    pthread_t t;
+    pthread_create(&t, NULL, read_then_close, (void*)(long)sv[1]);
+    struct iovec v[2] = {{big, n / 2}, {big + n / 2, n / 2}};
+    struct msghdr m = {.msg_iov = v, .msg_iovlen = 2};
+    atomic_store(&sigpipes, 0);
+    ssize_t r = mode == 0 ? send(sv[0], big, n, 0)
+                : mode == 1 ? write(sv[0], big, n)
+                : mode == 2 ? writev(sv[0], v, 2)
+                            : sendmsg(sv[0], &m, 0);
+    int first = atomic_load(&sigpipes);
+    pthread_join(t, NULL);
+    errno = 0;
+    ssize_t r2 = send(sv[0], "x", 1, 0);
+    int e2 = errno;
+    printf("%s while the peer closes: %s, SIGPIPEs %d; next send: %zd %s, SIGPIPEs %d\n", names[mode],
+           r > 0 && r < (ssize_t)n ? "partial" : r == (ssize_t)n ? "all" : "error", first, r2, en(e2),
+           atomic_load(&sigpipes));
+    close(sv[0]);
+  }
+  free(big);
+  sigaction(SIGPIPE, &old, NULL);
+}
+
 // ---- a reset connection -----------------------------------------------------------
 
 static void reset_peer(void) {
@@ -250,6 +309,7 @@ static void* run(void* arg) {
   if (arg) return NULL;
   big_write();
   sendmsg_paths();
+  peer_closes_mid_send();
   reset_peer();
   cancel_at_send();
   return NULL;

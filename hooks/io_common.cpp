@@ -50,13 +50,13 @@ constexpr uint8_t kDirectSendRun = 16;
 
 namespace {
 
-// sendto(fd, a, b, flags, NULL, 0) or sendmsg(fd, a, flags) without waiting.
-long direct_send(Fiber* f, long nr, int fd, long a, long b, int msg_flags) {
+// send(flags) is the system call, given the flags that make it not wait.
+template <class Send>
+long direct_send(Fiber* f, Send send) {
   if (f->direct_sends >= kDirectSendRun) return -EAGAIN;
   // send(2) is a cancellation point even when it does not block.
   cancel::point();
-  int flags = msg_flags | MSG_DONTWAIT | MSG_NOSIGNAL;
-  long r = nr == SYS_sendto ? raw_syscall(nr, fd, a, b, flags, 0, 0) : raw_syscall(nr, fd, a, flags);
+  long r = send(MSG_DONTWAIT | MSG_NOSIGNAL);
   if (r != -EAGAIN) {
     ++f->direct_sends;
     bump(f->worker->direct_sends);
@@ -67,11 +67,15 @@ long direct_send(Fiber* f, long nr, int fd, long a, long b, int msg_flags) {
 }  // namespace
 
 long send_now(Fiber* f, int fd, const msghdr* msg, int msg_flags) {
-  return direct_send(f, SYS_sendmsg, fd, reinterpret_cast<long>(msg), 0, msg_flags);
+  return direct_send(f, [&](int now) {
+    return raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(msg), msg_flags | now);
+  });
 }
 
 long send_now(Fiber* f, int fd, const void* buf, size_t len, int msg_flags) {
-  return direct_send(f, SYS_sendto, fd, reinterpret_cast<long>(buf), static_cast<long>(len), msg_flags);
+  return direct_send(f, [&](int now) {
+    return raw_syscall(SYS_sendto, fd, reinterpret_cast<long>(buf), static_cast<long>(len), msg_flags | now, 0, 0);
+  });
 }
 
 long write_all(Fiber* f, const fds::Info& info, int fd, const void* buf, size_t len, int msg_flags, bool socket_send) {
@@ -80,33 +84,29 @@ long write_all(Fiber* f, const fds::Info& info, int fd, const void* buf, size_t 
   // SO_SNDTIMEO bounds the whole call, not each piece.
   int64_t timeout = info.socket ? info.sndtimeo_ns : 0;
   Deadline deadline = timeout > 0 ? Deadline::after_ns(timeout) : Deadline::never();
-  if (socket_send) {
-    long r = send_now(f, fd, p, len, msg_flags);
-    if (r < 0 && r != -EAGAIN) {
-      if (r == -EPIPE && !(msg_flags & MSG_NOSIGNAL)) raise_sigpipe();
-      return r;
-    }
-    if (r >= 0) done = static_cast<size_t>(r);
-    if (done == len) return static_cast<long>(done);
-  }
+  bool now = socket_send;  // the first piece of a socket send: send_now
   do {
-    IoOp op{};
-    op.fd = fd;
-    op.addr = const_cast<char*>(p + done);
-    op.len = len - done;
-    if (socket_send) {
-      op.kind = IoOp::kSend;
-      op.flags = static_cast<uint32_t>(msg_flags | MSG_NOSIGNAL);
-    } else {
-      op.kind = IoOp::kWrite;
-      op.off = static_cast<uint64_t>(-1);
+    long r = now ? send_now(f, fd, p, len, msg_flags) : -EAGAIN;
+    now = false;
+    if (r == -EAGAIN) {
+      IoOp op{};
+      op.fd = fd;
+      op.addr = const_cast<char*>(p + done);
+      op.len = len - done;
+      if (socket_send) {
+        op.kind = IoOp::kSend;
+        op.flags = static_cast<uint32_t>(msg_flags | MSG_NOSIGNAL);
+      } else {
+        op.kind = IoOp::kWrite;
+        op.off = static_cast<uint64_t>(-1);
+      }
+      int64_t left = 0;
+      if (timeout > 0) {
+        left = deadline.remaining_ns();
+        if (left <= 0) return done ? static_cast<long>(done) : -EAGAIN;
+      }
+      r = run_blocking(f, info, op, Dir::kOut, left);
     }
-    int64_t left = 0;
-    if (timeout > 0) {
-      left = deadline.remaining_ns();
-      if (left <= 0) return done ? static_cast<long>(done) : -EAGAIN;
-    }
-    long r = run_blocking(f, info, op, Dir::kOut, left);
     if (r < 0) {
       // The kernel raises SIGPIPE only when the call sent nothing.
       if (r == -EPIPE && socket_send && !done && !(msg_flags & MSG_NOSIGNAL)) raise_sigpipe();

@@ -48,14 +48,13 @@ namespace {
 
 // ---- raw system calls (no errno, no hook) ---------------------------------------
 
-long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) { return raw_syscall(nr, a, b, c, d); }
 long raw_open(const char* path, int flags, int mode = 0) {
-  return raw(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), flags, mode);
+  return raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), flags, mode);
 }
 long raw_write(int fd, const void* buf, size_t n) {
-  return raw(SYS_write, fd, reinterpret_cast<long>(buf), static_cast<long>(n));
+  return raw_syscall(SYS_write, fd, reinterpret_cast<long>(buf), static_cast<long>(n));
 }
-void raw_close(int fd) { raw(SYS_close, fd); }
+void raw_close(int fd) { raw_syscall(SYS_close, fd); }
 
 // log::format with a variable argument list: no allocation, no locale, no errno.
 int format(char* buf, int cap, const char* fmt, ...) {
@@ -67,7 +66,7 @@ int format(char* buf, int cap, const char* fmt, ...) {
 }
 void raw_sleep_ms(long ms) {
   timespec ts{ms / 1000, (ms % 1000) * 1000000};
-  raw(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+  raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
 }
 
 // ---- state ------------------------------------------------------------------------
@@ -276,11 +275,11 @@ int g_server_count = 0;
 bool g_atexit_registered = false;
 
 void remove_fifos() {
-  int pid = static_cast<int>(raw(SYS_getpid));
+  int pid = static_cast<int>(raw_syscall(SYS_getpid));
   for (int i = 0; i < g_server_count; ++i) {
     if (g_servers[i].pid != pid) continue;
-    raw(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(g_servers[i].in), 0);
-    raw(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(g_servers[i].out), 0);
+    raw_syscall(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(g_servers[i].in), 0);
+    raw_syscall(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(g_servers[i].out), 0);
   }
 }
 
@@ -306,7 +305,7 @@ void sweep_stale(const char* base) {
   size_t plen = strlen(prefix);
   alignas(8) char buf[4096];
   for (;;) {
-    long n = raw(SYS_getdents64, dfd, reinterpret_cast<long>(buf), sizeof buf);
+    long n = raw_syscall(SYS_getdents64, dfd, reinterpret_cast<long>(buf), sizeof buf);
     if (n <= 0) break;
     for (long off = 0; off < n;) {
       auto* d = reinterpret_cast<struct dirent64*>(buf + off);
@@ -316,12 +315,12 @@ void sweep_stale(const char* base) {
       char* end = nullptr;
       long pid = strtol(name + plen + 1, &end, 10);
       if (pid <= 0 || end == name + plen + 1 || (strcmp(end, ".in") != 0 && strcmp(end, ".out") != 0)) continue;
-      if (raw(SYS_kill, pid, 0) != -ESRCH) continue;
+      if (raw_syscall(SYS_kill, pid, 0) != -ESRCH) continue;
       struct stat st;
-      if (raw(SYS_newfstatat, dfd, reinterpret_cast<long>(name), reinterpret_cast<long>(&st), AT_SYMLINK_NOFOLLOW) != 0)
+      if (raw_syscall(SYS_newfstatat, dfd, reinterpret_cast<long>(name), reinterpret_cast<long>(&st), AT_SYMLINK_NOFOLLOW) != 0)
         continue;
       if (!is_own_fifo(st)) continue;
-      raw(SYS_unlinkat, dfd, reinterpret_cast<long>(name), 0);
+      raw_syscall(SYS_unlinkat, dfd, reinterpret_cast<long>(name), 0);
       LOG_INFO("removed stale fault-control FIFO %s/%s", dir, name);
     }
   }
@@ -355,7 +354,7 @@ void serve_line(char* line, const char* out_path, int* out_fd) {
 
 void* server_main(void* arg) {
   auto* s = static_cast<FifoServer*>(arg);
-  raw(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("unblock-faults"));  // as ps and /proc show it
+  raw_syscall(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("unblock-faults"));  // as ps and /proc show it
   sweep_stale(s->base);
   int errors = 0;
   for (;;) {
@@ -371,7 +370,7 @@ void* server_main(void* arg) {
       continue;
     }
     struct stat st;
-    if (raw(SYS_fstat, in, reinterpret_cast<long>(&st)) != 0 || !is_own_fifo(st)) {
+    if (raw_syscall(SYS_fstat, in, reinterpret_cast<long>(&st)) != 0 || !is_own_fifo(st)) {
       LOG_WARN("fault control: %s is not our FIFO; not serving it", s->in);
       raw_close(static_cast<int>(in));
       return nullptr;
@@ -381,7 +380,7 @@ void* server_main(void* arg) {
     size_t len = 0;
     for (;;) {
       char buf[512];
-      long n = raw(SYS_read, in, reinterpret_cast<long>(buf), sizeof buf);
+      long n = raw_syscall(SYS_read, in, reinterpret_cast<long>(buf), sizeof buf);
       if (n == -EINTR) continue;
       if (n <= 0) break;
       for (long i = 0; i < n; ++i) {
@@ -404,11 +403,11 @@ void* server_main(void* arg) {
 }
 
 bool make_fifo(const char* path) {
-  long r = raw(SYS_mknodat, AT_FDCWD, reinterpret_cast<long>(path), S_IFIFO | 0600, 0);
+  long r = raw_syscall(SYS_mknodat, AT_FDCWD, reinterpret_cast<long>(path), S_IFIFO | 0600, 0);
   struct stat st;
   if (r == -EEXIST) {
     // Left by an earlier process with our pid: reuse it if it is ours.
-    long err = raw(SYS_newfstatat, AT_FDCWD, reinterpret_cast<long>(path), reinterpret_cast<long>(&st),
+    long err = raw_syscall(SYS_newfstatat, AT_FDCWD, reinterpret_cast<long>(path), reinterpret_cast<long>(&st),
                    AT_SYMLINK_NOFOLLOW);
     if (err != 0 || !is_own_fifo(st))
       return false;
@@ -416,7 +415,7 @@ bool make_fifo(const char* path) {
     return false;
   }
   // Exactly 0600 whatever the umask.
-  raw(SYS_fchmodat, AT_FDCWD, reinterpret_cast<long>(path), 0600);
+  raw_syscall(SYS_fchmodat, AT_FDCWD, reinterpret_cast<long>(path), 0600);
   return true;
 }
 
@@ -579,7 +578,7 @@ int serve_fifo(const char* basename) {
   snprintf(s->out, sizeof s->out, "%s-%d.out", basename, pid);
   s->pid = 0;
   if (!make_fifo(s->in) || !make_fifo(s->out)) {
-    raw(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(s->in), 0);
+    raw_syscall(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(s->in), 0);
     return -1;
   }
   pthread_attr_t attr;
@@ -588,14 +587,14 @@ int serve_fifo(const char* basename) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   sigset_t all, old;
   signals::runtime_thread_mask(&all);
-  raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
   pthread_t t;
   int err = real::pthread_create(&t, &attr, server_main, s);
-  raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
   pthread_attr_destroy(&attr);
   if (err != 0) {
-    raw(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(s->in), 0);
-    raw(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(s->out), 0);
+    raw_syscall(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(s->in), 0);
+    raw_syscall(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(s->out), 0);
     return -1;
   }
   s->pid = pid;
@@ -639,7 +638,7 @@ void record(const Call& c, const char* what_fmt, ...) {
   va_end(ap);
   char line[384];
   int n = format(line, sizeof line - 1, "%ld.%06ld pid=%d thread=%d call=%s fd=%d point=%s k=%lu %s", sec, nsec / 1000,
-                 static_cast<int>(raw(SYS_getpid)), current_thread_id(), op_function(c.op), c.fd,
+                 static_cast<int>(raw_syscall(SYS_getpid)), current_thread_id(), op_function(c.op), c.fd,
                  point_name(c.op, c.kind), static_cast<unsigned long>(c.k), what);
   if (debug) LOG_DEBUG("fault: %s", line);
   line[n++] = '\n';

@@ -6,7 +6,7 @@
 //
 // Must not: allocate or take a lock in a signal handler (queues are
 // lock-free slots; handlers only push, take, and make raw syscalls), call a
-// hooked symbol (raw syscalls go through sys() below, so they never set
+// hooked symbol (raw syscalls go through raw_syscall() below, so they never set
 // errno and their PC stays inside this library), or let a runtime thread
 // unblock a managed signal except to die of it on purpose.
 //
@@ -69,12 +69,11 @@ namespace {
 
 // ---- raw system calls ---------------------------------------------------------
 
-inline long sys(long n, long a = 0, long b = 0, long c = 0, long d = 0) { return raw_syscall(n, a, b, c, d); }
 inline long sys_sigmask(int how, const uint64_t* set, uint64_t* old) {
-  return sys(SYS_rt_sigprocmask, how, reinterpret_cast<long>(set), reinterpret_cast<long>(old), 8);
+  return raw_syscall(SYS_rt_sigprocmask, how, reinterpret_cast<long>(set), reinterpret_cast<long>(old), 8);
 }
-inline int sys_gettid() { return static_cast<int>(sys(SYS_gettid)); }
-inline int sys_getpid() { return static_cast<int>(sys(SYS_getpid)); }
+inline int sys_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
+inline int sys_getpid() { return static_cast<int>(raw_syscall(SYS_getpid)); }
 
 // ---- signal sets ------------------------------------------------------------------
 
@@ -276,7 +275,7 @@ void default_fatal_or_stop(int sig, const siginfo_t* si) {
   siginfo_t info = *si;
   // Keeps the sender's details where the kernel allows it (si_code < 0 or the
   // group leader); otherwise a plain tgkill.
-  if (sys(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(&info)) != 0) sys(SYS_tgkill, pid, tid, sig);
+  if (raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(&info)) != 0) raw_syscall(SYS_tgkill, pid, tid, sig);
   sys_sigmask(SIG_SETMASK, &old, nullptr);
   install_kernel(sig, load_action(sig));
 }
@@ -293,7 +292,7 @@ void poke() {
   // seq_cst: pairs with the signal thread's store of its tid before its
   // first pass. A poke that finds no tid yet is covered by that pass.
   int tid = g_sig_tid.load(std::memory_order_seq_cst);
-  if (tid > 0) sys(SYS_tgkill, g_pid, tid, SIGURG);
+  if (tid > 0) raw_syscall(SYS_tgkill, g_pid, tid, SIGURG);
 }
 
 void process_push(const siginfo_t& si, bool undispatched) {
@@ -456,7 +455,7 @@ void deliver_in_handler(Fiber* f, ucontext_t* uc) {
     // Resumed by another carrier: sigreturn must not install the first
     // carrier's alternate stack on this one.
     stack_t ss;
-    sys(SYS_sigaltstack, 0, reinterpret_cast<long>(&ss));
+    raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&ss));
     uc->uc_stack = ss;
   }
 }
@@ -484,7 +483,7 @@ void pass_through(int sig, siginfo_t* si, ucontext_t* uc) {
     raw_sigaction(sig, &dfl, nullptr);
     siginfo_t info = *si;
     int pid = sys_getpid(), tid = sys_gettid();
-    if (sys(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(&info)) != 0) sys(SYS_tgkill, pid, tid, sig);
+    if (raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(&info)) != 0) raw_syscall(SYS_tgkill, pid, tid, sig);
     return;
   }
   call_handler_directly(sig, si, uc, d);
@@ -648,9 +647,9 @@ void send_marker(Carrier* c) {
   si.si_signo = SIGURG;
   si.si_code = SI_QUEUE;
   si.si_pid = g_pid;
-  si.si_uid = static_cast<uid_t>(sys(SYS_getuid));
+  si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
   si.si_value.sival_ptr = &g_marker_magic;
-  sys(SYS_rt_tgsigqueueinfo, g_pid, c->tid, SIGURG, reinterpret_cast<long>(&si));
+  raw_syscall(SYS_rt_tgsigqueueinfo, g_pid, c->tid, SIGURG, reinterpret_cast<long>(&si));
 }
 
 // Gets f's deliverable signals handled: interrupts an interruptible wait,
@@ -774,7 +773,7 @@ void dispatch(const siginfo_t& si) {
   if (sig < 1 || sig > kMaxSig) return;
   if (g_program_signalfd.load(std::memory_order_acquire) & bit(sig)) {
     // The program reads it through its own signalfd: give it back to the kernel.
-    sys(SYS_kill, g_pid, sig);
+    raw_syscall(SYS_kill, g_pid, sig);
     return;
   }
   for (int attempt = 0; attempt < 8; ++attempt) {
@@ -824,14 +823,14 @@ void redispatch_process() {
 // for the process. True if anything arrived.
 bool drain_kernel(uint64_t set, const timespec* timeout) {
   siginfo_t si;
-  long r = sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
+  long r = raw_syscall(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
                reinterpret_cast<long>(timeout), 8);
   bool event = false;
   while (r > 0) {
     event = true;
     if (!(r == SIGURG && si.si_code == SI_TKILL && si.si_pid == g_pid)) dispatch(si);  // else a poke
     timespec zero{0, 0};
-    r = sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
+    r = raw_syscall(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
             reinterpret_cast<long>(&zero), 8);
   }
   return event;
@@ -848,7 +847,7 @@ void* signal_thread(void*) {
   drain_kernel((kManaged & ~g_program_signalfd.load(std::memory_order_acquire)) | kMarkerBit, &zero);
   // release: pairs with adopt_main_thread()'s acquire load.
   g_first_pass.store(1, std::memory_order_release);
-  sys(SYS_futex, reinterpret_cast<long>(&g_first_pass), FUTEX_WAKE_PRIVATE, INT32_MAX);
+  raw_syscall(SYS_futex, reinterpret_cast<long>(&g_first_pass), FUTEX_WAKE_PRIVATE, INT32_MAX);
   g_process_dirty.store(true, std::memory_order_seq_cst);
   bool event = true;
   long backoff_ns = 0;
@@ -1004,7 +1003,7 @@ int raw_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
     k.restorer = unblock_signal_restorer;
     memcpy(&k.mask, &act->sa_mask, sizeof k.mask);
   }
-  long r = sys(SYS_rt_sigaction, sig, act ? reinterpret_cast<long>(&k) : 0, old ? reinterpret_cast<long>(&ko) : 0, 8);
+  long r = raw_syscall(SYS_rt_sigaction, sig, act ? reinterpret_cast<long>(&k) : 0, old ? reinterpret_cast<long>(&ko) : 0, 8);
   if (r == 0 && old) {
     memset(old, 0, sizeof *old);
     old->sa_handler = reinterpret_cast<void (*)(int)>(ko.handler);
@@ -1105,7 +1104,7 @@ void adopt_main_thread() {
   // blocked them). A process-directed one that arrives between the two
   // passes is taken for main's too: a window at start-up only.
   while (g_sig_thread_started && g_first_pass.load(std::memory_order_acquire) == 0) {
-    sys(SYS_futex, reinterpret_cast<long>(&g_first_pass), FUTEX_WAIT_PRIVATE, 0, 0);
+    raw_syscall(SYS_futex, reinterpret_cast<long>(&g_first_pass), FUTEX_WAIT_PRIVATE, 0, 0);
   }
   Fiber* main_fiber = Fiber::current();
   bool deliverable_now = false;
@@ -1114,7 +1113,7 @@ void adopt_main_thread() {
     uint64_t set = kManaged & ~g_program_signalfd.load(std::memory_order_acquire);
     timespec zero{0, 0};
     siginfo_t si;
-    long r = sys(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
+    long r = raw_syscall(SYS_rt_sigtimedwait, reinterpret_cast<long>(&set), reinterpret_cast<long>(&si),
                  reinterpret_cast<long>(&zero), 8);
     if (r <= 0) break;
     if (main_fiber && main_fiber->sig.queue.push(si, true)) {
@@ -1289,7 +1288,7 @@ void watch_cancel() { poke(); }
 
 void pending(Fiber* f, sigset_t* out) {
   uint64_t k = 0;
-  sys(SYS_rt_sigpending, reinterpret_cast<long>(&k), 8);
+  raw_syscall(SYS_rt_sigpending, reinterpret_cast<long>(&k), 8);
   uint64_t p = (f->sig.queue.pending() | g_process.pending() | (k & kManaged)) & load_mask(f);
   set_bits(out, p);
 }
@@ -1318,7 +1317,7 @@ void note_program_signalfd(const sigset_t* mask) {
   // Signals of that set the library already holds go back to the kernel,
   // where the program's signalfd finds them.
   siginfo_t si;
-  while (g_process.take(m, &si)) sys(SYS_kill, g_pid, si.si_signo);
+  while (g_process.take(m, &si)) raw_syscall(SYS_kill, g_pid, si.si_signo);
 }
 
 void before_longjmp(Fiber* f, const void* jmpbuf, bool mask_saved) {

@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 enum { kBusy = 64, kClients = 200 };
 
 static atomic_int stop, sending;
@@ -63,19 +65,10 @@ static void* client(void* arg) {
 }
 
 int main(void) {
-  listener = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(listener, (struct sockaddr*)&a, sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(listener, (struct sockaddr*)&a, &len);
+  struct sockaddr_in a;
+  listener = bound_loopback(SOCK_STREAM, &a);
   listen(listener, 16);
-  int r = socket(AF_INET, SOCK_DGRAM, 0);
-  sink.sin_family = AF_INET;
-  sink.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(r, (struct sockaddr*)&sink, sizeof sink);
-  len = sizeof sink;
-  getsockname(r, (struct sockaddr*)&sink, &len);
+  int r = bound_loopback(SOCK_DGRAM, &sink);
   pthread_t b[kBusy], acc, cli;
   for (int i = 0; i < kBusy; i++) pthread_create(&b[i], NULL, busy, NULL);
   while (atomic_load(&sending) < kBusy) usleep(1000);

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 enum { kSenders = 8, kBig = 4 << 20 };
 
 static const char* en(int e) {
@@ -46,14 +48,12 @@ static void sleep_ms(int ms) {
 // ---- senders that never wait, stopped by a sleeper ------------------------------
 
 static atomic_int stop, sending;
-static int udp_port;
+static struct sockaddr_in sink;
 
 static void* udp_sender(void* arg) {
   long i = (long)arg;
   int s = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(udp_port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  connect(s, (struct sockaddr*)&a, sizeof a);
+  connect(s, (struct sockaddr*)&sink, sizeof sink);
   long sent = 0, failed = 0;
   struct iovec iov = {"x", 1};
   struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -72,13 +72,7 @@ static void* udp_sender(void* arg) {
 static void senders_never_waiting(void) {
   // Datagrams nobody reads: loopback drops them when the receiver is full,
   // so these sends always find room and never block.
-  int r = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(r, (struct sockaddr*)&a, sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(r, (struct sockaddr*)&a, &len);
-  udp_port = ntohs(a.sin_port);
+  int r = bound_loopback(SOCK_DGRAM, &sink);
   pthread_t t[kSenders];
   for (long i = 0; i < kSenders; i++) pthread_create(&t[i], NULL, udp_sender, (void*)i);
   while (atomic_load(&sending) < kSenders) sleep_ms(1);
@@ -113,12 +107,8 @@ static void* slow_reader(void* arg) {
 }
 
 static void tcp_pair(int* a, int* b) {
-  int ls = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(ls, (struct sockaddr*)&sa, sizeof sa);
-  socklen_t len = sizeof sa;
-  getsockname(ls, (struct sockaddr*)&sa, &len);
+  struct sockaddr_in sa;
+  int ls = bound_loopback(SOCK_STREAM, &sa);
   listen(ls, 1);
   *a = socket(AF_INET, SOCK_STREAM, 0);
   connect(*a, (struct sockaddr*)&sa, sizeof sa);

@@ -237,6 +237,7 @@ void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kern
                            static_cast<unsigned>(op.len), op.flags);
       break;
   }
+  c->urgent = op.urgent;
   io_uring_sqe_set_data64(s, user_data(c));
   if (c->urgent) ++urgent_inflight_;
   if (op.blocking_async) s->flags |= IOSQE_ASYNC;
@@ -248,6 +249,7 @@ void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kern
     io_uring_prep_link_timeout(t, ts, 0);
     io_uring_sqe_set_data64(t, kIgnore);
   }
+  if (op.urgent) flush();  // not at the round's end
 }
 
 void Engine::cancel(Completion* c) {

@@ -10,7 +10,7 @@
 // Completions carry a pointer to a Completion that lives until its CQE is
 // handled (on the waiting fiber's stack, or in the timer pool).
 //
-// An urgent completion (Completion::urgent: accept) is submitted at once
+// An urgent operation (IoOp::urgent: accept) is submitted at once
 // and looked for after every fiber run (urgent_ready), not once a round: a
 // listener otherwise accepts one connection per scheduling round, ~1,000 a
 // second on a busy server, and new connections wait seconds.
@@ -33,7 +33,7 @@ namespace unblock {
 struct Completion {
   // Runs on the worker's carrier, in the scheduler context.
   void (*on_complete)(Completion* self, int res, uint32_t flags) = nullptr;
-  bool urgent = false;  // set before submit_op (see above)
+  bool urgent = false;  // set by submit_op from IoOp::urgent (see above)
 };
 
 // A timed park: fires with -ETIME unless cancelled first.

@@ -32,13 +32,11 @@ int run(Fiber* f, const IoOp& op, int64_t timeout_ns, bool interruptible, bool* 
   Waiter w;
   w.fiber = f;
   w.on_complete = on_done;
-  w.urgent = op.urgent;
   // Set only while waiting: a handler that leaves with siglongjmp after
   // the wait (run_pending) must not leave it set.
   f->wake_urgent = op.urgent;
   Worker* worker = sched::enter(f);
   worker->engine.submit_op(op, &w, timeout_ns, &w.ts);
-  if (w.urgent) worker->engine.flush();  // see Engine: not at the round's end
   bool cancelled = false;
   while (!w.done.load(std::memory_order_acquire)) {
     ParkResult r = f->parker.park(Deadline::never(), WaitReason::kIo, interruptible && !cancelled);

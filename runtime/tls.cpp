@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "shim/config.h"
 #include "shim/log.h"
 
 #ifndef HWCAP2_FSGSBASE
@@ -197,13 +198,22 @@ bool init() {
     g_off_rseq_cpu = *rseq_offset + 4;  // struct rseq: cpu_id_start, cpu_id
   }
 
-  g_fsgsbase = (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
+  // UNBLOCK_FS_SWITCH=arch_prctl takes the path of machines without FSGSBASE
+  // on one that has it (the test suite runs that way too: nothing may
+  // depend on the instruction). wrfsbase where the CPU lacks it would fault:
+  // refused with one message.
+  bool have = (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
+  int want = config::get().fs_switch;
+  if (want == Config::kFsWrfsbase && !have) {
+    log::always("UNBLOCK_FS_SWITCH=wrfsbase ignored: this CPU or kernel has no FSGSBASE (AT_HWCAP2); using arch_prctl");
+  }
+  g_fsgsbase = have && want != Config::kFsArchPrctl;
   size_t tls_part = g_static_size - g_pthread_size;
   g_reserve = (g_pthread_size + tls_part + 2 * g_static_align + 63) & ~size_t{63};
   probe_tcache(self);
   if (!g_have_tcache) LOG_INFO("malloc thread cache not located: each thread keeps its own until exit");
   LOG_INFO("per-fiber TLS: static TLS %zu bytes, struct pthread %zu, FS switch by %s", g_static_size,
-           g_pthread_size, g_fsgsbase ? "wrfsbase" : "arch_prctl (slow: no FSGSBASE)");
+           g_pthread_size, g_fsgsbase ? "wrfsbase" : (have ? "arch_prctl (UNBLOCK_FS_SWITCH)" : "arch_prctl (no FSGSBASE)"));
   g_failure = nullptr;
   return true;
 }

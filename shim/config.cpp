@@ -19,7 +19,7 @@ namespace {
 
 Config g_config;
 
-enum class Kind { kBool, kInt, kLong, kSize, kLevel, kString };
+enum class Kind { kBool, kInt, kLong, kSize, kLevel, kString, kChoice };
 
 struct Option {
   const char* name;
@@ -28,7 +28,10 @@ struct Option {
   long max;
   void* field;
   const char* help;
+  const char* const* choices = nullptr;  // kChoice: the accepted words; the field gets the index
 };
+
+const char* const kFsSwitchChoices[] = {"auto", "wrfsbase", "arch_prctl", nullptr};
 
 // clang-format off
 const Option kOptions[] = {
@@ -48,6 +51,9 @@ const Option kOptions[] = {
    "a worker stuck this long in one thread while others wait hands them to another OS thread (default 1000)"},
   {"UNBLOCK_MAX_THREADS", Kind::kInt, 0, 100000, &g_config.max_threads,
    "bound on extra OS threads created for hand-off (default 256)"},
+  {"UNBLOCK_FS_SWITCH", Kind::kChoice, 0, 0, &g_config.fs_switch,
+   "auto|wrfsbase|arch_prctl: how fibers switch the FS base (default auto: wrfsbase where the CPU has FSGSBASE)",
+   kFsSwitchChoices},
   {"UNBLOCK_RING_ENTRIES", Kind::kInt, 8, 32768, &g_config.ring_entries,
    "io_uring submission queue entries per worker (default 1024)"},
   {"UNBLOCK_STATS", Kind::kString, 0, 0, &g_config.stats,
@@ -134,6 +140,20 @@ void apply(const Option& o, const char* value) {
     case Kind::kString:
       *static_cast<const char**>(o.field) = *value ? value : nullptr;
       return;
+    case Kind::kChoice: {
+      for (int i = 0; o.choices[i]; ++i) {
+        if (strcasecmp(value, o.choices[i]) == 0) {
+          *static_cast<int*>(o.field) = i;
+          return;
+        }
+      }
+      char expected[128] = "expected ";
+      for (int i = 0; o.choices[i]; ++i) {
+        if (i) strncat(expected, "|", sizeof expected - strlen(expected) - 1);
+        strncat(expected, o.choices[i], sizeof expected - strlen(expected) - 1);
+      }
+      return complain(o.name, value, expected);
+    }
   }
 }
 

@@ -20,6 +20,9 @@ struct Config {
   const char* log_file = nullptr;   // UNBLOCK_LOG_FILE: append log lines there instead of stderr
   long handoff_us = 1000;           // UNBLOCK_HANDOFF_US: a worker stuck this long hands off
   int max_threads = 256;            // UNBLOCK_MAX_THREADS: extra OS threads for hand-off, at most
+  // UNBLOCK_FS_SWITCH: how a switch sets the FS base (runtime/tls.cpp).
+  enum FsSwitch { kFsAuto = 0, kFsWrfsbase = 1, kFsArchPrctl = 2 };
+  int fs_switch = kFsAuto;
   unsigned ring_entries = 1024;     // UNBLOCK_RING_ENTRIES: submission queue size per worker
   const char* stats = nullptr;      // UNBLOCK_STATS: "stderr" or a path; counters written at exit
   // Fault injection (runtime/fault.h, docs/FAULTS.md).

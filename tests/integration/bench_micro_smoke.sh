@@ -19,12 +19,17 @@ name, path = sys.argv[1], sys.argv[2]
 want_preloaded = len(sys.argv) > 3
 data = json.load(open(path))
 bad, n = [], 0
-# Placement that this machine cannot give is a skip, not a failure.
-skippable = ("one CPU", "UNBLOCK_WORKERS=1")
+# Placement that this machine cannot give, or an instruction it lacks
+# (FSGSBASE), is a skip, printed, not a failure.
+skippable = ("one CPU", "UNBLOCK_WORKERS=1", "needs FSGSBASE")
+skipped = []
 for b in data.get("benchmarks", []):
     if b.get("error_occurred"):
-        if not any(s in b.get("error_message", "") for s in skippable):
-            bad.append(f"{b['name']}: {b.get('error_message')}")
+        msg = b.get("error_message", "")
+        if any(s in msg for s in skippable):
+            skipped.append(f"{b['name']}: {msg}")
+        else:
+            bad.append(f"{b['name']}: {msg}")
         continue
     n += 1
     # CPU time is per OS thread: a fiber moved to another carrier mid-run
@@ -45,7 +50,8 @@ if want_preloaded:
         bad.append("no hooked_ns counters")
 if n == 0:
     bad.append("no benchmark ran")
-print(f"{name}: {n} benchmarks ran" + "".join(f"\n  BAD {x}" for x in bad))
+print(f"{name}: {n} benchmarks ran, {len(skipped)} skipped" + "".join(f"\n  SKIPPED {x}" for x in skipped)
+      + "".join(f"\n  BAD {x}" for x in bad))
 sys.exit(1 if bad else 0)
 PY
 }

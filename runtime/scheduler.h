@@ -68,6 +68,8 @@ class Worker {
   std::atomic<uint64_t> switches{0};
   std::atomic<uint64_t> parks{0};
   std::atomic<uint64_t> direct_sends{0};  // sends that did not wait (hooks::send_now)
+  std::atomic<uint64_t> fs_writes{0};        // FS base writes by switches (one per resume is the floor)
+  std::atomic<uint64_t> direct_switches{0};  // fiber to fiber without the scheduler's context (scheduler.cpp)
   std::atomic<uint64_t> urgent_reaps{0};  // completions reaped mid-round for an urgent one (Engine)
 
   // Monitor bookkeeping (monitor thread only).
@@ -95,6 +97,13 @@ class Carrier {
   std::atomic<Worker*> assigned{nullptr};
   StackRegion sched_region;  // carrier 0 only: its scheduler stack
   Carrier* next_spare = nullptr;
+  // Direct switches (scheduler.cpp, "switching"): runs left in the current
+  // round, which a parking or yielding fiber may hand straight to the next
+  // runnable fiber; 0 outside a round. Only this carrier touches them.
+  int runs_left = 0;
+  // True while a fiber runs the scheduler's bookkeeping on its own TCB (a
+  // direct switch): wakes it causes are the scheduler's, not a fiber's.
+  bool scheduling = false;
 };
 
 namespace sched {
@@ -119,6 +128,12 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible,
 void wake(Fiber* f);
 // Yields the calling fiber's carrier to other runnable fibers.
 void yield(Fiber* f);
+
+// Every context that a carrier resumes calls this first with the Transfer
+// its jump returned: from the scheduler (data == nullptr) it records the
+// scheduler's context; from a fiber that switched straight to it (data ==
+// that fiber) it finishes that fiber's switch-out. Fiber, inside the runtime.
+void on_resumed(Fiber* self, ctx::Transfer t);
 
 // Fiber exit: runs thread-exit duties and never returns.
 [[noreturn]] void exit_fiber(Fiber* f, void* result);

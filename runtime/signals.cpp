@@ -573,8 +573,8 @@ BoostTransfer resume_as_scheduled(BoostTransfer t) { return BoostTransfer{t.data
 // Runs on the borrowed fiber (on its own stack, below its parked context),
 // entered from its carrier's scheduler like any resumption.
 void borrowed_entry(ctx::Transfer t) {
-  auto* f = static_cast<Fiber*>(t.data);
-  f->carrier->sched_ctx = t.from;
+  Fiber* f = tl_fiber;  // its TCB is current: the resumer set it
+  sched::on_resumed(f, t);
   void* parked = f->sig.borrow_resume;
   f->sig.borrow_resume = nullptr;
   // The parked wait's state; a handler that blocks reuses these fields.

@@ -82,6 +82,9 @@ void lend_malloc_cache(void* carrier_tp, void* fiber_tp);
 // malloc cache slot, the cancellation word). Any thread; never faults.
 void prefetch_tcb(void* tp);
 void return_malloc_cache(void* carrier_tp, void* fiber_tp);
+// A fiber switching straight to another passes the carrier's cache on:
+// to_tp gets it, from_tp's slot is cleared.
+inline void pass_malloc_cache(void* to_tp, void* from_tp) { return_malloc_cache(to_tp, from_tp); }
 
 // Registers the buffer glibc's pthread_exit unwinds to (pd->cleanup_jmp_buf).
 // False if that field could not be verified at init.

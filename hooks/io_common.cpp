@@ -8,6 +8,7 @@
 #include "runtime/scheduler.h"
 #include "runtime/signals.h"
 #include "shim/raw_syscall.h"
+#include "shim/real.h"
 
 namespace unblock::hooks {
 
@@ -33,7 +34,21 @@ long run_blocking(Fiber* f, const fds::Info& info, const IoOp& op, Dir dir, int6
   }
 }
 
-void raise_sigpipe() { pthread_kill(pthread_self(), SIGPIPE); }
+// SIGPIPE to the calling thread, as the kernel raises it for a failed send:
+// through the emulation for a fiber, not through the exported pthread_kill.
+void raise_sigpipe() {
+  Fiber* f = Fiber::current();
+  if (!f || !signals::table_ready()) {
+    real::pthread_kill(pthread_self(), SIGPIPE);
+    return;
+  }
+  siginfo_t si{};
+  si.si_signo = SIGPIPE;
+  si.si_code = SI_TKILL;
+  si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
+  si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
+  signals::send_to_fiber(f, si);
+}
 
 // Most sends on a busy connection find room in the socket buffer. Through
 // the ring such a send costs a submission, a completion, and a park and a

@@ -20,7 +20,9 @@
 #include "hooks/fault.h"
 #include "hooks/io_common.h"
 #include "runtime/cancel.h"
+#include "runtime/fiber.h"
 #include "runtime/signals.h"
+#include "shim/real.h"
 
 using namespace unblock;
 
@@ -108,15 +110,23 @@ Deadline deadline_ts(const timespec* ts) {
   return Deadline::after_ns(ts->tv_sec * 1000000000LL + ts->tv_nsec);
 }
 
-// The emulated signal mask for ppoll/pselect/epoll_pwait, swapped around the wait.
+// The emulated signal mask for ppoll/pselect/epoll_pwait, swapped around the
+// wait (the emulation's own call, not the exported pthread_sigmask).
 struct MaskScope {
   bool set = false;
+  bool emulated = false;
   sigset_t old;
   explicit MaskScope(const sigset_t* mask) {
-    if (mask) set = pthread_sigmask(SIG_SETMASK, mask, &old) == 0;
+    if (!mask) return;
+    Fiber* f = Fiber::current();
+    emulated = f && signals::table_ready();
+    set = emulated ? signals::change_mask(f, SIG_SETMASK, mask, &old) == 0
+                   : real::pthread_sigmask(SIG_SETMASK, mask, &old) == 0;
   }
   ~MaskScope() {
-    if (set) pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (!set) return;
+    if (emulated) signals::change_mask(Fiber::current(), SIG_SETMASK, &old, nullptr);
+    else real::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
 };
 

@@ -13,6 +13,7 @@
 
 #include "hooks/fault.h"
 #include "hooks/io_common.h"
+#include "shim/raw_syscall.h"
 
 using namespace unblock;
 using hooks::Dir;
@@ -62,7 +63,7 @@ UNBLOCK_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) 
     return real::sendfile64(out, in, offset, count);
   }
   int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) return real::sendfile64(out, in, offset, count);
+  if (raw_syscall(SYS_pipe2, reinterpret_cast<long>(pipefd), O_CLOEXEC) != 0) return real::sendfile64(out, in, offset, count);
   fds::Info pipe_info = fds::lookup(pipefd[0]);
   size_t done = 0;
   long err = 0;
@@ -109,8 +110,8 @@ UNBLOCK_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) 
     }
     if (static_cast<size_t>(in_pipe) < chunk) break;  // end of file
   }
-  close(pipefd[0]);
-  close(pipefd[1]);
+  raw_syscall(SYS_close, pipefd[0]);
+  raw_syscall(SYS_close, pipefd[1]);
   if (offset) *offset = pos >= 0 ? pos : *offset;
   if (done == 0 && err < 0) {
     if (err == -EPIPE) hooks::raise_sigpipe();

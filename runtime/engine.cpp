@@ -12,6 +12,7 @@
 #include <new>
 
 #include "shim/log.h"
+#include "shim/raw_syscall.h"
 
 namespace unblock {
 
@@ -75,7 +76,7 @@ void Engine::shutdown() {
   io_uring_queue_exit(ring_);
   free(ring_);
   ring_ = nullptr;
-  close(event_fd_);
+  raw_syscall(SYS_close, event_fd_);
   event_fd_ = -1;
 }
 

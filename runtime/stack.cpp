@@ -14,6 +14,7 @@
 #include "runtime/tls.h"
 #include "shim/config.h"
 #include "shim/log.h"
+#include "shim/raw_syscall.h"
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -150,13 +151,13 @@ void setup_altstack() {
   constexpr size_t kAltSize = 64 * 1024;
   stack_t cur{};
   // Keep an alternate stack the program already gave this thread.
-  if (sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE)) return;
+  if (raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&cur)) == 0 && !(cur.ss_flags & SS_DISABLE)) return;
   void* m = mmap(nullptr, kAltSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return;
   stack_t ss{};
   ss.ss_sp = m;
   ss.ss_size = kAltSize;
-  sigaltstack(&ss, nullptr);
+  raw_syscall(SYS_sigaltstack, reinterpret_cast<long>(&ss), 0);
 }
 
 }  // namespace unblock::stacks

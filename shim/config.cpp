@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "shim/log.h"
+#include "shim/raw_syscall.h"
 
 namespace unblock {
 namespace config {
@@ -190,9 +191,10 @@ void load() {
   }
   log::set_level(static_cast<log::Level>(g_config.log_level));
   if (g_config.log_file) {
-    int fd = open(g_config.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int fd = static_cast<int>(raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(g_config.log_file),
+                                          O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
     if (fd >= 0) log::set_fd(fd);
-    else complain("UNBLOCK_LOG_FILE", g_config.log_file, strerror(errno));
+    else complain("UNBLOCK_LOG_FILE", g_config.log_file, strerror(-fd));
   }
   errno = saved_errno;
 }

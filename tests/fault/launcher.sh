@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # launcher.sh LAUNCHER PROG
 # The launcher's --fault options (collected into UNBLOCK_FAULTS, ';'-separated)
-# reach unblock's points: every read entry point fails with EIO. Skipped
-# (77) while the launcher is not built.
+# reach unblock's points: every read entry point fails with EIO. A launcher
+# that is missing or lost --fault fails the test (never a skip: that
+# regression must not pass unseen).
 set -u
 launcher=$1 prog=$2
-[ -x "$launcher" ] || { echo "no launcher at $launcher: skipped"; exit 77; }
-"$launcher" --help 2>&1 | grep -q -- '--fault' || { echo "$launcher has no --fault: skipped"; exit 77; }
+[ -x "$launcher" ] || { echo "no launcher at $launcher"; exit 1; }
+"$launcher" --help 2>&1 | grep -q -- '--fault' || { echo "$launcher has no --fault option"; exit 1; }
 out=$(timeout -k 2 30 "$launcher" --fault 'enable name=posix/io/rw/read,errno=EIO' \
   --fault 'enable name=posix/io/rw/pread,errno=EIO' --fault 'enable name=posix/io/rw/readv,errno=EIO' \
   --fault 'enable_random name=posix/io/rw/preadv,probability=1,errno=EIO' "$prog" read thread 2>&1)

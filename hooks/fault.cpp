@@ -16,6 +16,7 @@
 // thread (libfiu's would be a fiber reading through hooked calls), and
 // unblock's scoping parameters work on every path.
 #include "hooks/fault.h"
+#include "shim/raw_syscall.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -217,7 +218,7 @@ void reset_connection(int fd, Facts& facts) {
   if (facts.cls().type == fault::FdClass::kTcp) {
     sockaddr sa{};
     sa.sa_family = AF_UNSPEC;
-    syscall(SYS_connect, fd, &sa, sizeof sa);
+    errno_syscall(SYS_connect, fd, &sa, sizeof sa);
   } else {
     real::shutdown(fd, SHUT_RDWR);
   }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "hooks/fault.h"
+#include "shim/raw_syscall.h"
 #include "hooks/io_common.h"
 
 using namespace unblock;
@@ -223,7 +224,7 @@ int do_openat(int dirfd, const char* path, int flags, mode_t mode) {
   Fiber* f = hooks::fiber_for_call();
   int r;
   if (!f) {
-    r = static_cast<int>(syscall(SYS_openat, dirfd, path, flags, mode));
+    r = static_cast<int>(errno_syscall(SYS_openat, dirfd, path, flags, mode));
     if (r < 0) return hooks::fail(errno);
   } else {
     r = open_in_ring(f, dirfd, path, flags, mode);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "hooks/hook.h"
+#include "shim/raw_syscall.h"
 
 using namespace unblock;
 
@@ -22,7 +23,7 @@ UNBLOCK_HOOK pid_t fork() {
   if (pid == 0) {
     sched::forget_after_fork();
     // The child's OS thread takes the fiber's signal mask.
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &f->sigmask, nullptr, 8);
+    errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &f->sigmask, nullptr, 8);
   }
   return pid;
 }

@@ -1,4 +1,5 @@
 #include "runtime/cancel.h"
+#include "shim/raw_syscall.h"
 
 #include <dlfcn.h>
 #include <sys/syscall.h>
@@ -87,7 +88,7 @@ void prime_personality() {
     // Done, or re-entered by the priming thread, or another thread primes:
     // wait for it (one short walk).
     while (s != kPrimed && s != me) {
-      syscall(SYS_sched_yield);  // raw: the runtime never calls a hooked symbol
+      errno_syscall(SYS_sched_yield);  // raw: the runtime never calls a hooked symbol
       s = g_primed.load(std::memory_order_acquire);
     }
     return;

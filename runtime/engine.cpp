@@ -160,7 +160,7 @@ bool Engine::urgent_ready() {
 void Engine::notify() {
   uint64_t one = 1;
   // Raw syscall: never through a hooked write().
-  syscall(SYS_write, event_fd_, &one, sizeof one);
+  errno_syscall(SYS_write, event_fd_, &one, sizeof one);
 }
 
 void Engine::arm_eventfd() {

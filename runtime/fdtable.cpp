@@ -1,4 +1,5 @@
 #include "runtime/fdtable.h"
+#include "shim/raw_syscall.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -64,7 +65,7 @@ Info lookup(int fd) {
   uint64_t s = e->state.load(std::memory_order_acquire);
   if (!current(s)) {
     int saved = errno;
-    long fl = syscall(SYS_fcntl, fd, F_GETFL);
+    long fl = errno_syscall(SYS_fcntl, fd, F_GETFL);
     if (fl < 0) {
       errno = saved;
       return info;  // not open
@@ -75,7 +76,7 @@ Info lookup(int fd) {
       // First sight: what it is, and a socket's timeouts.
       struct stat st;
       Kind kind = Kind::kOther;
-      if (syscall(SYS_fstat, fd, &st) == 0) {
+      if (errno_syscall(SYS_fstat, fd, &st) == 0) {
         if (S_ISSOCK(st.st_mode)) kind = Kind::kSocket;
         else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) kind = Kind::kRegular;
         else if (S_ISFIFO(st.st_mode)) kind = Kind::kPipe;
@@ -83,12 +84,12 @@ Info lookup(int fd) {
       flags |= static_cast<uint64_t>(kind) << kKindShift;
       timeval tv{};
       socklen_t len = sizeof tv;
-      if (kind == Kind::kSocket && syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0) {
+      if (kind == Kind::kSocket && errno_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0) {
         flags |= kSocket;
         e->rcv.store(timeval_ns(tv), std::memory_order_relaxed);
         len = sizeof tv;
         tv = timeval{};
-        syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len);
+        errno_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len);
         e->snd.store(timeval_ns(tv), std::memory_order_relaxed);
       }
       // Not made by a hooked call: it may share its description.

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <atomic>
@@ -83,6 +84,13 @@ class Fiber {
   char* unwind_limit = nullptr;  // set when glibc's forced unwind of this fiber lands in the runtime
   bool exit_called = false;      // pthread_exit ran (else an unwind is a cancellation)
   size_t stack_size = 0;         // as requested (for pthread_getattr_np)
+  // Per-thread kernel attributes a fiber cannot hand to the kernel (its
+  // carrier is shared): kept here, inherited by the threads it creates, as
+  // clone() does (hooks/thread_ids.cpp).
+  int nice = 0;                  // setpriority(PRIO_PROCESS, tid)
+  int ioprio = -1;               // ioprio_set(IOPRIO_WHO_PROCESS, tid); -1: never set
+  bool affinity_set = false;     // sched_setaffinity(tid): recorded, not enforced
+  cpu_set_t affinity;
   char name[16] = {};
 
   // Signals (runtime/signals.cpp): the thread's mask (the program's view; the

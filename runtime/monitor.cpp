@@ -1,4 +1,5 @@
 #include "runtime/monitor.h"
+#include "shim/raw_syscall.h"
 
 #include <linux/futex.h>
 #include <signal.h>
@@ -37,13 +38,13 @@ void* monitor_main(void*) {
       uint32_t seen = g_wake_word.load(std::memory_order_acquire);
       g_monitor_sleeping.store(true, std::memory_order_seq_cst);
       if (g_busy.load(std::memory_order_seq_cst) == 0) {
-        syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake_word), FUTEX_WAIT | FUTEX_PRIVATE_FLAG, seen,
+        errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake_word), FUTEX_WAIT | FUTEX_PRIVATE_FLAG, seen,
                 nullptr, nullptr, 0);
       }
       g_monitor_sleeping.store(false, std::memory_order_relaxed);
     }
     timespec ts{period_us / 1000000, (period_us % 1000000) * 1000};
-    syscall(SYS_nanosleep, &ts, nullptr);
+    errno_syscall(SYS_nanosleep, &ts, nullptr);
     int n = sched::worker_count();
     for (int i = 0; i < n; ++i) {
       Worker* w = sched::worker_at(i);
@@ -82,12 +83,12 @@ void start() {
   // thread waits until every thread ran the SIGSETXID handler) and faults.
   sigset_t all, old;
   signals::runtime_thread_mask(&all);
-  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
+  errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
   pthread_t t;
   if (real::pthread_create(&t, &attr, monitor_main, nullptr) != 0) {
     log::always("cannot start the monitor thread: a blocked worker will stall its fibers");
   }
-  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
+  errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
   pthread_attr_destroy(&attr);
 }
 
@@ -99,7 +100,7 @@ void worker_idle(bool idle) {
   // seq_cst: pairs with the monitor's store to g_monitor_sleeping + re-check.
   if (g_busy.fetch_add(1, std::memory_order_seq_cst) == 0 && g_monitor_sleeping.load(std::memory_order_seq_cst)) {
     g_wake_word.fetch_add(1, std::memory_order_release);
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake_word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr,
+    errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake_word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr,
             nullptr, 0);
   }
 }

@@ -1,4 +1,5 @@
 #include "runtime/parker.h"
+#include "shim/raw_syscall.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -99,7 +100,7 @@ ParkResult Parker::park(const Deadline& d, WaitReason why, bool interruptible, b
     // CLOCK_REALTIME with FUTEX_CLOCK_REALTIME.
     int op = FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG;
     if (!d.infinite && d.clock == CLOCK_REALTIME) op |= FUTEX_CLOCK_REALTIME;
-    long r = syscall(SYS_futex, reinterpret_cast<uint32_t*>(&permit_), op, 0, d.infinite ? nullptr : &d.abs,
+    long r = errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&permit_), op, 0, d.infinite ? nullptr : &d.abs,
                      nullptr, FUTEX_BITSET_MATCH_ANY);
     if (r < 0 && errno == EINTR && interruptible) {
       // A handler ran on this thread: that is the interruption.
@@ -115,7 +116,7 @@ void Parker::unpark() {
   if (fiber_ && sched::active()) {
     sched::wake(fiber_);
   } else {
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&permit_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, nullptr, 0);
+    errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&permit_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, nullptr, 0);
   }
 }
 
@@ -124,7 +125,7 @@ void Parker::interrupt() {
   if (fiber_ && sched::active()) {
     sched::wake(fiber_);
   } else {
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&permit_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, nullptr, 0);
+    errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&permit_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, nullptr, 0);
   }
 }
 

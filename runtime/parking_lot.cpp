@@ -1,5 +1,6 @@
 // The parking lot (see parking_lot.h for the protocol and its races).
 #include "runtime/parking_lot.h"
+#include "shim/raw_syscall.h"
 
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -112,7 +113,7 @@ void wait_done(Waiter& w) {
     if (spins < 128) {
       __builtin_ia32_pause();
     } else {
-      syscall(SYS_sched_yield);
+      errno_syscall(SYS_sched_yield);
     }
   }
 }

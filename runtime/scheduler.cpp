@@ -1,6 +1,7 @@
 #include "runtime/scheduler.h"
 
 #include <linux/futex.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "runtime/tls.h"
 #include "shim/config.h"
 #include "shim/log.h"
+#include "shim/raw_syscall.h"
 #include "shim/real.h"
 
 namespace unblock {
@@ -66,7 +68,7 @@ TimerOp* g_free_timers = nullptr;
 uint64_t tag(Carrier* c) { return static_cast<uint64_t>(c->index + 1) << 1; }
 
 long futex(std::atomic<uint32_t>* word, int op, uint32_t val) {
-  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op | FUTEX_PRIVATE_FLAG, val, nullptr, nullptr, 0);
+  return errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op | FUTEX_PRIVATE_FLAG, val, nullptr, nullptr, 0);
 }
 
 // ---- fibers registry ------------------------------------------------------
@@ -496,7 +498,7 @@ void carrier0_entry(ctx::Transfer t) {
 
 void* carrier_thread(void* arg) {
   auto* c = static_cast<Carrier*>(arg);
-  c->tid = static_cast<pid_t>(syscall(SYS_gettid));
+  c->tid = static_cast<pid_t>(errno_syscall(SYS_gettid));
   c->own_tp = tls::current_tp();
   c->rep_tp = c->own_tp;
   stacks::setup_altstack();
@@ -524,9 +526,9 @@ bool launch_carrier(Carrier* c) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   sigset_t mask, old;
   signals::carrier_mask(&mask);
-  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, &old, 8);
+  errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, &old, 8);
   int err = real::pthread_create(&c->thread, &attr, carrier_thread, c);
-  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
+  errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
   pthread_attr_destroy(&attr);
   if (err == 0) g_stats.carriers_created.fetch_add(1, std::memory_order_relaxed);
   return err == 0;
@@ -537,15 +539,15 @@ bool launch_carrier(Carrier* c) {
 void (*g_exit_duties)() = nullptr;
 
 void fiber_entry(ctx::Transfer t) {
-  Fiber* f = tl_fiber;  // spawn() wrote it into the TCB the resumer set
+  Fiber* const f = tl_fiber;  // spawn() wrote it into the TCB the resumer set
   on_resumed(f, t);
   // pthread_exit() unwinds to this buffer, as it does to start_thread's.
   __pthread_unwind_buf_t unwind_buf;
   if (__sigsetjmp(reinterpret_cast<struct __jmp_buf_tag*>(unwind_buf.__cancel_jmp_buf), 0)) {
     // pthread_exit (hooked: it set exit_called and result) or a cancellation
     // acted on by glibc (any cancellation point, ours or glibc's own).
-    f = tl_fiber;
-    exit_fiber(f, f->exit_called ? f->result : PTHREAD_CANCELED);
+    Fiber* self = tl_fiber;
+    exit_fiber(self, self->exit_called ? self->result : PTHREAD_CANCELED);
   }
   memset(&unwind_buf.__pad, 0, sizeof unwind_buf.__pad);
   if (tls::set_cleanup_buffer(f->tp, &unwind_buf)) f->unwind_limit = static_cast<char*>(__builtin_frame_address(0));
@@ -745,8 +747,17 @@ int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pt
   f->runtime_depth = 1;  // it starts inside the runtime and leaves in fiber_entry
   f->join_state.store(detached ? kDetached : kJoinable, std::memory_order_relaxed);
   Fiber* creator = tl_fiber;
-  if (creator) f->sigmask = creator->sigmask;
-  else syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &f->sigmask, 8);
+  if (creator) {
+    f->sigmask = creator->sigmask;
+    f->nice = creator->nice;
+    f->ioprio = creator->ioprio;
+    f->affinity_set = creator->affinity_set;
+    if (creator->affinity_set) f->affinity = creator->affinity;
+  } else {
+    errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &f->sigmask, 8);
+    long prio = raw_syscall(SYS_getpriority, PRIO_PROCESS, 0);  // the creating OS thread's, as clone copies it
+    if (prio >= 0) f->nice = 20 - static_cast<int>(prio);
+  }
   char* top = reinterpret_cast<char*>(at);
   f->ctx = ctx::make(top, top - region.stack_low(), fiber_entry);
   *reinterpret_cast<Fiber**>(static_cast<char*>(tp) + g_fiber_slot_offset) = f;
@@ -904,6 +915,17 @@ void for_each_fiber(void (*fn)(Fiber*, void*), void* arg) {
   fn(nullptr, arg);
 }
 
+bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg) {
+  SpinGuard g(g_registry_lock);
+  for (Fiber* f = g_registry; f; f = f->all_next) {
+    if (f->tid == tid && f->run_state.load(std::memory_order_acquire) != static_cast<int>(RunState::kDone)) {
+      fn(f, arg);
+      return true;
+    }
+  }
+  return false;
+}
+
 bool ensure_started() {
   int s = g_state.load(std::memory_order_acquire);
   if (s == kActive) return true;
@@ -940,7 +962,7 @@ bool ensure_started() {
   stacks::install_overflow_reporter();
   stacks::setup_altstack();  // for this thread; carriers set up their own
 
-  bool adopt = syscall(SYS_gettid) == getpid();
+  bool adopt = errno_syscall(SYS_gettid) == getpid();
   Fiber* main_fiber = nullptr;
   if (adopt) {
     // Carrier 0 is this OS thread; its scheduler needs a stack and a TCB of
@@ -949,14 +971,14 @@ bool ensure_started() {
     char* stack_top = nullptr;
     void* tp = nullptr;
     if (stacks::allocate(256 * 1024, &region)) {
-      tp = tls::create(region.top(), &stack_top, static_cast<int>(syscall(SYS_gettid)));
+      tp = tls::create(region.top(), &stack_top, static_cast<int>(errno_syscall(SYS_gettid)));
       if (!tp) stacks::release(region);
     }
     main_fiber = static_cast<Fiber*>(calloc(1, sizeof(Fiber)));
     if (!tp || !main_fiber) return give_up("memory", "cannot allocate the scheduler of the main thread");
     new (main_fiber) Fiber;
     Carrier* c = new_carrier(&g_workers[0]);
-    c->tid = static_cast<pid_t>(syscall(SYS_gettid));
+    c->tid = static_cast<pid_t>(errno_syscall(SYS_gettid));
     c->own_tp = tp;
     c->rep_tp = tls::current_tp();
     c->sched_region = region;
@@ -968,11 +990,13 @@ bool ensure_started() {
     main_fiber->tp = tls::current_tp();
     main_fiber->tid = tls::tid_of(main_fiber->tp);
     main_fiber->is_main = true;
+    long prio = raw_syscall(SYS_getpriority, PRIO_PROCESS, 0);
+    if (prio >= 0) main_fiber->nice = 20 - static_cast<int>(prio);
     main_fiber->worker = &g_workers[0];
     main_fiber->carrier = c;
     main_fiber->runtime_depth = 1;
     main_fiber->join_state.store(kJoinable, std::memory_order_relaxed);
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &main_fiber->sigmask, 8);
+    errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &main_fiber->sigmask, 8);
     tl_fiber = main_fiber;
     // An unwind of main (cancellation, pthread_exit) must end main's fiber,
     // not carrier 0's OS thread.
@@ -1050,11 +1074,11 @@ void write_stats() {
                    (unsigned long)sum_workers([](const Worker& w) { return w.fs_writes.load(); }));
   int fd = 2;
   if (strcmp(where, "stderr") != 0) {
-    fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    fd = static_cast<int>(errno_syscall(SYS_openat, AT_FDCWD, where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd < 0) return;
   }
-  syscall(SYS_write, fd, buf, n);
-  if (fd != 2) syscall(SYS_close, fd);
+  errno_syscall(SYS_write, fd, buf, n);
+  if (fd != 2) errno_syscall(SYS_close, fd);
 }
 
 }  // namespace sched

@@ -147,6 +147,11 @@ void set_exit_duties(void (*fn)());
 int join(Fiber* target, void** result, const Deadline& d, bool try_only);
 int detach(Fiber* target);
 
+// Calls fn(f, arg) under the registry lock if a live fiber has thread id
+// `tid` (Fiber::tid); false if none. fn must not block, switch, allocate or
+// take the registry lock. Any thread, not a signal handler. O(live fibers).
+bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg);
+
 // Enters/leaves the runtime from a fiber (see the header comment). enter()
 // returns the worker to use; if the carrier lost its worker it first moves
 // the fiber to another one (so it may suspend).

@@ -9,6 +9,8 @@
 
 #include <atomic>
 
+#include "shim/raw_syscall.h"
+
 namespace unblock {
 
 class SpinLock {
@@ -20,7 +22,7 @@ class SpinLock {
         if (++spins < 64) {
           __builtin_ia32_pause();
         } else {
-          syscall(SYS_sched_yield);
+          unblock::raw_syscall(SYS_sched_yield);
           spins = 0;
         }
       }

@@ -1,4 +1,5 @@
 #include "runtime/tls.h"
+#include "shim/raw_syscall.h"
 
 #include <asm/prctl.h>
 #include <dlfcn.h>
@@ -75,7 +76,7 @@ long db_offset(const char* field) {
 bool safe_read(const void* addr, void* out, size_t len) {
   iovec local{out, len};
   iovec remote{const_cast<void*>(addr), len};
-  return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == static_cast<long>(len);
+  return errno_syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == static_cast<long>(len);
 }
 
 struct TlsBlock {
@@ -168,7 +169,7 @@ bool init() {
   if (*reinterpret_cast<void**>(self + kOffSelf) != self) return fail("thread pointer is not a struct pthread");
   int tid;
   memcpy(&tid, self + g_off_tid, sizeof tid);
-  if (tid != static_cast<int>(syscall(SYS_gettid))) return fail("struct pthread tid offset does not match");
+  if (tid != static_cast<int>(errno_syscall(SYS_gettid))) return fail("struct pthread tid offset does not match");
   // robust_prev and robust_head follow tid (+ pid) in every glibc since 2.3;
   // an idle thread's robust list is empty, i.e. points to itself.
   long robust_head = g_off_tid + 16;
@@ -347,10 +348,10 @@ void** cleanup_buffer_slot(void* tp) {
 namespace unblock {
 int current_thread_id() {
   if (__builtin_expect(tls::g_off_tid_unknown(), 0) && !tls::init_identity()) {
-    return static_cast<int>(syscall(SYS_gettid));
+    return static_cast<int>(errno_syscall(SYS_gettid));
   }
   void* tp = tls::current_tp();
   int tid = tls::tid_of(tp);
-  return tid ? tid : static_cast<int>(syscall(SYS_gettid));
+  return tid ? tid : static_cast<int>(errno_syscall(SYS_gettid));
 }
 }  // namespace unblock

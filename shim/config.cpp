@@ -205,7 +205,9 @@ void resolve_defaults() {
     // The CPUs this process may run on (taskset, cpusets), as nproc(1)
     // counts them: more carriers than that only preempt each other.
     cpu_set_t set;
-    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+    CPU_ZERO(&set);
+    long n = raw_syscall(SYS_sched_getaffinity, 0, sizeof set, reinterpret_cast<long>(&set)) > 0 ? CPU_COUNT(&set)
+                                                                                          : sysconf(_SC_NPROCESSORS_ONLN);
     g_config.workers = n > 0 ? static_cast<int>(n < 1024 ? n : 1024) : 1;
   }
   if (g_config.stack_size == 0) {

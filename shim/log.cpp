@@ -116,7 +116,7 @@ static void emit(const char* fmt, va_list ap) {
   char buf[512];
   Out head{buf, static_cast<int>(sizeof buf)};
   head.puts("unblock[");
-  head.num(static_cast<unsigned long>(syscall(SYS_getpid)), 10, false);
+  head.num(static_cast<unsigned long>(errno_syscall(SYS_getpid)), 10, false);
   head.puts("]: ");
   int n = head.len;
   n += format(buf + n, static_cast<int>(sizeof buf) - n - 1, fmt, ap);

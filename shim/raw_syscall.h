@@ -5,6 +5,8 @@
 
 #include <sys/syscall.h>
 
+#include <cerrno>
+
 namespace unblock {
 
 inline long raw_syscall(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) {
@@ -17,6 +19,19 @@ inline long raw_syscall(long nr, long a = 0, long b = 0, long c = 0, long d = 0,
                : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
                : "rcx", "r11", "memory");
   return ret;
+}
+
+// The same with libc's convention (-1 and errno), for the library's own
+// calls that read errno: never the exported syscall() hook, which would
+// answer SYS_gettid and the thread-id calls for the calling fiber.
+template <typename... Args>
+inline long errno_syscall(long nr, Args... args) {
+  long r = raw_syscall(nr, (long)(args)...);
+  if (r < 0 && r > -4096) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
 }
 
 }  // namespace unblock

@@ -39,7 +39,14 @@ namespace {
 
 bool g_fibers = false;  // sched_yield resolves to libunblock.so's hook
 
-pid_t raw_tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+// The kernel's id of the OS thread running the caller: under unblock gettid()
+// and syscall(SYS_gettid) give each thread (fiber) its own id, so ask the
+// kernel directly, with the instruction.
+pid_t raw_tid() {
+  long ret;
+  asm volatile("syscall" : "=a"(ret) : "0"(static_cast<long>(SYS_gettid)) : "rcx", "r11", "memory");
+  return static_cast<pid_t>(ret);
+}
 
 bool pin_to(int cpu) {
   cpu_set_t set;

@@ -19,6 +19,7 @@
 #include "runtime/tls.h"
 #include "shim/config.h"
 #include "shim/log.h"
+#include "shim/raw_syscall.h"
 #include "shim/real.h"
 
 namespace unblock {
@@ -66,7 +67,7 @@ TimerOp* g_free_timers = nullptr;
 uint64_t tag(Carrier* c) { return static_cast<uint64_t>(c->index + 1) << 1; }
 
 long futex(std::atomic<uint32_t>* word, int op, uint32_t val) {
-  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op | FUTEX_PRIVATE_FLAG, val, nullptr, nullptr, 0);
+  return raw_syscall(SYS_futex, reinterpret_cast<long>(word), op | FUTEX_PRIVATE_FLAG, val);
 }
 
 // ---- fibers registry ------------------------------------------------------
@@ -822,6 +823,7 @@ bool ensure_started() {
   if (s == kActive) return true;
   if (s == kUnavailable) return false;
   config::resolve_defaults();
+  real::resolve_syscall();  // the syscall() hook must not need dlsym later (e.g. in a signal handler)
   const Config& cfg = config::get();
   auto give_up = [](const char* what, const char* why) {
     LOG_WARN("not starting the runtime (%s: %s); threads stay ordinary threads", what, why);
@@ -946,7 +948,7 @@ void write_stats() {
   int n = snprintf(buf, sizeof buf,
                    "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
                    "handoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\nring_enters %lu\n"
-                   "direct_sends %lu\nurgent_reaps %lu\n",
+                   "direct_sends %lu\nurgent_reaps %lu\nfutex_waits %lu\nfutex_kernel_waits %lu\n",
                    (unsigned long)g_stats.fibers_spawned.load(), (unsigned long)g_stats.fibers_exited.load(),
                    (unsigned long)sum_workers([](const Worker& w) { return w.switches.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.parks.load(); }),
@@ -954,7 +956,8 @@ void write_stats() {
                    (unsigned long)g_stats.carriers_created.load(), (unsigned long)g_stats.migrations.load(),
                    active() ? g_worker_count : 0, (unsigned long)sum_workers([](const Worker& w) { return w.engine.enters(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.direct_sends.load(); }),
-                   (unsigned long)sum_workers([](const Worker& w) { return w.urgent_reaps.load(); }));
+                   (unsigned long)sum_workers([](const Worker& w) { return w.urgent_reaps.load(); }),
+                   (unsigned long)g_stats.futex_waits.load(), (unsigned long)g_stats.futex_kernel_waits.load());
   int fd = 2;
   if (strcmp(where, "stderr") != 0) {
     fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

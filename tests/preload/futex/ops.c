@@ -42,6 +42,16 @@ static const char* joined(struct waiter* w) {
   return res(w->result);
 }
 
+/* syscall() is no cancellation point: a deferred request waits for the
+ * next one, and the wait neither ends nor spins meanwhile. */
+static uint32_t cancel_word;
+static void* cancel_target(void* arg) {
+  long r = fx(&cancel_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+  *(long*)arg = r;
+  pthread_testcancel();
+  return NULL;
+}
+
 static volatile int handled;
 static void on_usr1(int sig) { handled++; }
 static uint32_t* handler_sets;
@@ -219,5 +229,21 @@ int main(void) {
   pthread_kill(ws[0].thread, SIGUSR2);
   printf("untimed wait restarted after the handler changed the word: %s\n", joined(&ws[0]));
   printf("handlers run: %d\n", handled);
+
+  long cancel_result = -2;
+  pthread_create(&t, NULL, cancel_target, &cancel_result);
+  let_them_wait();
+  struct timespec c0, c1;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+  pthread_cancel(t);
+  sleep_ms(200);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+  double cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+  printf("cancel request during a futex wait: still waiting %d, no spinning %d\n", cancel_result == -2, cpu < 0.1);
+  __atomic_store_n(&cancel_word, 1, __ATOMIC_SEQ_CST);
+  printf("WAKE: %s\n", res(fx(&cancel_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0)));
+  void* ret;
+  pthread_join(t, &ret);
+  printf("  the wait returned %ld, then the thread was cancelled %d\n", cancel_result, ret == PTHREAD_CANCELED);
   return 0;
 }

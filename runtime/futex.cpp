@@ -65,7 +65,10 @@ long kernel(int op, uint32_t* uaddr, long val, long a4, uint32_t* uaddr2, long v
   return r;
 }
 
-// A private wait left to the kernel, counted for the wakers.
+// A private wait left to the kernel, counted for the wakers. A plain thread
+// that never returns here (unwound by an asynchronous cancellation, or a
+// handler's longjmp) leaves the count high: wakes then also ask the kernel,
+// which costs a system call and changes nothing else.
 long kernel_wait(int op, uint32_t* uaddr, uint32_t val, long a4, uint32_t* uaddr2, uint32_t val3) {
   g_kernel_waiters.fetch_add(1, std::memory_order_seq_cst);
   long r = kernel(op, uaddr, val, a4, uaddr2, val3);

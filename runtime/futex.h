@@ -21,13 +21,17 @@
 //     kernel for what is left. Private futexes cannot be woken from another
 //     process, and glibc's own futex calls never touch the program's words,
 //     so this sees every waker.
-//   - Process-shared futexes (no FUTEX_PRIVATE_FLAG) stay the kernel's for
-//     everyone, because another process may wait or wake on the same word:
-//     a fiber about to wait on one first hands its worker to another carrier
-//     (sched::begin_blocking), so only its own OS thread sleeps. So do the
-//     requests the lot does not model (PI futexes, FUTEX_WAIT_REQUEUE_PI,
-//     unknown flags); FUTEX_CLOCK_REALTIME on anything but WAIT_BITSET goes
-//     to the kernel, which rejects it.
+//   - Process-shared futexes (no FUTEX_PRIVATE_FLAG) on private anonymous
+//     memory (libstdc++ 12's atomic wait uses them) cannot be reached from
+//     another process: a fiber parks on the lot, in a key space apart from
+//     the private one, and every shared wake also asks the kernel. On any
+//     other memory (a shared or file mapping) another process may wait or
+//     wake on the word: a fiber about to wait there first hands its worker
+//     to another carrier (sched::begin_blocking), so only its own OS thread
+//     sleeps in the kernel. So do the requests the lot does not model (PI
+//     futexes, FUTEX_WAIT_REQUEUE_PI, unknown operations);
+//     FUTEX_CLOCK_REALTIME on anything but WAIT_BITSET goes to the kernel,
+//     which rejects it.
 #pragma once
 
 #include <cstdint>

@@ -63,8 +63,23 @@ __attribute__((unused)) static void sleep_ms(long ms) {
   nanosleep(&t, NULL);
 }
 
-/* Waits (bounded) until `n` threads are queued on a private futex at `w`:
- * there is no portable way to ask, so give them time to get there. */
-__attribute__((unused)) static void let_them_wait(void) { sleep_ms(60); }
+/* Threads waiting on the futex word `w` right now, counted without waking
+ * anyone: a CMP_REQUEUE of every waiter onto the same word moves nobody and
+ * returns their number. `shared`: count process-shared waiters. */
+__attribute__((unused)) static long waiters_on(uint32_t* w, int shared) {
+  int op = FUTEX_CMP_REQUEUE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+  for (;;) {
+    long r = fx(w, op, 0, (void*)(long)INT32_MAX, w, __atomic_load_n(w, __ATOMIC_SEQ_CST));
+    if (r >= 0 || errno != EAGAIN) return r;
+  }
+}
+
+/* Waits (bounded: 20 s) until at least `n` threads wait on `w`. */
+__attribute__((unused)) static void wait_for_waiters(uint32_t* w, long n) {
+  for (int i = 0; i < 20000 && waiters_on(w, 0) < n; ++i) sleep_ms(1);
+}
+__attribute__((unused)) static void wait_for_shared_waiters(uint32_t* w, long n) {
+  for (int i = 0; i < 20000 && waiters_on(w, 1) < n; ++i) sleep_ms(1);
+}
 
 #endif

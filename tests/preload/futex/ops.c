@@ -116,7 +116,7 @@ int main(void) {
   /* Wake counts: n = 0 and n < 0 still wake one, the kernel counts after waking. */
   struct waiter ws[6];
   for (int i = 0; i < 3; ++i) start(&ws[i], &w, FUTEX_WAIT_PRIVATE, 0, 0);
-  let_them_wait();
+  wait_for_waiters(&w, 3);
   printf("WAKE 0 with 3 waiting: %s\n", res(fx(&w, FUTEX_WAKE_PRIVATE, 0, NULL, NULL, 0)));
   printf("WAKE -1 with 2 waiting: %s\n", res(fx(&w, FUTEX_WAKE_PRIVATE, -1, NULL, NULL, 0)));
   printf("WAKE 10 with 1 waiting: %s\n", res(fx(&w, FUTEX_WAKE_PRIVATE, 10, NULL, NULL, 0)));
@@ -127,7 +127,7 @@ int main(void) {
   start(&ws[1], &w, FUTEX_WAIT_BITSET_PRIVATE, 0, 2);
   start(&ws[2], &w, FUTEX_WAIT_BITSET_PRIVATE, 0, 6);
   start(&ws[3], &w, FUTEX_WAIT_PRIVATE, 0, 0); /* FUTEX_WAIT: every bit */
-  let_them_wait();
+  wait_for_waiters(&w, 4);
   printf("WAKE_BITSET 8: %s\n", res(fx(&w, FUTEX_WAKE_BITSET_PRIVATE, 10, NULL, NULL, 8)));
   printf("WAKE_BITSET 4: %s\n", res(fx(&w, FUTEX_WAKE_BITSET_PRIVATE, 10, NULL, NULL, 4)));
   printf("WAKE_BITSET 1: %s\n", res(fx(&w, FUTEX_WAKE_BITSET_PRIVATE, 10, NULL, NULL, 1)));
@@ -136,7 +136,7 @@ int main(void) {
 
   /* REQUEUE: wake some, move some, leave the rest. */
   for (int i = 0; i < 5; ++i) start(&ws[i], &a, FUTEX_WAIT_PRIVATE, 0, 0);
-  let_them_wait();
+  wait_for_waiters(&a, 5);
   printf("REQUEUE a->b wake 1 move 2: %s\n", res(fx(&a, FUTEX_REQUEUE_PRIVATE, 1, (void*)2L, &b, 0)));
   printf("WAKE b 10: %s\n", res(fx(&b, FUTEX_WAKE_PRIVATE, 10, NULL, NULL, 0)));
   printf("CMP_REQUEUE a->b wrong value: %s\n", res(fx(&a, FUTEX_CMP_REQUEUE_PRIVATE, 1, (void*)1L, &b, 7)));
@@ -149,7 +149,8 @@ int main(void) {
   a = b = 0;
   for (int i = 0; i < 2; ++i) start(&ws[i], &a, FUTEX_WAIT_PRIVATE, 0, 0);
   for (int i = 2; i < 4; ++i) start(&ws[i], &b, FUTEX_WAIT_PRIVATE, 0, 0);
-  let_them_wait();
+  wait_for_waiters(&a, 2);
+  wait_for_waiters(&b, 2);
   r = fx(&a, FUTEX_WAKE_OP_PRIVATE, 1, (void*)1L, &b, FUTEX_OP(FUTEX_OP_ADD, 5, FUTEX_OP_CMP_NE, 0));
   printf("WAKE_OP add 5, old b != 0: %s, b = %u\n", res(r), b);
   r = fx(&a, FUTEX_WAKE_OP_PRIVATE, 1, (void*)1L, &b, FUTEX_OP(FUTEX_OP_OR, 2, FUTEX_OP_CMP_EQ, 5));
@@ -175,12 +176,13 @@ int main(void) {
   w = 0;
   start(&ws[0], &w, FUTEX_WAIT, 0, 0);
   start(&ws[1], &w, FUTEX_WAIT_PRIVATE, 0, 0);
-  let_them_wait();
+  wait_for_shared_waiters(&w, 1);
+  wait_for_waiters(&w, 1);
   printf("shared WAKE with a shared and a private waiter: %s\n", res(fx(&w, FUTEX_WAKE, 10, NULL, NULL, 0)));
   printf("private WAKE: %s\n", res(fx(&w, FUTEX_WAKE_PRIVATE, 10, NULL, NULL, 0)));
   for (int i = 0; i < 2; ++i) printf("  waiter %d: %s\n", i, joined(&ws[i]));
   start(&ws[0], &a, FUTEX_WAIT, 0, 0);
-  let_them_wait();
+  wait_for_shared_waiters(&a, 1);
   a = 0;
   printf("shared REQUEUE a->b: %s\n", res(fx(&a, FUTEX_CMP_REQUEUE, 0, (void*)1L, &b, 0)));
   printf("shared WAKE b: %s\n", res(fx(&b, FUTEX_WAKE, 1, NULL, NULL, 0)));
@@ -203,11 +205,12 @@ int main(void) {
   ws[1].op = FUTEX_WAIT_PRIVATE;
   ws[1].ts = &long_ts;
   pthread_create(&ws[1].thread, NULL, wait_main, &ws[1]);
-  let_them_wait();
+  wait_for_waiters(&w, 2);
   pthread_kill(ws[1].thread, SIGUSR1);
   printf("timed wait, SA_RESTART handler: %s\n", joined(&ws[1]));
   pthread_kill(ws[0].thread, SIGUSR1);
-  sleep_ms(60);
+  for (int i = 0; i < 20000 && handled < 2; ++i) sleep_ms(1);
+  wait_for_waiters(&w, 1); /* restarted */
   printf("untimed wait, SA_RESTART handler ran %d, still waiting; WAKE: %s\n", handled,
          res(fx(&w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0)));
   printf("  waiter: %s\n", joined(&ws[0]));
@@ -215,7 +218,7 @@ int main(void) {
   sa.sa_flags = 0;
   sigaction(SIGUSR1, &sa, NULL);
   start(&ws[0], &w, FUTEX_WAIT_PRIVATE, 0, 0);
-  let_them_wait();
+  wait_for_waiters(&w, 1);
   pthread_kill(ws[0].thread, SIGUSR1);
   printf("untimed wait, handler without SA_RESTART: %s\n", joined(&ws[0]));
 
@@ -225,14 +228,14 @@ int main(void) {
   sigaction(SIGUSR2, &sa, NULL);
   w = 0;
   start(&ws[0], &w, FUTEX_WAIT_PRIVATE, 0, 0);
-  let_them_wait();
+  wait_for_waiters(&w, 1);
   pthread_kill(ws[0].thread, SIGUSR2);
   printf("untimed wait restarted after the handler changed the word: %s\n", joined(&ws[0]));
   printf("handlers run: %d\n", handled);
 
   long cancel_result = -2;
   pthread_create(&t, NULL, cancel_target, &cancel_result);
-  let_them_wait();
+  wait_for_waiters(&cancel_word, 1);
   struct timespec c0, c1;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
   pthread_cancel(t);

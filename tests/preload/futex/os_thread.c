@@ -81,7 +81,7 @@ struct wake_req {
 
 static void* plain_wakes(void* arg) {
   struct wake_req* q = arg;
-  sleep_ms(60);
+  wait_for_waiters(&word, 1);
   q->result = fx(q->uaddr, q->op, q->val, (void*)q->val2, q->uaddr2, q->val3);
   return NULL;
 }
@@ -106,7 +106,7 @@ int main(void) {
   /* Fiber (main) wakes a plain thread. */
   long got = -2;
   pthread_t p = plain_thread(plain_waits, &got);
-  let_them_wait();
+  wait_for_waiters(&word, 1);
   printf("fiber WAKE of a plain waiter: %s\n", res(fx(&word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0)));
   pthread_join(p, NULL);
   printf("  its wait returned %ld\n", got);
@@ -114,7 +114,7 @@ int main(void) {
   /* A plain waiter requeued by a fiber to another word, woken there by a fiber. */
   got = -2;
   p = plain_thread(plain_waits, &got);
-  let_them_wait();
+  wait_for_waiters(&word, 1);
   printf("fiber CMP_REQUEUE of a plain waiter: %s\n",
          res(fx(&word, FUTEX_CMP_REQUEUE_PRIVATE, 0, (void*)1L, &other, 0)));
   printf("fiber WAKE on the old word: %s\n", res(fx(&word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0)));
@@ -126,7 +126,7 @@ int main(void) {
   got = -2;
   other = 0;
   p = plain_thread(plain_waits_other, &got);
-  let_them_wait();
+  wait_for_waiters(&other, 1);
   printf("fiber WAKE_OP reaching a plain waiter: %s\n",
          res(fx(&word, FUTEX_WAKE_OP_PRIVATE, 1, (void*)1L, &other, FUTEX_OP(FUTEX_OP_ADD, 0, FUTEX_OP_CMP_EQ, 0))));
   pthread_join(p, NULL);

@@ -1,5 +1,5 @@
 // Thread ids for fibers (hooks/thread_ids.cpp): the system calls that name a
-// thread by id, for the errno_syscall() entry point (hooks/syscall.cpp).
+// thread by id, for the syscall() entry point (hooks/futex.cpp).
 #pragma once
 
 namespace unblock::hooks {

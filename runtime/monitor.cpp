@@ -13,6 +13,7 @@
 #include "runtime/signals.h"
 #include "shim/config.h"
 #include "shim/log.h"
+#include "shim/raw_syscall.h"
 #include "shim/real.h"
 
 namespace unblock::monitor {
@@ -38,8 +39,7 @@ void* monitor_main(void*) {
       uint32_t seen = g_wake_word.load(std::memory_order_acquire);
       g_monitor_sleeping.store(true, std::memory_order_seq_cst);
       if (g_busy.load(std::memory_order_seq_cst) == 0) {
-        errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake_word), FUTEX_WAIT | FUTEX_PRIVATE_FLAG, seen,
-                nullptr, nullptr, 0);
+        raw_syscall(SYS_futex, reinterpret_cast<long>(&g_wake_word), FUTEX_WAIT | FUTEX_PRIVATE_FLAG, seen);
       }
       g_monitor_sleeping.store(false, std::memory_order_relaxed);
     }
@@ -100,8 +100,7 @@ void worker_idle(bool idle) {
   // seq_cst: pairs with the monitor's store to g_monitor_sleeping + re-check.
   if (g_busy.fetch_add(1, std::memory_order_seq_cst) == 0 && g_monitor_sleeping.load(std::memory_order_seq_cst)) {
     g_wake_word.fetch_add(1, std::memory_order_release);
-    errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake_word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr,
-            nullptr, 0);
+    raw_syscall(SYS_futex, reinterpret_cast<long>(&g_wake_word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1);
   }
 }
 

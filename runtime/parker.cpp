@@ -12,6 +12,7 @@
 #include "runtime/fiber.h"
 #include "runtime/scheduler.h"
 #include "runtime/tls.h"
+#include "shim/raw_syscall.h"
 
 namespace unblock {
 namespace {
@@ -43,6 +44,7 @@ const char* wait_reason_name(WaitReason r) {
     case WaitReason::kSignal: return "signal wait";
     case WaitReason::kIo: return "I/O";
     case WaitReason::kYield: return "yield";
+    case WaitReason::kFutex: return "futex";
     case WaitReason::kOther: return "other";
   }
   return "?";
@@ -85,8 +87,8 @@ Parker* Parker::of_os_thread(pthread_t t) {
   return reinterpret_cast<Parker*>(reinterpret_cast<char*>(t) + off);
 }
 
-ParkResult Parker::park(const Deadline& d, WaitReason why, bool interruptible, bool cancellable) {
-  cancellable |= interruptible;
+ParkResult Parker::park(const Deadline& d, WaitReason why, bool interruptible, bool cancellable, bool uncancellable) {
+  if (!uncancellable) cancellable |= interruptible;
   // In a forked child the runtime is gone: a fiber parks like a plain thread.
   if (fiber_ && sched::active()) return sched::park(fiber_, d, why, interruptible, cancellable);
   for (;;) {
@@ -100,9 +102,9 @@ ParkResult Parker::park(const Deadline& d, WaitReason why, bool interruptible, b
     // CLOCK_REALTIME with FUTEX_CLOCK_REALTIME.
     int op = FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG;
     if (!d.infinite && d.clock == CLOCK_REALTIME) op |= FUTEX_CLOCK_REALTIME;
-    long r = errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&permit_), op, 0, d.infinite ? nullptr : &d.abs,
-                     nullptr, FUTEX_BITSET_MATCH_ANY);
-    if (r < 0 && errno == EINTR && interruptible) {
+    long r = raw_syscall(SYS_futex, reinterpret_cast<long>(&permit_), op, 0,
+                         d.infinite ? 0 : reinterpret_cast<long>(&d.abs), 0, FUTEX_BITSET_MATCH_ANY);
+    if (r == -EINTR && interruptible) {
       // A handler ran on this thread: that is the interruption.
       return permit_.exchange(0, std::memory_order_acq_rel) == 1 ? ParkResult::kWoken : ParkResult::kInterrupted;
     }
@@ -116,7 +118,7 @@ void Parker::unpark() {
   if (fiber_ && sched::active()) {
     sched::wake(fiber_);
   } else {
-    errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&permit_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, nullptr, 0);
+    raw_syscall(SYS_futex, reinterpret_cast<long>(&permit_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1);
   }
 }
 
@@ -125,7 +127,7 @@ void Parker::interrupt() {
   if (fiber_ && sched::active()) {
     sched::wake(fiber_);
   } else {
-    errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&permit_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, nullptr, 0);
+    raw_syscall(SYS_futex, reinterpret_cast<long>(&permit_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1);
   }
 }
 

@@ -40,6 +40,7 @@ enum class WaitReason : uint8_t {
   kSignal,
   kIo,
   kYield,
+  kFutex,
   kOther,
 };
 const char* wait_reason_name(WaitReason r);
@@ -73,7 +74,10 @@ class Parker {
   // Cancellation (runtime/cancel.h): an interruptible park, or one asked to
   // be cancellable, also returns kInterrupted when the owner's cancellation
   // request is due; the caller then ends its wait and calls cancel::point().
-  ParkResult park(const Deadline& deadline, WaitReason why, bool interruptible = false, bool cancellable = false);
+  // uncancellable: interruptible by signal handlers only (a raw futex wait,
+  // which is no cancellation point).
+  ParkResult park(const Deadline& deadline, WaitReason why, bool interruptible = false, bool cancellable = false,
+                  bool uncancellable = false);
   ParkResult park(WaitReason why) { return park(Deadline::never(), why); }
 
   // Gives the permit and wakes the owner if it sleeps. Any thread or fiber.

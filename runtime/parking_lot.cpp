@@ -230,7 +230,7 @@ ParkOutcome park(const void* key, FnRef<bool()> validate, const Deadline& deadli
 
 ParkOutcome park(const void* key, FnRef<bool()> validate, FnRef<bool()> before_sleep, FnRef<void(bool)> timed_out,
                  const Deadline& deadline, WaitReason why, bool interruptible, const uintptr_t* tag,
-                 bool cancellable) {
+                 bool cancellable, bool uncancellable) {
   ensure_fork_handler();
   Parker* parker = Parker::current();
   Waiter w;
@@ -277,7 +277,7 @@ ParkOutcome park(const void* key, FnRef<bool()> validate, FnRef<bool()> before_s
     return selected();
   }
   for (;;) {
-    ParkResult r = parker->park(deadline, why, interruptible, cancellable);
+    ParkResult r = parker->park(deadline, why, interruptible, cancellable, uncancellable);
     // acquire: pairs with the unparker's kDone release (token, requeued).
     if (w.state.load(std::memory_order_acquire) != kQueued) return selected();
     if (r == ParkResult::kWoken) continue;  // a stale permit
@@ -412,6 +412,118 @@ RequeueInfo unpark_requeue(const void* from, const void* to, FnRef<void(const Re
     w = next;
   }
   return info;
+}
+
+namespace {
+
+// Takes up to `max` waiters on `key` whose tag passes `match` off the queue
+// of `b` (locked by the caller), marks them selected and appends them to the
+// list at *tail. Returns the count.
+size_t take_locked(Bucket& b, const void* key, size_t max, FnRef<bool(uintptr_t)> match, Waiter*** tail) {
+  size_t n = 0;
+  Waiter* prev = nullptr;
+  for (Waiter* w = b.head; w && n < max;) {
+    Waiter* next = w->next;
+    if (w->key.load(std::memory_order_relaxed) == key && match(w->tag)) {
+      b.unlink(prev, w);
+      w->token = 0;
+      w->state.store(kSelected, std::memory_order_relaxed);
+      w->next = nullptr;
+      **tail = w;
+      *tail = &w->next;
+      ++n;
+    } else {
+      prev = w;
+    }
+    w = next;
+  }
+  return n;
+}
+
+void finish_list(Waiter* head) {
+  for (Waiter* w = head; w;) {
+    Waiter* next = w->next;  // read before finish_wake: the node may vanish after it
+    finish_wake(w);
+    w = next;
+  }
+}
+
+}  // namespace
+
+size_t unpark_some(const void* key, size_t max, FnRef<bool(uintptr_t)> match) {
+  DepthGuard depth;
+  Bucket& b = bucket_of(key);
+  Waiter* woken = nullptr;
+  Waiter** tail = &woken;
+  b.lock.lock();
+  size_t n = take_locked(b, key, max, match, &tail);
+  b.lock.unlock();
+  finish_list(woken);
+  return n;
+}
+
+bool unpark_requeue_some(const void* from, const void* to, size_t nwake, size_t nrequeue, FnRef<bool()> validate,
+                         RequeueInfo* out) {
+  DepthGuard depth;
+  Bucket& bf = bucket_of(from);
+  Bucket& bt = bucket_of(to);
+  lock_pair(bf, bt);
+  if (!validate()) {
+    unlock_pair(bf, bt);
+    return false;
+  }
+  Waiter* woken = nullptr;
+  Waiter** tail = &woken;
+  RequeueInfo info{0, 0};
+  info.woken = take_locked(bf, from, nwake, [](uintptr_t) { return true; }, &tail);
+  if (from == to) {
+    // Moving a waiter to its own queue changes nothing but its place.
+    for (Waiter* w = bf.head; w && info.requeued < nrequeue; w = w->next) {
+      if (w->key.load(std::memory_order_relaxed) == from) ++info.requeued;
+    }
+  } else {
+    Waiter* prev = nullptr;
+    for (Waiter* w = bf.head; w && info.requeued < nrequeue;) {
+      Waiter* next = w->next;
+      if (w->key.load(std::memory_order_relaxed) == from) {
+        bf.unlink(prev, w);
+        w->requeued = true;
+        // release: as in unpark_requeue (lock_bucket_of_node re-reads it).
+        w->key.store(to, std::memory_order_release);
+        bt.append(w);
+        ++info.requeued;
+      } else {
+        prev = w;
+      }
+      w = next;
+    }
+  }
+  unlock_pair(bf, bt);
+  finish_list(woken);
+  *out = info;
+  return true;
+}
+
+long unpark_pair(const void* k1, const void* k2, FnRef<long(size_t*, size_t*)> decide, size_t* woken1,
+                 size_t* woken2) {
+  DepthGuard depth;
+  Bucket& b1 = bucket_of(k1);
+  Bucket& b2 = bucket_of(k2);
+  lock_pair(b1, b2);
+  size_t n1 = 0, n2 = 0;
+  long r = decide(&n1, &n2);
+  if (r < 0) {
+    unlock_pair(b1, b2);
+    return r;
+  }
+  Waiter* woken = nullptr;
+  Waiter** tail = &woken;
+  auto any = [](uintptr_t) { return true; };
+  *woken1 = take_locked(b1, k1, n1, any, &tail);
+  *woken2 = take_locked(b2, k2, n2, any, &tail);
+  unlock_pair(b1, b2);
+  finish_list(woken);
+  return 0;
 }
 
 void unpark_one_signal_safe(const void* key) {

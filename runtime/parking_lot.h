@@ -137,11 +137,13 @@ struct RequeueInfo {
 //   cancellable     a due cancellation request of the caller ends the wait
 //                   like an interruption (kInterrupted, node removed; an
 //                   unparker that chose the node first wins, as above).
+//                   An interruptible wait is cancellable too, unless
+//                   uncancellable (signals only: a raw futex wait).
 // Where: a fiber or a plain OS thread, not a signal handler. May suspend.
 // Does not allocate.
 ParkOutcome park(const void* key, FnRef<bool()> validate, FnRef<bool()> before_sleep, FnRef<void(bool)> timed_out,
                  const Deadline& deadline, WaitReason why, bool interruptible, const uintptr_t* tag = nullptr,
-                 bool cancellable = false);
+                 bool cancellable = false, bool uncancellable = false);
 
 // Shorthand: park with only a validation.
 ParkOutcome park(const void* key, FnRef<bool()> validate, const Deadline& deadline, WaitReason why, bool interruptible);
@@ -169,6 +171,26 @@ size_t unpark_all_tagged(const void* key, uintptr_t tag);
 // oldest waiter's tag differs, everyone is woken. callback(info) runs under
 // both bucket locks before anyone is woken. Any fiber or thread.
 RequeueInfo unpark_requeue(const void* from, const void* to, FnRef<void(const RequeueInfo&)> callback);
+
+// Wakes up to `max` waiters on `key`, oldest first, skipping those whose
+// tag fails match(tag) (which runs under the bucket lock). Returns the count.
+// Any fiber or thread; does not suspend or allocate.
+size_t unpark_some(const void* key, size_t max, FnRef<bool(uintptr_t)> match);
+
+// Wakes up to `nwake` waiters on `from` (oldest first, any tag) and moves up
+// to `nrequeue` of the next ones to the queue of `to` (marked requeued; when
+// from == to they stay where they are and are only counted). validate() runs
+// under both bucket locks first; false: nothing happens and false is
+// returned. Any fiber or thread; does not suspend or allocate.
+bool unpark_requeue_some(const void* from, const void* to, size_t nwake, size_t nrequeue, FnRef<bool()> validate,
+                         RequeueInfo* out);
+
+// Under both bucket locks, decide(&n1, &n2) returns a negative value to wake
+// nobody (returned as is), else up to n1 waiters on k1 and then up to n2 on
+// k2 are woken (any tag); *woken1/*woken2 get the counts and 0 is returned.
+// Any fiber or thread; does not suspend or allocate.
+long unpark_pair(const void* k1, const void* k2, FnRef<long(size_t*, size_t*)> decide, size_t* woken1,
+                 size_t* woken2);
 
 // unpark_one(key) that may be called from a signal handler: if the handler
 // interrupted this thread inside a parking-lot operation, the wake is

@@ -68,7 +68,7 @@ TimerOp* g_free_timers = nullptr;
 uint64_t tag(Carrier* c) { return static_cast<uint64_t>(c->index + 1) << 1; }
 
 long futex(std::atomic<uint32_t>* word, int op, uint32_t val) {
-  return errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op | FUTEX_PRIVATE_FLAG, val, nullptr, nullptr, 0);
+  return raw_syscall(SYS_futex, reinterpret_cast<long>(word), op | FUTEX_PRIVATE_FLAG, val);
 }
 
 // ---- fibers registry ------------------------------------------------------
@@ -935,6 +935,7 @@ bool ensure_started() {
   if (s == kActive) return true;
   if (s == kUnavailable) return false;
   config::resolve_defaults();
+  real::resolve_syscall();  // the syscall() hook must not need dlsym later (e.g. in a signal handler)
   const Config& cfg = config::get();
   auto give_up = [](const char* what, const char* why) {
     LOG_WARN("not starting the runtime (%s: %s); threads stay ordinary threads", what, why);
@@ -1061,7 +1062,8 @@ void write_stats() {
   int n = snprintf(buf, sizeof buf,
                    "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
                    "handoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\nring_enters %lu\n"
-                   "direct_sends %lu\nurgent_reaps %lu\ndirect_switches %lu\nfs_writes %lu\n",
+                   "direct_sends %lu\nurgent_reaps %lu\ndirect_switches %lu\nfs_writes %lu\nfutex_waits %lu\n"
+                   "futex_kernel_waits %lu\n",
                    (unsigned long)g_stats.fibers_spawned.load(), (unsigned long)g_stats.fibers_exited.load(),
                    (unsigned long)sum_workers([](const Worker& w) { return w.switches.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.parks.load(); }),
@@ -1071,7 +1073,8 @@ void write_stats() {
                    (unsigned long)sum_workers([](const Worker& w) { return w.direct_sends.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.urgent_reaps.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.direct_switches.load(); }),
-                   (unsigned long)sum_workers([](const Worker& w) { return w.fs_writes.load(); }));
+                   (unsigned long)sum_workers([](const Worker& w) { return w.fs_writes.load(); }),
+                   (unsigned long)g_stats.futex_waits.load(), (unsigned long)g_stats.futex_kernel_waits.load());
   int fd = 2;
   if (strcmp(where, "stderr") != 0) {
     fd = static_cast<int>(errno_syscall(SYS_openat, AT_FDCWD, where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

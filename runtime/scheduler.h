@@ -174,6 +174,8 @@ struct Stats {
   std::atomic<uint64_t> handoff_refused{0};
   std::atomic<uint64_t> carriers_created{0};
   std::atomic<uint64_t> migrations{0};
+  std::atomic<uint64_t> futex_waits{0};         // raw futex waits of fibers served by the parking lot (runtime/futex.cpp)
+  std::atomic<uint64_t> futex_kernel_waits{0};  // raw futex waits a fiber left to the kernel (hand-off route)
 };
 Stats& stats();
 void write_stats();

@@ -25,6 +25,7 @@
 #include "runtime/scheduler.h"
 #include "runtime/signals.h"
 #include "runtime/tls.h"
+#include "shim/raw_syscall.h"
 #include "shim/real.h"
 
 namespace unblock::sync {
@@ -196,7 +197,7 @@ void cond_release_refs(pthread_cond_t* c, unsigned n) {
     if (old & kCondShared) {
       // A process-shared condition is destroyed by glibc, which waits on
       // the futex.
-      errno_syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+      raw_syscall(SYS_futex, reinterpret_cast<long>(w), FUTEX_WAKE, INT_MAX);
     } else {
       parking_lot::unpark_all(w);
     }
@@ -520,7 +521,7 @@ void Mutex::owner_exited(void* robust_head, int tid) {
     unsigned v = w.load(std::memory_order_relaxed);
     for (;;) {
       if (pending && !pi && v == 0) {
-        errno_syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+        raw_syscall(SYS_futex, reinterpret_cast<long>(word), FUTEX_WAKE, 1);
         return;
       }
       if ((v & kFutexTidMask) != static_cast<unsigned>(tid)) return;
@@ -529,7 +530,7 @@ void Mutex::owner_exited(void* robust_head, int tid) {
     }
     // Robust waiters sleep on a shared futex (glibc: the kernel never wakes
     // them with FUTEX_PRIVATE_FLAG).
-    if (!pi && (v & kFutexWaiters)) errno_syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    if (!pi && (v & kFutexWaiters)) raw_syscall(SYS_futex, reinterpret_cast<long>(word), FUTEX_WAKE, 1);
   };
   uintptr_t pending = reinterpret_cast<uintptr_t>(head->pending);
   uintptr_t entry = reinterpret_cast<uintptr_t>(head->next);

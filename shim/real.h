@@ -44,4 +44,15 @@ void resolve_all();
 #include "shim/real_symbols.def"
 #undef UNBLOCK_REAL
 
+// glibc's variadic syscall(), which the table cannot describe: the hook
+// (hooks/futex.cpp) jumps to it for every number but SYS_futex, so it is
+// kept where its assembly stub can load it.
+extern "C" std::atomic<void*> unblock_real_syscall_ptr;
+// Calls glibc's syscall() with six arguments; returns its result (-1 with
+// errno set on failure). Any thread, any fiber.
+long syscall6(long nr, long a, long b, long c, long d, long e, long f);
+// Resolves glibc's syscall() (dlsym; may allocate). Bootstrap, or the first
+// call of the hook.
+void* resolve_syscall();
+
 }  // namespace unblock::real

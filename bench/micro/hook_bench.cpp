@@ -19,12 +19,15 @@
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,12 +40,14 @@ using WriteFn = ssize_t (*)(int, const void*, size_t);
 using FcntlFn = int (*)(int, int, ...);
 using SigprocmaskFn = int (*)(int, const sigset_t*, sigset_t*);
 using LongjmpFn = void (*)(struct __jmp_buf_tag*, int);
+using SyscallFn = long (*)(long, ...);
 
 ReadFn libc_read;
 WriteFn libc_write;
 FcntlFn libc_fcntl;
 SigprocmaskFn libc_sigprocmask;
 LongjmpFn libc__longjmp;
+SyscallFn libc_syscall;
 int g_fd = -1;  // /dev/null
 char g_buf[1];
 
@@ -53,6 +58,8 @@ WriteFn volatile hooked_write = write;
 FcntlFn volatile hooked_fcntl = fcntl;
 SigprocmaskFn volatile hooked_sigprocmask = sigprocmask;
 LongjmpFn volatile hooked__longjmp = _longjmp;
+SyscallFn volatile hooked_syscall = syscall;
+uint32_t g_futex_word;
 
 double now_ns() {
   timespec t;
@@ -133,6 +140,19 @@ void BM_sigprocmask_query(benchmark::State& st) {
 void BM__longjmp(benchmark::State& st) {
   paired(st, [] { setjmp_longjmp(hooked__longjmp); }, [] { setjmp_longjmp(libc__longjmp); });
 }
+// syscall(): every number but SYS_futex jumps straight to glibc's; a futex
+// request goes through the futex entry, which passes it on while the
+// runtime is not running (a FUTEX_WAKE nobody waits for).
+void BM_syscall_getppid(benchmark::State& st) {
+  SyscallFn volatile f = libc_syscall;
+  paired(st, [] { benchmark::DoNotOptimize(hooked_syscall(SYS_getppid)); },
+         [&] { benchmark::DoNotOptimize(f(SYS_getppid)); });
+}
+void BM_syscall_futex_wake(benchmark::State& st) {
+  SyscallFn volatile f = libc_syscall;
+  paired(st, [] { benchmark::DoNotOptimize(hooked_syscall(SYS_futex, &g_futex_word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0)); },
+         [&] { benchmark::DoNotOptimize(f(SYS_futex, &g_futex_word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0)); });
+}
 // An unhooked system call of the same class, for scale.
 void BM_getppid_unhooked(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(getppid());
@@ -160,6 +180,8 @@ BENCHMARK(BM_write0);
 BENCHMARK(BM_fcntl_getfd);
 BENCHMARK(BM_sigprocmask_query);
 BENCHMARK(BM__longjmp);
+BENCHMARK(BM_syscall_getppid);
+BENCHMARK(BM_syscall_futex_wake);
 BENCHMARK(BM_getppid_unhooked);
 
 int main(int argc, char** argv) {
@@ -173,6 +195,7 @@ int main(int argc, char** argv) {
   libc_fcntl = from_libc<FcntlFn>(libc, "fcntl");
   libc_sigprocmask = from_libc<SigprocmaskFn>(libc, "sigprocmask");
   libc__longjmp = from_libc<LongjmpFn>(libc, "_longjmp");
+  libc_syscall = from_libc<SyscallFn>(libc, "syscall");
   g_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (g_fd < 0) {
     perror("hook_bench: /dev/null");

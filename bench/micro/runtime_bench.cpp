@@ -16,7 +16,14 @@
 //   BM_sem_pingpong/P       sem_post to the other side, sem_wait for the reply:
 //                           park + wake on each side
 //   BM_cond_pingpong/P      the same with a mutex, a condition and a turn word
-// P (placement): 0 = same worker / same CPU, 1 = different workers / CPUs.
+//   BM_futex_pingpong/P     raw syscall(SYS_futex) FUTEX_WAKE_PRIVATE to the
+//                           other side, FUTEX_WAIT_PRIVATE for the reply (as
+//                           GLib, Rust's std, libstdc++ wait): park + wake on
+//                           each side, through the syscall() hook
+// P (placement): 0 = same worker / same CPU, 1 = different workers / CPUs,
+//   2 (futex only) = the partner is a thread with its own stack
+//   (pthread_attr_setstack): a plain OS thread under unblock, main a fiber;
+//   plain, pinned as for 1.
 //   under unblock: the partner fiber is re-created until it lands on the
 //     wanted worker (raw SYS_gettid shows the carrier, and main stays on
 //     worker 0's carrier); carriers are not pinned.
@@ -28,11 +35,13 @@
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace {
@@ -65,6 +74,7 @@ struct Shared {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
   int turn = 0;  // 0: main's turn, 1: partner's turn (under mu)
+  uint32_t ping = 0, pong = 0;  // futex words: round numbers
   void (*loop)(Shared*) = nullptr;
   // The partner waits here until main accepted its placement (a partner on
   // the wrong worker is told to stop before it starts its loop).
@@ -73,7 +83,7 @@ struct Shared {
 
 void* partner_main(void* arg) {
   auto* s = static_cast<Shared*>(arg);
-  if (!g_fibers) pin_to(s->placement);
+  if (!g_fibers) pin_to(s->placement != 0);
   s->partner_tid.store(raw_tid(), std::memory_order_release);
   sem_wait(&s->go);
   if (!s->stop.load(std::memory_order_acquire)) s->loop(s);
@@ -95,6 +105,22 @@ bool start_partner(benchmark::State& st, Shared* s, pthread_t* t) {
   }
   pid_t me = raw_tid();
   s->main_tid = me;
+  if (s->placement == 2) {
+    // A program-supplied stack: an OS thread under unblock, wherever it lands.
+    static char stack[256 * 1024] __attribute__((aligned(4096)));
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, stack, sizeof stack);
+    int rc = pthread_create(t, &attr, partner_main, s);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+      st.SkipWithError("pthread_create with a stack");
+      return false;
+    }
+    while (s->partner_tid.load(std::memory_order_acquire) == 0) sched_yield();
+    sem_post(&s->go);
+    return true;
+  }
   // Round-robin placement: a few attempts reach every worker.
   for (int attempt = 0; attempt < 16; ++attempt) {
     s->partner_tid.store(0);
@@ -222,11 +248,55 @@ void BM_cond_pingpong(benchmark::State& st) {
   });
 }
 
+// ---- raw futex ----
+
+long futex(uint32_t* w, int op, uint32_t val) { return syscall(SYS_futex, w, op, val, nullptr, nullptr, 0); }
+
+// Waits until *w reaches `want` (or stop).
+void futex_await(Shared* s, uint32_t* w, uint32_t want) {
+  for (uint32_t v; (v = __atomic_load_n(w, __ATOMIC_ACQUIRE)) != want;) {
+    if (s->stop.load(std::memory_order_acquire)) return;
+    futex(w, FUTEX_WAIT_PRIVATE, v);
+  }
+}
+
+void futex_post(uint32_t* w, uint32_t v) {
+  __atomic_store_n(w, v, __ATOMIC_RELEASE);
+  futex(w, FUTEX_WAKE_PRIVATE, 1);
+}
+
+void futex_loop(Shared* s) {
+  for (uint32_t round = 1; !s->stop.load(std::memory_order_acquire); ++round) {
+    futex_await(s, &s->ping, round);
+    if (s->stop.load(std::memory_order_acquire)) return;
+    futex_post(&s->pong, round);
+  }
+}
+
+void BM_futex_pingpong(benchmark::State& st) {
+  Shared s;
+  init(&s, static_cast<int>(st.range(0)));
+  s.loop = futex_loop;
+  pthread_t t;
+  if (!start_partner(st, &s, &t)) return;
+  uint32_t round = 0;
+  for (auto _ : st) {
+    ++round;
+    futex_post(&s.ping, round);
+    futex_await(&s, &s.pong, round);
+  }
+  finish(st, &s, t, [](Shared* x) {
+    __atomic_store_n(&x->ping, ~0u, __ATOMIC_RELEASE);
+    futex(&x->ping, FUTEX_WAKE_PRIVATE, 1);
+  });
+}
+
 }  // namespace
 
 BENCHMARK(BM_yield_pingpong)->UseRealTime();
 BENCHMARK(BM_sem_pingpong)->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_cond_pingpong)->Arg(0)->Arg(1)->UseRealTime();
+BENCHMARK(BM_futex_pingpong)->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
 
 int main(int argc, char** argv) {
   Dl_info info;

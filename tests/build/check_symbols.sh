@@ -12,7 +12,7 @@
 # Run after every link of the library (a build error) and as a test.
 set -u
 map=$1 lib=$2; shift 2
-names=$(sed -n '/global:/,/local:/p' "$map" | sed 's|/\*[^*]*\*/||g' | tr ';' '\n' |
+names=$(perl -0pe 's|/\*.*?\*/||gs' "$map" | sed -n '/global:/,/local:/p' | tr ';' '\n' |
         tr -d ' \t' | grep -v -e '^global:$' -e '^local:' -e '^$' | sort -u)
 [ -n "$names" ] || { echo "check_symbols: no names read from $map"; exit 1; }
 fail=0

@@ -317,3 +317,88 @@ TEST(ParkingLot, ManyKeysManyThreadsNoLostWake) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(token.load(), kThreads * kRounds);
 }
+
+// The futex shapes (runtime/futex.cpp): wake a bounded number by tag,
+// requeue a bounded number after a validation under both locks, and the
+// two-key wake-op.
+TEST(ParkingLot, UnparkSomeWakesAtMostMaxOfTheMatchingTagsOldestFirst) {
+  int key;
+  std::vector<std::thread> threads;
+  std::atomic<int> woken_mask{0};
+  const uintptr_t tags[4] = {1, 2, 3, 4};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      EXPECT_EQ(park_plain(&key, Deadline::never(), &tags[i]).status, ParkStatus::kUnparked);
+      woken_mask.fetch_or(1 << i);
+    });
+    wait_queued(&key, i + 1);
+  }
+  // Tags sharing bit 0 with 1: waiters 0 and 2; at most one, the oldest.
+  EXPECT_EQ(lot::unpark_some(&key, 1, [](uintptr_t t) { return (t & 1) != 0; }), 1u);
+  while (woken_mask.load() != 1) std::this_thread::yield();
+  EXPECT_EQ(lot::unpark_some(&key, 10, [](uintptr_t t) { return (t & 1) != 0; }), 1u);
+  EXPECT_EQ(lot::unpark_some(&key, 10, [](uintptr_t t) { return t == 8; }), 0u);
+  EXPECT_EQ(lot::unpark_some(&key, 10, [](uintptr_t) { return true; }), 2u);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(woken_mask.load(), 15);
+}
+
+TEST(ParkingLot, UnparkRequeueSomeValidatesThenWakesAndMovesBoundedCounts) {
+  int from, to;
+  std::vector<std::thread> threads;
+  std::atomic<int> requeued{0};
+  for (int i = 0; i < 5; ++i) {
+    threads.emplace_back([&] {
+      ParkOutcome r = park_plain(&from);
+      EXPECT_EQ(r.status, ParkStatus::kUnparked);
+      requeued.fetch_add(r.requeued);
+    });
+    wait_queued(&from, i + 1);
+  }
+  lot::RequeueInfo info{9, 9};
+  EXPECT_FALSE(lot::unpark_requeue_some(&from, &to, 1, 2, [] { return false; }, &info));
+  EXPECT_EQ(lot::queued(&from), 5u);
+  EXPECT_TRUE(lot::unpark_requeue_some(&from, &to, 1, 2, [] { return true; }, &info));
+  EXPECT_EQ(info.woken, 1u);
+  EXPECT_EQ(info.requeued, 2u);
+  EXPECT_EQ(lot::queued(&from), 2u);
+  EXPECT_EQ(lot::queued(&to), 2u);
+  EXPECT_TRUE(lot::unpark_requeue_some(&from, &from, 0, 5, [] { return true; }, &info));
+  EXPECT_EQ(info.requeued, 2u);  // to its own queue: counted, left in place
+  EXPECT_EQ(lot::queued(&from), 2u);
+  EXPECT_EQ(lot::unpark_some(&to, 10, [](uintptr_t) { return true; }), 2u);
+  EXPECT_EQ(lot::unpark_some(&from, 10, [](uintptr_t) { return true; }), 2u);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(requeued.load(), 2);
+}
+
+TEST(ParkingLot, UnparkPairWakesWhatTheDecisionAllowsOrNothing) {
+  int k1, k2;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] { EXPECT_EQ(park_plain(&k1).status, ParkStatus::kUnparked); });
+    wait_queued(&k1, i + 1);
+    threads.emplace_back([&] { EXPECT_EQ(park_plain(&k2).status, ParkStatus::kUnparked); });
+    wait_queued(&k2, i + 1);
+  }
+  size_t w1 = 9, w2 = 9;
+  EXPECT_EQ(lot::unpark_pair(&k1, &k2, [](size_t*, size_t*) -> long { return -38; }, &w1, &w2), -38);
+  EXPECT_EQ(lot::queued(&k1) + lot::queued(&k2), 4u);
+  auto one_and_none = [](size_t* n1, size_t* n2) -> long {
+    *n1 = 1;
+    *n2 = 0;
+    return 0;
+  };
+  EXPECT_EQ(lot::unpark_pair(&k1, &k2, one_and_none, &w1, &w2), 0);
+  EXPECT_EQ(w1, 1u);
+  EXPECT_EQ(w2, 0u);
+  auto all = [](size_t* n1, size_t* n2) -> long {
+    *n1 = 10;
+    *n2 = 10;
+    return 0;
+  };
+  EXPECT_EQ(lot::unpark_pair(&k1, &k2, all, &w1, &w2), 0);
+  EXPECT_EQ(w1, 1u);
+  EXPECT_EQ(w2, 2u);
+  for (auto& t : threads) t.join();
+}

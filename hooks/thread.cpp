@@ -1,5 +1,7 @@
 // Thread hooks: pthread_create/join/tryjoin/timedjoin/clockjoin/detach/exit,
-// pthread_getattr_np, thread names, key destructors, sched_yield.
+// pthread_getattr_np, scheduling parameters (recorded per fiber, checked as
+// the kernel checks them, never applied to a carrier), thread names, key
+// destructors, sched_yield.
 //
 // pthread_cancel: a fiber's request is runtime/cancel.cpp's; the cancellation
 // points that park act on it (the hooks of each family), and the joins here.
@@ -13,6 +15,8 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -115,9 +119,66 @@ void thread_exit_duties() {
 
 __attribute__((constructor)) void register_exit_duties() { sched::set_exit_duties(thread_exit_duties); }
 
+namespace {
+
+// What the kernel's sched_setscheduler()/sched_setparam() would answer for
+// giving thread f (policy, priority): EINVAL for a policy or priority the
+// kernel rejects, EPERM for a change an unprivileged caller may not make
+// (kernel/sched/syscalls.c, user_check_sched_setscheduler: without
+// CAP_SYS_NICE a real-time policy needs RLIMIT_RTPRIO, a priority may not
+// rise above it, SCHED_IDLE is left only within RLIMIT_NICE, and
+// SCHED_RESET_ON_FORK may not be dropped). cur_policy/cur_priority: f's
+// present values (a new thread: its creator's).
+int check_sched(int cur_policy, int cur_priority, int policy, int priority) {
+  int base = policy & ~SCHED_RESET_ON_FORK;
+  bool rt = base == SCHED_FIFO || base == SCHED_RR;
+  if (!rt && base != SCHED_OTHER && base != SCHED_BATCH && base != SCHED_IDLE) return EINVAL;
+  if (rt ? (priority < 1 || priority > 99) : priority != 0) return EINVAL;
+  if (sched::has_capability(CAP_SYS_NICE)) return 0;
+  int cur_base = cur_policy & ~SCHED_RESET_ON_FORK;
+  if (rt) {
+    rlimit rl{};
+    getrlimit(RLIMIT_RTPRIO, &rl);
+    if (base != cur_base && rl.rlim_cur == 0) return EPERM;
+    if (priority > cur_priority && static_cast<rlim_t>(priority) > rl.rlim_cur) return EPERM;
+  }
+  if (cur_base == SCHED_IDLE && base != SCHED_IDLE) {
+    // can_nice(p, nice): 20 - nice must be within RLIMIT_NICE (the carrier's nice).
+    rlimit rl{};
+    getrlimit(RLIMIT_NICE, &rl);
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    if (static_cast<rlim_t>(20 - nice) > rl.rlim_cur) return EPERM;
+  }
+  if ((cur_policy & SCHED_RESET_ON_FORK) && !(policy & SCHED_RESET_ON_FORK)) return EPERM;
+  return 0;
+}
+
+// The calling thread's policy and priority (what a new thread inherits).
+void current_sched(int* policy, int* priority) {
+  if (Fiber* f = hooks::fiber_for_call()) {
+    *policy = f->sched_policy;
+    *priority = f->sched_priority;
+    return;
+  }
+  sched_param p{};
+  *policy = sched_getscheduler(0);
+  *priority = sched_getparam(0, &p) == 0 ? p.sched_priority : 0;
+}
+
+}  // namespace
+
 UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
   size_t stack_size = 0;
   int detach = PTHREAD_CREATE_JOINABLE;
+  sched::SpawnAttrs sa;
+  pthread_attr_t defaults;
+  bool have_defaults = pthread_getattr_default_np(&defaults) == 0;
+  if (have_defaults) {
+    pthread_attr_getguardsize(&defaults, &sa.guard_size);
+  } else {
+    sa.guard_size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  }
   if (attr) {
     // pthread_attr_getstack() computes an address even when none was set;
     // the deprecated getstackaddr() reports the stored one (null if unset).
@@ -133,9 +194,62 @@ UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, v
     }
     stack_size = requested_stack_size(attr);
     pthread_attr_getdetachstate(attr, &detach);
+    pthread_attr_getguardsize(attr, &sa.guard_size);
+    int inherit = PTHREAD_INHERIT_SCHED;
+    pthread_attr_getinheritsched(attr, &inherit);
+    if (inherit == PTHREAD_EXPLICIT_SCHED) {
+      sched_param p{};
+      pthread_attr_getschedpolicy(attr, &sa.policy);
+      pthread_attr_getschedparam(attr, &p);
+      sa.priority = p.sched_priority;
+      sa.explicit_sched = true;
+    }
   }
+  // glibc's size when the program set none, for its checks below.
+  size_t glibc_size = stack_size;
+  if (!glibc_size && have_defaults) pthread_attr_getstacksize(&defaults, &glibc_size);
+  if (have_defaults) pthread_attr_destroy(&defaults);
   if (!sched::ensure_started()) return real::pthread_create(thread, attr, start, arg);
-  return sched::spawn(start, arg, stack_size, detach == PTHREAD_CREATE_DETACHED, thread);
+  // glibc (allocate_stack) adds the guard, rounded up to pages, to the
+  // stack size; a sum that overflows is EINVAL (one too large to map: EAGAIN).
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t guard = (sa.guard_size + page - 1) & ~(page - 1);
+  if (guard < sa.guard_size || glibc_size + guard < guard) return EINVAL;
+  if (sa.explicit_sched) {
+    // The kernel checks the new thread's policy against its creator's.
+    int cur_policy, cur_priority;
+    current_sched(&cur_policy, &cur_priority);
+    if (int r = check_sched(cur_policy, cur_priority, sa.policy, sa.priority)) return r;
+  }
+  sa.stack_size = stack_size;
+  sa.detached = detach == PTHREAD_CREATE_DETACHED;
+  return sched::spawn(start, arg, sa, thread);
+}
+
+UNBLOCK_HOOK int pthread_setschedparam(pthread_t thread, int policy, const struct sched_param* param) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_setschedparam(thread, policy, param);
+  if (int r = check_sched(f->sched_policy, f->sched_priority, policy, param->sched_priority)) return r;
+  f->sched_policy = policy;
+  f->sched_priority = param->sched_priority;
+  return 0;
+}
+
+UNBLOCK_HOOK int pthread_getschedparam(pthread_t thread, int* policy, struct sched_param* param) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_getschedparam(thread, policy, param);
+  *policy = f->sched_policy;
+  memset(param, 0, sizeof *param);
+  param->sched_priority = f->sched_priority;
+  return 0;
+}
+
+UNBLOCK_HOOK int pthread_setschedprio(pthread_t thread, int prio) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_setschedprio(thread, prio);
+  if (int r = check_sched(f->sched_policy, f->sched_priority, f->sched_policy, prio)) return r;
+  f->sched_priority = prio;
+  return 0;
 }
 
 namespace {
@@ -225,7 +339,11 @@ UNBLOCK_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
   char* low = f->region.stack_low();
   size_t size = static_cast<size_t>(reinterpret_cast<char*>(f) - low);
   pthread_attr_setstack(attr, low, size);
-  pthread_attr_setguardsize(attr, f->region.guard);
+  pthread_attr_setguardsize(attr, f->guard_size);
+  pthread_attr_setschedpolicy(attr, f->sched_policy & ~SCHED_RESET_ON_FORK);
+  sched_param sp{};
+  sp.sched_priority = f->sched_priority;
+  pthread_attr_setschedparam(attr, &sp);
   pthread_attr_setdetachstate(attr, f->join_state.load() == kDetached ? PTHREAD_CREATE_DETACHED
                                                                          : PTHREAD_CREATE_JOINABLE);
   return 0;

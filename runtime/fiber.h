@@ -83,6 +83,18 @@ class Fiber {
   char* unwind_limit = nullptr;  // set when glibc's forced unwind of this fiber lands in the runtime
   bool exit_called = false;      // pthread_exit ran (else an unwind is a cancellation)
   size_t stack_size = 0;         // as requested (for pthread_getattr_np)
+  size_t guard_size = 0;         // as requested (pthread_getattr_np reports it, as glibc does)
+  // Scheduling policy and priority as the program set or inherited them
+  // (pthread_setschedparam & co. record them; carriers keep their own).
+  int sched_policy = 0;
+  int sched_priority = 0;
+
+  // CPU time (runtime/cpu_clock.cpp): run time measured in TSC ticks for
+  // short runs and in ns for runs checked against the carrier's own CPU
+  // clock. Written only by the carrier running the fiber; read anywhere.
+  std::atomic<uint64_t> cpu_ticks{0};
+  std::atomic<uint64_t> cpu_ns{0};
+  std::atomic<uint64_t> cpu_seen{0};  // the largest value reported (readings never go back)
   char name[16] = {};
 
   // Signals (runtime/signals.cpp): the thread's mask (the program's view; the

@@ -4,8 +4,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <sys/resource.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -56,6 +60,8 @@ Carrier* g_spares = nullptr;
 std::atomic<unsigned> g_next_worker{0};
 std::atomic<int> g_next_tid{0x01000000};
 std::atomic<long> g_live{0};  // fibers that have not ended
+long g_threads_max = 1L << 30;  // kernel.threads-max, read at start
+unsigned* g_nptl_nthreads = nullptr;  // glibc's thread count, for a forked child's exits (resolved at start)
 
 SpinLock g_registry_lock;
 Fiber* g_registry = nullptr;
@@ -67,6 +73,28 @@ uint64_t tag(Carrier* c) { return static_cast<uint64_t>(c->index + 1) << 1; }
 
 long futex(std::atomic<uint32_t>* word, int op, uint32_t val) {
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op | FUTEX_PRIVATE_FLAG, val, nullptr, nullptr, 0);
+}
+
+// The calling OS thread's scheduling policy and priority, as a thread it
+// creates inherits them.
+void read_os_sched(Fiber* f) {
+  sched_param p{};
+  long pol = syscall(SYS_sched_getscheduler, 0);
+  f->sched_policy = pol < 0 ? SCHED_OTHER : static_cast<int>(pol);
+  f->sched_priority = syscall(SYS_sched_getparam, 0, &p) == 0 ? p.sched_priority : 0;
+}
+
+// kernel.threads-max (a plain thread's clone() fails with EAGAIN there).
+long read_threads_max() {
+  char buf[32];
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/sys/kernel/threads-max", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return 1L << 30;
+  long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+  syscall(SYS_close, fd);
+  if (n <= 0) return 1L << 30;
+  buf[n] = '\0';
+  long v = strtol(buf, nullptr, 10);
+  return v > 0 ? v : 1L << 30;
 }
 
 // ---- fibers registry ------------------------------------------------------
@@ -627,10 +655,39 @@ void yield(Fiber* f) {
   leave(f);
 }
 
-int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pthread_t* out) {
-  if (stack_size == 0) stack_size = config::get().stack_size;
+long live_fibers() { return g_live.load(std::memory_order_relaxed); }
+
+bool has_capability(int cap) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &hdr, data) != 0) return false;
+  return (data[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+// The limits the kernel's clone() applies to a new thread, applied to
+// fibers (docs/DESIGN.md, section 7): RLIMIT_NPROC, counted over the
+// program's live threads (the kernel counts every task of the real user; the
+// user's other processes are not seen here), unless the caller's real uid is
+// 0 or it holds CAP_SYS_RESOURCE or CAP_SYS_ADMIN, as the kernel exempts
+// them; and kernel.threads-max, read at start, as a cap on live fibers.
+// Costs one getrlimit per pthread_create.
+static bool thread_limit_reached() {
+  long live = g_live.load(std::memory_order_relaxed);
+  if (live >= g_threads_max) return true;
+  rlimit rl;
+  if (getrlimit(RLIMIT_NPROC, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || static_cast<rlim_t>(live) < rl.rlim_cur) {
+    return false;
+  }
+  if (getuid() == 0) return false;
+  return !has_capability(CAP_SYS_RESOURCE) && !has_capability(CAP_SYS_ADMIN);
+}
+
+int spawn(void* (*start)(void*), void* arg, const SpawnAttrs& attrs, pthread_t* out) {
+  size_t stack_size = attrs.stack_size ? attrs.stack_size : config::get().stack_size;
+  bool detached = attrs.detached;
+  if (thread_limit_reached()) return EAGAIN;
   StackRegion region;
-  if (!stacks::allocate(stack_size, &region)) return EAGAIN;
+  if (!stacks::allocate(stack_size, &region, attrs.guard_size)) return EAGAIN;
   int tid = g_next_tid.fetch_add(1, std::memory_order_relaxed);
   if (tid >= 0x3fff0000) {  // stay inside FUTEX_TID_MASK, above any kernel tid
     g_next_tid.store(0x01000000, std::memory_order_relaxed);
@@ -651,11 +708,21 @@ int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pt
   f->start = start;
   f->arg = arg;
   f->stack_size = stack_size;
+  f->guard_size = attrs.guard_size;
   f->runtime_depth = 1;  // it starts inside the runtime and leaves in fiber_entry
   f->join_state.store(detached ? kDetached : kJoinable, std::memory_order_relaxed);
   Fiber* creator = tl_fiber;
   if (creator) f->sigmask = creator->sigmask;
   else syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &f->sigmask, 8);
+  if (attrs.explicit_sched) {
+    f->sched_policy = attrs.policy;
+    f->sched_priority = attrs.priority;
+  } else if (creator) {  // inherited, as the kernel does for a new task
+    f->sched_policy = creator->sched_policy;
+    f->sched_priority = creator->sched_priority;
+  } else {
+    read_os_sched(f);
+  }
   char* top = reinterpret_cast<char*>(at);
   f->ctx = ctx::make(top, top - region.stack_low(), fiber_entry);
   *reinterpret_cast<Fiber**>(static_cast<char*>(tp) + g_fiber_slot_offset) = f;
@@ -672,6 +739,21 @@ int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pt
 
 void set_exit_duties(void (*fn)()) { g_exit_duties = fn; }
 
+namespace {
+
+// A fiber that ends in a forked child (the runtime is gone there; the fiber
+// is the child's OS thread) ends as glibc's start_thread ends a thread: the
+// last thread of the process calls exit(0) (atexit handlers, stdio flushed),
+// any other ends its OS thread. glibc counts threads in __nptl_nthreads,
+// which its pthread_create in the child keeps up to date.
+[[noreturn]] void exit_forked_thread() {
+  unsigned* nthreads = g_nptl_nthreads;
+  if (!nthreads || __atomic_sub_fetch(nthreads, 1, __ATOMIC_ACQ_REL) == 0) real::exit(0);
+  for (;;) syscall(SYS_exit, 0);
+}
+
+}  // namespace
+
 void exit_fiber(Fiber* f, void* result) {
   f->result = result;
   // As glibc's exiting thread: no cancellation acts from here on (the
@@ -680,6 +762,7 @@ void exit_fiber(Fiber* f, void* result) {
   // glibc's order in start_thread: C++ thread_local destructors, then keys.
   tls::run_exit_destructors();
   if (g_exit_duties) g_exit_duties();
+  if (!active()) exit_forked_thread();
   enter(f);
   switch_out(f, SwitchAction::kExit);
   __builtin_unreachable();
@@ -689,7 +772,9 @@ int join(Fiber* target, void** result, const Deadline& d, bool try_only) {
   Fiber* self = tl_fiber;
   if (target == self) return EDEADLK;
   int js = target->join_state.load(std::memory_order_acquire);
-  if (js == kDetached || js == kJoined) return EINVAL;
+  // A joined thread is gone: glibc finds its descriptor without a tid (ESRCH).
+  if (js == kJoined) return try_only ? EBUSY : ESRCH;  // glibc's tryjoin looks at the tid word first
+  if (js == kDetached) return EINVAL;
   Parker* me = Parker::current();
   if (!try_only) {
     Parker* expected = nullptr;
@@ -731,7 +816,8 @@ int join(Fiber* target, void** result, const Deadline& d, bool try_only) {
 int detach(Fiber* target) {
   int js = target->join_state.load(std::memory_order_acquire);
   for (;;) {
-    if (js == kDetached || js == kJoined) return EINVAL;
+    if (js == kJoined) return ESRCH;
+    if (js == kDetached) return EINVAL;
     if (js == kExited) {
       // Already ended: detaching frees it, as glibc does.
       if (target->join_state.compare_exchange_strong(js, kJoined, std::memory_order_acq_rel)) {
@@ -831,6 +917,8 @@ bool ensure_started() {
   if (cfg.disabled) return give_up("UNBLOCK_DISABLE", "set");
   if (!tls::init()) return give_up("per-fiber TLS", tls::failure());
   g_fiber_slot_offset = reinterpret_cast<char*>(&tl_fiber) - static_cast<char*>(tls::current_tp());
+  g_threads_max = read_threads_max();
+  g_nptl_nthreads = static_cast<unsigned*>(dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE"));
   g_state.store(kStarting, std::memory_order_relaxed);
 
   g_worker_count = cfg.workers;
@@ -881,6 +969,7 @@ bool ensure_started() {
     main_fiber->carrier = c;
     main_fiber->runtime_depth = 1;
     main_fiber->join_state.store(kJoinable, std::memory_order_relaxed);
+    read_os_sched(main_fiber);
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &main_fiber->sigmask, 8);
     tl_fiber = main_fiber;
     // An unwind of main (cancellation, pthread_exit) must end main's fiber,

@@ -110,8 +110,26 @@ bool unavailable();
 // Plain thread only (the caller is not yet a fiber).
 bool ensure_started();
 
-// Creates a fiber running start(arg). Any thread. Returns 0 or an errno value.
-int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pthread_t* out);
+// What pthread_create's attributes ask for (hooks/thread.cpp reads them).
+struct SpawnAttrs {
+  size_t stack_size = 0;   // 0: UNBLOCK_STACK_SIZE / glibc's default
+  size_t guard_size = 0;   // as the program asked (pthread_attr_getguardsize)
+  bool detached = false;
+  bool explicit_sched = false;  // PTHREAD_EXPLICIT_SCHED: policy/priority below; else inherited
+  int policy = 0;
+  int priority = 0;
+};
+
+// Creates a fiber running start(arg). Any thread. Returns 0 or an errno
+// value: EAGAIN when the stack or TCB cannot be allocated or the thread
+// limits are reached (thread_limit_reached).
+int spawn(void* (*start)(void*), void* arg, const SpawnAttrs& attrs, pthread_t* out);
+
+// Live fibers (the program's threads, main included).
+long live_fibers();
+
+// True if the calling OS thread has capability `cap` in its effective set.
+bool has_capability(int cap);
 
 // Parks the calling fiber (Parker::park for fibers). May suspend.
 ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible, bool cancellable);

@@ -349,6 +349,20 @@ UNBLOCK_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
   return 0;
 }
 
+// A fiber's CPU clock is named by its TCB's tid, as glibc names a thread's
+// (the clock hooks in hooks/time.cpp read it); a thread that has ended has
+// no clock (glibc: its tid is cleared, ESRCH).
+UNBLOCK_HOOK int pthread_getcpuclockid(pthread_t thread, clockid_t* clock) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_getcpuclockid(thread, clock);
+  int js = f->join_state.load(std::memory_order_acquire);
+  if (js == kExited || js == kJoined || f->run_state.load(std::memory_order_acquire) == static_cast<int>(RunState::kDone)) {
+    return ESRCH;
+  }
+  *clock = static_cast<clockid_t>((~static_cast<unsigned>(f->tid) << 3) | 4 | 2);
+  return 0;
+}
+
 UNBLOCK_HOOK int pthread_setname_np(pthread_t thread, const char* name) {
   Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
   if (!f) return real::pthread_setname_np(thread, name);

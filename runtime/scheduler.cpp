@@ -18,6 +18,7 @@
 #include <new>
 
 #include "runtime/cancel.h"
+#include "runtime/cpu_clock.h"
 #include "runtime/monitor.h"
 #include "runtime/signals.h"
 #include "runtime/tls.h"
@@ -365,6 +366,7 @@ void resume(Carrier* c, Worker* w, Fiber* f) {
   ctx::Transfer t = ctx::jump(f->ctx, f);
   // Back on the scheduler; the fiber set FS to c->own_tp before jumping.
   f->ctx = t.from;
+  cpu::account_switch(c, f);
   after_switch(c, w, f);
 }
 
@@ -415,9 +417,11 @@ void schedule_round(Carrier* c, Worker* w) {
     w->sleeping.store(false, std::memory_order_relaxed);
     return;
   }
+  cpu::before_sleep(c);
   monitor::worker_idle(true);
   w->engine.wait();
   monitor::worker_idle(false);
+  cpu::after_sleep(c);
   w->sleeping.store(false, std::memory_order_relaxed);
   w->progress.fetch_add(1, std::memory_order_relaxed);
 }
@@ -428,6 +432,7 @@ void schedule_round(Carrier* c, Worker* w) {
     Worker* w = c->worker;
     if (!w) {
       w = wait_for_worker(c);
+      cpu::after_sleep(c);
       c->worker = w;
     }
     schedule_round(c, w);
@@ -440,6 +445,7 @@ void carrier0_entry(ctx::Transfer t) {
   tl_carrier = c;
   auto* f = static_cast<Fiber*>(t.data);
   f->ctx = t.from;
+  cpu::account_switch(c, f);
   after_switch(c, c->worker, f);
   carrier_loop(c);
 }
@@ -450,6 +456,7 @@ void* carrier_thread(void* arg) {
   c->own_tp = tls::current_tp();
   c->rep_tp = c->own_tp;
   stacks::setup_altstack();
+  cpu::start_carrier(c);
   carrier_loop(c);
 }
 
@@ -899,6 +906,17 @@ void for_each_fiber(void (*fn)(Fiber*, void*), void* arg) {
   fn(nullptr, arg);
 }
 
+bool cpu_ns_of_tid(int tid, uint64_t* ns) {
+  SpinGuard g(g_registry_lock);
+  for (Fiber* f = g_registry; f; f = f->all_next) {
+    if (f->tid == tid) {
+      *ns = cpu::fiber_ns(f);
+      return true;
+    }
+  }
+  return false;
+}
+
 bool ensure_started() {
   int s = g_state.load(std::memory_order_acquire);
   if (s == kActive) return true;
@@ -918,6 +936,7 @@ bool ensure_started() {
   if (!tls::init()) return give_up("per-fiber TLS", tls::failure());
   g_fiber_slot_offset = reinterpret_cast<char*>(&tl_fiber) - static_cast<char*>(tls::current_tp());
   g_threads_max = read_threads_max();
+  cpu::init();
   g_nptl_nthreads = static_cast<unsigned*>(dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE"));
   g_state.store(kStarting, std::memory_order_relaxed);
 
@@ -970,6 +989,10 @@ bool ensure_started() {
     main_fiber->runtime_depth = 1;
     main_fiber->join_state.store(kJoinable, std::memory_order_relaxed);
     read_os_sched(main_fiber);
+    // main's CPU time so far is the initial thread's; from here carrier 0's
+    // accounting takes over.
+    cpu::start_carrier(c);
+    main_fiber->cpu_ns.store(c->cpu_sync_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &main_fiber->sigmask, 8);
     tl_fiber = main_fiber;
     // An unwind of main (cancellation, pthread_exit) must end main's fiber,

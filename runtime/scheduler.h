@@ -95,6 +95,11 @@ class Carrier {
   std::atomic<Worker*> assigned{nullptr};
   StackRegion sched_region;  // carrier 0 only: its scheduler stack
   Carrier* next_spare = nullptr;
+  // CPU accounting (runtime/cpu_clock.h); written only by this OS thread.
+  std::atomic<uint64_t> cpu_mark{0};         // TSC at the last switch or wake-up
+  std::atomic<uint64_t> cpu_sync_ns{0};      // this thread's CPU clock at the last check
+  std::atomic<uint64_t> cpu_since_ticks{0};  // ticks given to fibers since that check
+  uint64_t cpu_sync_tick = 0;                // TSC of that check
 };
 
 namespace sched {
@@ -130,6 +135,10 @@ long live_fibers();
 
 // True if the calling OS thread has capability `cap` in its effective set.
 bool has_capability(int cap);
+
+// The CPU time (ns) of the live fiber whose thread id (its TCB's tid) is
+// tid; false if there is none. Any thread; walks the registry under its lock.
+bool cpu_ns_of_tid(int tid, uint64_t* ns);
 
 // Parks the calling fiber (Parker::park for fibers). May suspend.
 ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible, bool cancellable);

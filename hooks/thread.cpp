@@ -244,6 +244,54 @@ UNBLOCK_HOOK int pthread_getschedparam(pthread_t thread, int* policy, struct sch
   return 0;
 }
 
+namespace {
+
+// The sched_* calls name a thread by kernel tid, 0 for the caller. A fiber
+// asking about itself (0, or the tid gettid() gives it: its carrier's) means
+// its own thread, not the carrier every fiber on it shares.
+Fiber* sched_self(pid_t pid) {
+  Fiber* f = hooks::fiber_for_call();
+  if (!f || (pid != 0 && pid != static_cast<pid_t>(syscall(SYS_gettid)))) return nullptr;
+  return f;
+}
+
+}  // namespace
+
+UNBLOCK_HOOK int sched_setscheduler(pid_t pid, int policy, const struct sched_param* param) {
+  Fiber* f = sched_self(pid);
+  if (!f) return real::sched_setscheduler(pid, policy, param);
+  if (!param) return hooks::fail(EINVAL);
+  if (int r = check_sched(f->sched_policy, f->sched_priority, policy, param->sched_priority)) return hooks::fail(r);
+  f->sched_policy = policy;
+  f->sched_priority = param->sched_priority;
+  return 0;
+}
+
+UNBLOCK_HOOK int sched_getscheduler(pid_t pid) {
+  Fiber* f = sched_self(pid);
+  return f ? f->sched_policy : real::sched_getscheduler(pid);
+}
+
+UNBLOCK_HOOK int sched_setparam(pid_t pid, const struct sched_param* param) {
+  Fiber* f = sched_self(pid);
+  if (!f) return real::sched_setparam(pid, param);
+  if (!param) return hooks::fail(EINVAL);
+  if (int r = check_sched(f->sched_policy, f->sched_priority, f->sched_policy, param->sched_priority)) {
+    return hooks::fail(r);
+  }
+  f->sched_priority = param->sched_priority;
+  return 0;
+}
+
+UNBLOCK_HOOK int sched_getparam(pid_t pid, struct sched_param* param) {
+  Fiber* f = sched_self(pid);
+  if (!f) return real::sched_getparam(pid, param);
+  if (!param) return hooks::fail(EINVAL);
+  memset(param, 0, sizeof *param);
+  param->sched_priority = f->sched_priority;
+  return 0;
+}
+
 UNBLOCK_HOOK int pthread_setschedprio(pthread_t thread, int prio) {
   Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
   if (!f) return real::pthread_setschedprio(thread, prio);

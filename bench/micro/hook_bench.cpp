@@ -37,12 +37,14 @@ using WriteFn = ssize_t (*)(int, const void*, size_t);
 using FcntlFn = int (*)(int, int, ...);
 using SigprocmaskFn = int (*)(int, const sigset_t*, sigset_t*);
 using LongjmpFn = void (*)(struct __jmp_buf_tag*, int);
+using ClockGettimeFn = int (*)(clockid_t, timespec*);
 
 ReadFn libc_read;
 WriteFn libc_write;
 FcntlFn libc_fcntl;
 SigprocmaskFn libc_sigprocmask;
 LongjmpFn libc__longjmp;
+ClockGettimeFn libc_clock_gettime;
 int g_fd = -1;  // /dev/null
 char g_buf[1];
 
@@ -53,6 +55,7 @@ WriteFn volatile hooked_write = write;
 FcntlFn volatile hooked_fcntl = fcntl;
 SigprocmaskFn volatile hooked_sigprocmask = sigprocmask;
 LongjmpFn volatile hooked__longjmp = _longjmp;
+ClockGettimeFn volatile hooked_clock_gettime = clock_gettime;
 
 double now_ns() {
   timespec t;
@@ -133,6 +136,13 @@ void BM_sigprocmask_query(benchmark::State& st) {
 void BM__longjmp(benchmark::State& st) {
   paired(st, [] { setjmp_longjmp(hooked__longjmp); }, [] { setjmp_longjmp(libc__longjmp); });
 }
+// clock_gettime(CLOCK_MONOTONIC): the vDSO, behind the thread-CPU-clock check.
+void BM_clock_gettime_monotonic(benchmark::State& st) {
+  ClockGettimeFn volatile f = libc_clock_gettime;
+  timespec ts;
+  paired(st, [&] { benchmark::DoNotOptimize(hooked_clock_gettime(CLOCK_MONOTONIC, &ts)); },
+         [&] { benchmark::DoNotOptimize(f(CLOCK_MONOTONIC, &ts)); });
+}
 // An unhooked system call of the same class, for scale.
 void BM_getppid_unhooked(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(getppid());
@@ -160,6 +170,7 @@ BENCHMARK(BM_write0);
 BENCHMARK(BM_fcntl_getfd);
 BENCHMARK(BM_sigprocmask_query);
 BENCHMARK(BM__longjmp);
+BENCHMARK(BM_clock_gettime_monotonic);
 BENCHMARK(BM_getppid_unhooked);
 
 int main(int argc, char** argv) {
@@ -173,6 +184,7 @@ int main(int argc, char** argv) {
   libc_fcntl = from_libc<FcntlFn>(libc, "fcntl");
   libc_sigprocmask = from_libc<SigprocmaskFn>(libc, "sigprocmask");
   libc__longjmp = from_libc<LongjmpFn>(libc, "_longjmp");
+  libc_clock_gettime = from_libc<ClockGettimeFn>(libc, "clock_gettime");
   g_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (g_fd < 0) {
     perror("hook_bench: /dev/null");

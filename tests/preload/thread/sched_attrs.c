@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static pthread_barrier_t gate;
@@ -71,7 +72,39 @@ static void set_on(pthread_t t, const char* label, int policy, int prio) {
   show("after", t);
 }
 
+// sched_setscheduler & co. with pid 0 or the caller's gettid() act on the
+// calling thread only.
+static void* self_sched(void* arg) {
+  (void)arg;
+  struct sched_param sp = {.sched_priority = 4};
+  int a = sched_setscheduler(0, SCHED_FIFO, &sp);
+  int ea = a ? errno : 0;
+  int pol = sched_getscheduler(0);
+  sp.sched_priority = 9;
+  int b = sched_setparam((pid_t)syscall(SYS_gettid), &sp);
+  int eb = b ? errno : 0;
+  struct sched_param got = {0};
+  sched_getparam(0, &got);
+  sp.sched_priority = 200;
+  int c = sched_setparam(0, &sp);
+  int ec = c ? errno : 0;
+  int p2 = -1;
+  struct sched_param sp2 = {0};
+  pthread_getschedparam(pthread_self(), &p2, &sp2);
+  snprintf(seen, sizeof seen,
+           "  sched_setscheduler(0, FIFO 4): %d %s; policy %d; sched_setparam(gettid, 9): %d %s; priority %d; "
+           "priority 200: %d %s; pthread_getschedparam: %d %d\n",
+           a, strerror(ea), pol, b, strerror(eb), got.sched_priority, c, strerror(ec), p2, sp2.sched_priority);
+  return NULL;
+}
+
 static void round_of_checks(void) {
+  pthread_t s;
+  pthread_create(&s, NULL, self_sched, NULL);
+  pthread_join(s, NULL);
+  fputs(seen, stdout);
+  show("main after a thread changed itself", pthread_self());
+
   create_with("inherit", PTHREAD_INHERIT_SCHED, SCHED_FIFO, 10);
   create_with("explicit OTHER", PTHREAD_EXPLICIT_SCHED, SCHED_OTHER, 0);
   create_with("explicit BATCH", PTHREAD_EXPLICIT_SCHED, SCHED_BATCH, 0);

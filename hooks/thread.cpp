@@ -27,6 +27,7 @@
 #include "runtime/spinlock.h"
 #include "runtime/sync.h"
 #include "runtime/tls.h"
+#include "shim/config.h"
 #include "shim/log.h"
 
 using namespace unblock;
@@ -172,14 +173,16 @@ UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, v
   size_t stack_size = 0;
   int detach = PTHREAD_CREATE_JOINABLE;
   sched::SpawnAttrs sa;
-  pthread_attr_t defaults;
-  bool have_defaults = pthread_getattr_default_np(&defaults) == 0;
-  if (have_defaults) {
-    pthread_attr_getguardsize(&defaults, &sa.guard_size);
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (!attr) {
+    // glibc's defaults (pthread_setattr_default_np may have changed them).
+    pthread_attr_t defaults;
+    sa.guard_size = page;
+    if (pthread_getattr_default_np(&defaults) == 0) {
+      pthread_attr_getguardsize(&defaults, &sa.guard_size);
+      pthread_attr_destroy(&defaults);
+    }
   } else {
-    sa.guard_size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  }
-  if (attr) {
     // pthread_attr_getstack() computes an address even when none was set;
     // the deprecated getstackaddr() reports the stored one (null if unset).
     void* addr = nullptr;
@@ -205,16 +208,12 @@ UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, v
       sa.explicit_sched = true;
     }
   }
-  // glibc's size when the program set none, for its checks below.
-  size_t glibc_size = stack_size;
-  if (!glibc_size && have_defaults) pthread_attr_getstacksize(&defaults, &glibc_size);
-  if (have_defaults) pthread_attr_destroy(&defaults);
   if (!sched::ensure_started()) return real::pthread_create(thread, attr, start, arg);
   // glibc (allocate_stack) adds the guard, rounded up to pages, to the
   // stack size; a sum that overflows is EINVAL (one too large to map: EAGAIN).
-  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t size = stack_size ? stack_size : config::get().stack_size;
   size_t guard = (sa.guard_size + page - 1) & ~(page - 1);
-  if (guard < sa.guard_size || glibc_size + guard < guard) return EINVAL;
+  if (guard < sa.guard_size || size + guard < guard) return EINVAL;
   if (sa.explicit_sched) {
     // The kernel checks the new thread's policy against its creator's.
     int cur_policy, cur_priority;

@@ -225,6 +225,32 @@ UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, v
   return sched::spawn(start, arg, sa, thread);
 }
 
+// The thread limit (sched::spawn) caches RLIMIT_NPROC: a change the
+// program makes to its own limits refreshes it.
+namespace {
+int after_limit_change(int r, pid_t pid, int resource) {
+  if (r == 0 && resource == RLIMIT_NPROC && (pid == 0 || pid == getpid())) sched::refresh_nproc_limit();
+  return r;
+}
+}  // namespace
+
+UNBLOCK_HOOK int setrlimit(__rlimit_resource_t resource, const struct rlimit* limit) {
+  return after_limit_change(real::setrlimit(resource, limit), 0, resource);
+}
+
+UNBLOCK_HOOK int setrlimit64(__rlimit_resource_t resource, const struct rlimit64* limit) {
+  return after_limit_change(real::setrlimit64(resource, limit), 0, resource);
+}
+
+UNBLOCK_HOOK int prlimit(pid_t pid, enum __rlimit_resource resource, const struct rlimit* limit, struct rlimit* old) {
+  return after_limit_change(real::prlimit(pid, resource, limit, old), limit ? pid : -1, resource);
+}
+
+UNBLOCK_HOOK int prlimit64(pid_t pid, enum __rlimit_resource resource, const struct rlimit64* limit,
+                           struct rlimit64* old) {
+  return after_limit_change(real::prlimit64(pid, resource, limit, old), limit ? pid : -1, resource);
+}
+
 UNBLOCK_HOOK int pthread_setschedparam(pthread_t thread, int policy, const struct sched_param* param) {
   Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
   if (!f) return real::pthread_setschedparam(thread, policy, param);

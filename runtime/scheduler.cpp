@@ -62,6 +62,7 @@ std::atomic<unsigned> g_next_worker{0};
 std::atomic<int> g_next_tid{0x01000000};
 std::atomic<long> g_live{0};  // fibers that have not ended
 long g_threads_max = 1L << 30;  // kernel.threads-max, read at start
+std::atomic<rlim_t> g_nproc_limit{RLIM_INFINITY};  // RLIMIT_NPROC's soft limit (thread_limit_reached)
 unsigned* g_nptl_nthreads = nullptr;  // glibc's thread count, for a forked child's exits (resolved at start)
 
 SpinLock g_registry_lock;
@@ -664,6 +665,12 @@ void yield(Fiber* f) {
 
 long live_fibers() { return g_live.load(std::memory_order_relaxed); }
 
+void refresh_nproc_limit() {
+  rlimit rl{RLIM_INFINITY, RLIM_INFINITY};
+  getrlimit(RLIMIT_NPROC, &rl);
+  g_nproc_limit.store(rl.rlim_cur, std::memory_order_relaxed);
+}
+
 bool has_capability(int cap) {
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
@@ -677,14 +684,16 @@ bool has_capability(int cap) {
 // user's other processes are not seen here), unless the caller's real uid is
 // 0 or it holds CAP_SYS_RESOURCE or CAP_SYS_ADMIN, as the kernel exempts
 // them; and kernel.threads-max, read at start, as a cap on live fibers.
-// Costs one getrlimit per pthread_create.
+// RLIMIT_NPROC is cached (refresh_nproc_limit: at start and after the
+// program's setrlimit/prlimit) and read again before refusing, in case
+// another process raised it; a limit lowered by another process is seen at
+// the next refresh.
 static bool thread_limit_reached() {
   long live = g_live.load(std::memory_order_relaxed);
   if (live >= g_threads_max) return true;
-  rlimit rl;
-  if (getrlimit(RLIMIT_NPROC, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || static_cast<rlim_t>(live) < rl.rlim_cur) {
-    return false;
-  }
+  if (static_cast<rlim_t>(live) < g_nproc_limit.load(std::memory_order_relaxed)) return false;
+  refresh_nproc_limit();
+  if (static_cast<rlim_t>(live) < g_nproc_limit.load(std::memory_order_relaxed)) return false;
   if (getuid() == 0) return false;
   return !has_capability(CAP_SYS_RESOURCE) && !has_capability(CAP_SYS_ADMIN);
 }
@@ -936,6 +945,7 @@ bool ensure_started() {
   if (!tls::init()) return give_up("per-fiber TLS", tls::failure());
   g_fiber_slot_offset = reinterpret_cast<char*>(&tl_fiber) - static_cast<char*>(tls::current_tp());
   g_threads_max = read_threads_max();
+  refresh_nproc_limit();
   cpu::init();
   g_nptl_nthreads = static_cast<unsigned*>(dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE"));
   g_state.store(kStarting, std::memory_order_relaxed);

@@ -132,6 +132,8 @@ int spawn(void* (*start)(void*), void* arg, const SpawnAttrs& attrs, pthread_t* 
 
 // Live fibers (the program's threads, main included).
 long live_fibers();
+// Re-reads RLIMIT_NPROC (after the program changed its limits). Any thread.
+void refresh_nproc_limit();
 
 // True if the calling OS thread has capability `cap` in its effective set.
 bool has_capability(int cap);

@@ -1,9 +1,10 @@
 // A program that creates threads until pthread_create fails sees EAGAIN at
 // the limit glibc meets, then goes on: its threads end, are joined, and a
 // new thread can be created again.
-//   nproc:  as an unprivileged user (uid 65534; the test must start as root)
-//           with RLIMIT_NPROC 24: plain, the kernel refuses the 24th task of
-//           the user, main included, so 23 threads are created. Skipped (77)
+//   nproc:  after one thread ran and was joined, as an unprivileged user
+//           (uid 65534; the test must start as root) with RLIMIT_NPROC 24:
+//           plain, the kernel refuses the 24th task of the user, main
+//           included, so 23 threads are created. Skipped (77)
 //           when not root or when uid 65534 already runs tasks.
 //   memory: RLIMIT_AS leaves about 1 GiB above what the process maps: the
 //           8 MiB stacks run out (the count differs a little between plain
@@ -72,6 +73,15 @@ int main(int argc, char** argv) {
   if (nproc) {
     if (getuid() != 0) return 77;
     if (tasks_of(65534) != 0) return 77;
+    // A thread first (the limit is then set while threads already ran).
+    pthread_t first;
+    pthread_create(&first, NULL, waiter, (void*)1);
+    pthread_mutex_lock(&mu);
+    release_all = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    pthread_join(first, NULL);
+    release_all = 0;
     if (setresgid(65534, 65534, 0) != 0 || setresuid(65534, 65534, 0) != 0) return 77;
     struct rlimit rl = {24, 24};
     if (setrlimit(RLIMIT_NPROC, &rl) != 0) return 1;

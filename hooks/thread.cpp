@@ -406,7 +406,18 @@ UNBLOCK_HOOK int pthread_cancel(pthread_t thread) {
 
 UNBLOCK_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
   Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
-  if (!f || f->is_main) return real::pthread_getattr_np(thread, attr);
+  if (!f) return real::pthread_getattr_np(thread, attr);
+  if (f->is_main) {
+    // glibc's describes main's stack; its scheduling parameters are ours.
+    int r = real::pthread_getattr_np(thread, attr);
+    if (r == 0) {
+      sched_param sp{};
+      sp.sched_priority = f->sched_priority;
+      pthread_attr_setschedpolicy(attr, f->sched_policy & ~SCHED_RESET_ON_FORK);
+      pthread_attr_setschedparam(attr, &sp);
+    }
+    return r;
+  }
   int r = pthread_attr_init(attr);
   if (r) return r;
   char* low = f->region.stack_low();

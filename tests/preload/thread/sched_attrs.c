@@ -127,6 +127,17 @@ static void round_of_checks(void) {
   printf("setschedprio 3 (OTHER): %s\n", strerror(pthread_setschedprio(t, 3)));
   set_on(t, "BATCH 0", SCHED_BATCH, 0);
   show("main", pthread_self());
+  // main's own parameters, changed and read back (also through getattr_np).
+  set_on(pthread_self(), "main RR 2", SCHED_RR, 2);
+  pthread_attr_t ma;
+  int mpol = -1;
+  struct sched_param msp = {0};
+  pthread_getattr_np(pthread_self(), &ma);
+  pthread_attr_getschedpolicy(&ma, &mpol);
+  pthread_attr_getschedparam(&ma, &msp);
+  pthread_attr_destroy(&ma);
+  printf("  main getattr_np: policy %d priority %d\n", mpol, msp.sched_priority);
+  set_on(pthread_self(), "main OTHER 0", SCHED_OTHER, 0);
   pthread_barrier_wait(&gate);
   pthread_join(t, NULL);
 }

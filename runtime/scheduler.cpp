@@ -432,6 +432,7 @@ void schedule_round(Carrier* c, Worker* w) {
   for (;;) {
     Worker* w = c->worker;
     if (!w) {
+      cpu::before_sleep(c);
       w = wait_for_worker(c);
       cpu::after_sleep(c);
       c->worker = w;
@@ -662,8 +663,6 @@ void yield(Fiber* f) {
   switch_out(f, SwitchAction::kYield);
   leave(f);
 }
-
-long live_fibers() { return g_live.load(std::memory_order_relaxed); }
 
 void refresh_nproc_limit() {
   rlimit rl{RLIM_INFINITY, RLIM_INFINITY};

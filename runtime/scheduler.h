@@ -130,8 +130,6 @@ struct SpawnAttrs {
 // limits are reached (thread_limit_reached).
 int spawn(void* (*start)(void*), void* arg, const SpawnAttrs& attrs, pthread_t* out);
 
-// Live fibers (the program's threads, main included).
-long live_fibers();
 // Re-reads RLIMIT_NPROC (after the program changed its limits). Any thread.
 void refresh_nproc_limit();
 

@@ -1,12 +1,13 @@
 // Time hooks: sleep, usleep, nanosleep, clock_nanosleep; the thread
-// CPU-time clocks of fibers (clock_gettime, clock_getres, getrusage).
+// CPU-time clocks of fibers (clock_gettime, clock_getres, getrusage, and
+// clock_nanosleep on another fiber's clock).
 //
 // A fiber sleeps by parking with a deadline, which is an io_uring timeout on
 // its worker's ring: the worker runs other fibers meanwhile. The sleep is
 // interruptible: a signal handler run for this thread ends it with EINTR and
 // the remaining time, as the kernel's sleeps do (never restarted, whatever
-// SA_RESTART says). Clocks other than REALTIME/MONOTONIC/BOOTTIME (e.g. CPU-time
-// clocks) go to the real call.
+// SA_RESTART says). Clocks other than REALTIME/MONOTONIC/BOOTTIME and fibers'
+// CPU clocks (e.g. the process's CPU clock) go to the real call.
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -146,8 +147,54 @@ UNBLOCK_HOOK int getrusage(int who, struct rusage* ru) {
   return 0;
 }
 
+namespace {
+
+timespec from_ns(uint64_t ns) { return timespec{static_cast<time_t>(ns / kNs), static_cast<long>(ns % kNs)}; }
+
+// clock_nanosleep on another thread's CPU clock (the kernel's
+// posix_cpu_nsleep): wait until that thread's CPU time reaches the deadline;
+// the caller's own clock is EINVAL. A thread's CPU time grows no faster than
+// wall time, so the fiber sleeps the CPU time still missing (at least 1 ms:
+// the kernel, too, checks CPU timers at its tick), reads the clock again and
+// repeats: it never wakes before the deadline, and soon after it. Returns -1
+// if `clock` is not a fiber's CPU clock (the kernel's call decides).
+int cpu_clock_sleep(Fiber* f, clockid_t clock, int flags, const timespec* req, timespec* rem) {
+  if (clock >= 0 || !(clock & kPerThread)) return -1;
+  int tid = static_cast<int>(~(clock >> 3));
+  if (tid == 0 || tid == f->tid) return EINVAL;
+  uint64_t cur = 0;
+  bool virt = false;
+  if (!fiber_clock(clock, &cur, &virt)) return -1;
+  if (req->tv_nsec < 0 || req->tv_nsec >= kNs || req->tv_sec < 0) return EINVAL;
+  auto read = [&](uint64_t* v) {
+    if (!fiber_clock(clock, v, &virt)) return false;  // the thread ended
+    if (virt) *v = user_part(*v);
+    return true;
+  };
+  read(&cur);
+  uint64_t want = static_cast<uint64_t>(req->tv_sec) * kNs + static_cast<uint64_t>(req->tv_nsec);
+  bool absolute = flags & TIMER_ABSTIME;
+  uint64_t deadline = absolute ? want : cur + want;
+  constexpr uint64_t kMinSleep = 1000000;
+  for (;;) {
+    if (!read(&cur) || cur >= deadline) return 0;
+    uint64_t missing = deadline - cur;
+    timespec until = add(now(CLOCK_MONOTONIC), from_ns(missing < kMinSleep ? kMinSleep : missing));
+    if (fiber_sleep(f, CLOCK_MONOTONIC, until, false, nullptr) == EINTR) {
+      if (!absolute && rem) *rem = read(&cur) && cur < deadline ? from_ns(deadline - cur) : timespec{0, 0};
+      return EINTR;
+    }
+  }
+}
+
+}  // namespace
+
 UNBLOCK_HOOK int clock_nanosleep(clockid_t clock, int flags, const struct timespec* req, struct timespec* rem) {
   Fiber* f = hooks::fiber_for_call();
+  if (f && req && clock < 0) {
+    int r = cpu_clock_sleep(f, clock, flags, req, rem);
+    if (r >= 0) return r;
+  }
   if (!f || !supported_clock(clock) || !req) return real::clock_nanosleep(clock, flags, req, rem);
   if (req->tv_nsec < 0 || req->tv_nsec >= kNs || req->tv_sec < 0) return EINVAL;
   bool absolute = flags & TIMER_ABSTIME;

@@ -11,7 +11,9 @@
 //   - two threads computing side by side each count their own time: the
 //     process's CPU time covers both;
 //   - after the thread is joined: pthread_getcpuclockid gives ESRCH and its
-//     old clock id EINVAL.
+//     old clock id EINVAL;
+//   - clock_nanosleep on a computing thread's clock returns once that thread
+//     used the time; on the caller's own clock it is EINVAL.
 // Printed are only facts that hold for any scheduling of the threads.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -92,6 +94,15 @@ static void* worker(void* arg) {
   return NULL;
 }
 
+static volatile int stop_spinning;
+
+static void* spinner(void* arg) {
+  (void)arg;
+  volatile unsigned long x = 0;
+  while (!stop_spinning) x++;
+  return NULL;
+}
+
 static long long pair_cpu[2];
 
 static void* pair_worker(void* arg) {
@@ -132,6 +143,25 @@ int main(void) {
   errno = 0;
   r = clock_getres(tc, &ts);
   printf("clock_getres of it after join: %d %s\n", r, strerror(errno));
+
+  // clock_nanosleep on another thread's CPU clock waits until that thread
+  // has used the time; on the caller's own clock it is EINVAL.
+  pthread_t sp;
+  pthread_create(&sp, NULL, spinner, NULL);
+  clockid_t sc, mine;
+  pthread_getcpuclockid(sp, &sc);
+  pthread_getcpuclockid(pthread_self(), &mine);
+  long long s0 = ns_of(sc);
+  struct timespec thirty = {0, 30 * MS};
+  r = clock_nanosleep(sc, 0, &thirty, NULL);
+  long long s1 = ns_of(sc);
+  printf("clock_nanosleep 30 ms on a computing thread's clock: %s; it used 30 ms or more: %s\n", strerror(r),
+         yes(s1 - s0 >= 30 * MS));
+  struct timespec past = {0, 0};
+  printf("the same, absolute, in the past: %s\n", strerror(clock_nanosleep(sc, TIMER_ABSTIME, &past, NULL)));
+  printf("on the caller's own clock: %s\n", strerror(clock_nanosleep(mine, 0, &thirty, NULL)));
+  stop_spinning = 1;
+  pthread_join(sp, NULL);
 
   // Two threads computing at once: each counts its own 100 ms, and the
   // process's CPU time grew by at least what they report together.

@@ -78,9 +78,10 @@ bool supported_clock(clockid_t c) { return c == CLOCK_REALTIME || c == CLOCK_MON
 // a thread's clock as ~tid << 3 | 4 | SCHED; tid 0 means the caller.
 constexpr clockid_t kPerThread = 4, kClockMask = 3, kVirt = 1;
 
-// If clk is a thread CPU clock of one of our fibers, stores its time (ns)
-// and returns true. known: false when clk names a thread that is not a live
-// fiber (the kernel then decides: EINVAL for a thread that is gone).
+// If clk is a thread CPU clock of one of our live fibers, stores its time
+// (ns) and whether it is a VIRT (user time) clock, and returns true; false
+// for any other clock (the kernel then decides: EINVAL for a thread that is
+// gone). Fiber or plain thread; may make a system call (cpu::fiber_ns).
 bool fiber_clock(clockid_t clk, uint64_t* ns, bool* virt) {
   if (!sched::active()) return false;
   Fiber* self = Fiber::current();

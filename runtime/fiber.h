@@ -47,7 +47,9 @@ class Fiber {
 
   ctx::Handle ctx = nullptr;   // saved context while not running
   void* tp = nullptr;          // thread pointer: glibc TCB, == pthread_t
-  StackRegion region;          // empty for the adopted main thread
+  // TSC ticks of short runs (runtime/cpu_clock.cpp; written at every
+  // switch, so it sits with the fields every switch touches).
+  std::atomic<uint64_t> cpu_ticks{0};
   Parker parker;
   Worker* worker = nullptr;    // the worker whose queue it belongs to
   Carrier* carrier = nullptr;  // the OS thread running it (valid while running)
@@ -82,6 +84,7 @@ class Fiber {
   bool is_main = false;
   char* unwind_limit = nullptr;  // set when glibc's forced unwind of this fiber lands in the runtime
   bool exit_called = false;      // pthread_exit ran (else an unwind is a cancellation)
+  StackRegion region;            // empty for the adopted main thread
   size_t stack_size = 0;         // as requested (for pthread_getattr_np)
   size_t guard_size = 0;         // as requested (pthread_getattr_np reports it, as glibc does)
   // Scheduling policy and priority as the program set or inherited them
@@ -89,10 +92,9 @@ class Fiber {
   int sched_policy = 0;
   int sched_priority = 0;
 
-  // CPU time (runtime/cpu_clock.cpp): run time measured in TSC ticks for
-  // short runs and in ns for runs checked against the carrier's own CPU
-  // clock. Written only by the carrier running the fiber; read anywhere.
-  std::atomic<uint64_t> cpu_ticks{0};
+  // CPU time (runtime/cpu_clock.cpp): with cpu_ticks above, the time of
+  // runs checked against the carrier's own CPU clock, in ns. Written only by
+  // the carrier running the fiber; read anywhere.
   std::atomic<uint64_t> cpu_ns{0};
   std::atomic<uint64_t> cpu_seen{0};  // the largest value reported (readings never go back)
   char name[16] = {};

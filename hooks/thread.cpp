@@ -1,5 +1,7 @@
 // Thread hooks: pthread_create/join/tryjoin/timedjoin/clockjoin/detach/exit,
-// pthread_getattr_np, thread names, key destructors, sched_yield.
+// pthread_getattr_np, scheduling parameters (recorded per fiber, checked as
+// the kernel checks them, never applied to a carrier), thread names, key
+// destructors, sched_yield.
 //
 // pthread_cancel: a fiber's request is runtime/cancel.cpp's; the cancellation
 // points that park act on it (the hooks of each family), and the joins here.
@@ -13,6 +15,8 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,7 +27,9 @@
 #include "runtime/spinlock.h"
 #include "runtime/sync.h"
 #include "runtime/tls.h"
+#include "shim/config.h"
 #include "shim/log.h"
+#include "shim/raw_syscall.h"
 
 using namespace unblock;
 
@@ -115,10 +121,67 @@ void thread_exit_duties() {
 
 __attribute__((constructor)) void register_exit_duties() { sched::set_exit_duties(thread_exit_duties); }
 
+namespace {
+
+// What the kernel's sched_setscheduler()/sched_setparam() would answer for
+// giving thread f (policy, priority): EINVAL for a policy or priority the
+// kernel rejects, EPERM for a change an unprivileged caller may not make
+// (kernel/sched/syscalls.c, user_check_sched_setscheduler: without
+// CAP_SYS_NICE a real-time policy needs RLIMIT_RTPRIO, a priority may not
+// rise above it, SCHED_IDLE is left only within RLIMIT_NICE, and
+// SCHED_RESET_ON_FORK may not be dropped). cur_policy/cur_priority: f's
+// present values (a new thread: its creator's).
+int check_sched(int cur_policy, int cur_priority, int policy, int priority, int nice) {
+  int base = policy & ~SCHED_RESET_ON_FORK;
+  bool rt = base == SCHED_FIFO || base == SCHED_RR;
+  if (!rt && base != SCHED_OTHER && base != SCHED_BATCH && base != SCHED_IDLE) return EINVAL;
+  if (rt ? (priority < 1 || priority > 99) : priority != 0) return EINVAL;
+  if (sched::has_capability(CAP_SYS_NICE)) return 0;
+  int cur_base = cur_policy & ~SCHED_RESET_ON_FORK;
+  if (rt) {
+    rlimit rl{};
+    getrlimit(RLIMIT_RTPRIO, &rl);
+    if (base != cur_base && rl.rlim_cur == 0) return EPERM;
+    if (priority > cur_priority && static_cast<rlim_t>(priority) > rl.rlim_cur) return EPERM;
+  }
+  if (cur_base == SCHED_IDLE && base != SCHED_IDLE) {
+    // can_nice(p, nice): 20 - nice must be within RLIMIT_NICE (the carrier's nice).
+    rlimit rl{};
+    getrlimit(RLIMIT_NICE, &rl);
+    if (static_cast<rlim_t>(20 - nice) > rl.rlim_cur) return EPERM;
+  }
+  if ((cur_policy & SCHED_RESET_ON_FORK) && !(policy & SCHED_RESET_ON_FORK)) return EPERM;
+  return 0;
+}
+
+// The calling thread's policy and priority (what a new thread inherits).
+void current_sched(int* policy, int* priority) {
+  if (Fiber* f = hooks::fiber_for_call()) {
+    *policy = f->sched_policy;
+    *priority = f->sched_priority;
+    return;
+  }
+  sched_param p{};
+  *policy = sched_getscheduler(0);
+  *priority = sched_getparam(0, &p) == 0 ? p.sched_priority : 0;
+}
+
+}  // namespace
+
 UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
   size_t stack_size = 0;
   int detach = PTHREAD_CREATE_JOINABLE;
-  if (attr) {
+  sched::SpawnAttrs sa;
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (!attr) {
+    // glibc's defaults (pthread_setattr_default_np may have changed them).
+    pthread_attr_t defaults;
+    sa.guard_size = page;
+    if (pthread_getattr_default_np(&defaults) == 0) {
+      pthread_attr_getguardsize(&defaults, &sa.guard_size);
+      pthread_attr_destroy(&defaults);
+    }
+  } else {
     // pthread_attr_getstack() computes an address even when none was set;
     // the deprecated getstackaddr() reports the stored one (null if unset).
     void* addr = nullptr;
@@ -133,9 +196,150 @@ UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, v
     }
     stack_size = requested_stack_size(attr);
     pthread_attr_getdetachstate(attr, &detach);
+    pthread_attr_getguardsize(attr, &sa.guard_size);
+    int inherit = PTHREAD_INHERIT_SCHED;
+    pthread_attr_getinheritsched(attr, &inherit);
+    if (inherit == PTHREAD_EXPLICIT_SCHED) {
+      sched_param p{};
+      pthread_attr_getschedpolicy(attr, &sa.policy);
+      pthread_attr_getschedparam(attr, &p);
+      sa.priority = p.sched_priority;
+      sa.explicit_sched = true;
+    }
   }
   if (!sched::ensure_started()) return real::pthread_create(thread, attr, start, arg);
-  return sched::spawn(start, arg, stack_size, detach == PTHREAD_CREATE_DETACHED, thread);
+  // glibc (allocate_stack) adds the guard, rounded up to pages, to the
+  // stack size; a sum that overflows is EINVAL (one too large to map: EAGAIN).
+  size_t size = stack_size ? stack_size : config::get().stack_size;
+  size_t guard = (sa.guard_size + page - 1) & ~(page - 1);
+  if (guard < sa.guard_size || size + guard < guard) return EINVAL;
+  if (sa.explicit_sched) {
+    // The kernel checks the new thread's policy against its creator's.
+    int cur_policy, cur_priority;
+    current_sched(&cur_policy, &cur_priority);
+    Fiber* self = hooks::fiber_for_call();
+    int nice = self ? self->nice : 20 - static_cast<int>(raw_syscall(SYS_getpriority, PRIO_PROCESS, 0));
+    if (int r = check_sched(cur_policy, cur_priority, sa.policy, sa.priority, nice)) return r;
+  }
+  sa.stack_size = stack_size;
+  sa.detached = detach == PTHREAD_CREATE_DETACHED;
+  return sched::spawn(start, arg, sa, thread);
+}
+
+// The thread limit (sched::spawn) caches RLIMIT_NPROC: a change the
+// program makes to its own limits refreshes it.
+namespace {
+int after_limit_change(int r, pid_t pid, int resource) {
+  if (r == 0 && resource == RLIMIT_NPROC && (pid == 0 || pid == getpid())) sched::refresh_nproc_limit();
+  return r;
+}
+}  // namespace
+
+UNBLOCK_HOOK int setrlimit(__rlimit_resource_t resource, const struct rlimit* limit) {
+  return after_limit_change(real::setrlimit(resource, limit), 0, resource);
+}
+
+UNBLOCK_HOOK int setrlimit64(__rlimit_resource_t resource, const struct rlimit64* limit) {
+  return after_limit_change(real::setrlimit64(resource, limit), 0, resource);
+}
+
+UNBLOCK_HOOK int prlimit(pid_t pid, enum __rlimit_resource resource, const struct rlimit* limit, struct rlimit* old) {
+  return after_limit_change(real::prlimit(pid, resource, limit, old), limit ? pid : -1, resource);
+}
+
+UNBLOCK_HOOK int prlimit64(pid_t pid, enum __rlimit_resource resource, const struct rlimit64* limit,
+                           struct rlimit64* old) {
+  return after_limit_change(real::prlimit64(pid, resource, limit, old), limit ? pid : -1, resource);
+}
+
+UNBLOCK_HOOK int pthread_setschedparam(pthread_t thread, int policy, const struct sched_param* param) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_setschedparam(thread, policy, param);
+  if (int r = check_sched(f->sched_policy, f->sched_priority, policy, param->sched_priority, f->nice)) return r;
+  f->sched_policy = policy;
+  f->sched_priority = param->sched_priority;
+  return 0;
+}
+
+UNBLOCK_HOOK int pthread_getschedparam(pthread_t thread, int* policy, struct sched_param* param) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_getschedparam(thread, policy, param);
+  *policy = f->sched_policy;
+  memset(param, 0, sizeof *param);
+  param->sched_priority = f->sched_priority;
+  return 0;
+}
+
+namespace {
+
+// The sched_* calls name a thread by id, 0 for the caller: a fiber's own
+// id (what gettid() gives it, hooks/thread_ids.cpp) or another live fiber's
+// means that thread, never the carrier they share. fn(f) runs on it (under
+// the registry lock for another fiber's: it must not block). False: the id
+// is no fiber's (the kernel's call serves it).
+template <typename Fn>
+bool on_sched_thread(pid_t pid, Fn&& fn) {
+  Fiber* self = hooks::fiber_for_call();
+  if (self && (pid == 0 || pid == self->tid)) {
+    fn(self);
+    return true;
+  }
+  if (pid <= 0 || !sched::active()) return false;
+  return sched::with_fiber_by_tid(pid, [](Fiber* f, void* a) { (*static_cast<Fn*>(a))(f); }, &fn);
+}
+
+}  // namespace
+
+UNBLOCK_HOOK int sched_setscheduler(pid_t pid, int policy, const struct sched_param* param) {
+  int r = 0;
+  if (!on_sched_thread(pid, [&](Fiber* f) {
+        if (!param) {
+          r = EINVAL;
+        } else if (!(r = check_sched(f->sched_policy, f->sched_priority, policy, param->sched_priority, f->nice))) {
+          f->sched_policy = policy;
+          f->sched_priority = param->sched_priority;
+        }
+      })) {
+    return real::sched_setscheduler(pid, policy, param);
+  }
+  return r ? hooks::fail(r) : 0;
+}
+
+UNBLOCK_HOOK int sched_getscheduler(pid_t pid) {
+  int policy = 0;
+  if (!on_sched_thread(pid, [&](Fiber* f) { policy = f->sched_policy; })) return real::sched_getscheduler(pid);
+  return policy;
+}
+
+UNBLOCK_HOOK int sched_setparam(pid_t pid, const struct sched_param* param) {
+  int r = 0;
+  if (!on_sched_thread(pid, [&](Fiber* f) {
+        if (!param) {
+          r = EINVAL;
+        } else if (!(r = check_sched(f->sched_policy, f->sched_priority, f->sched_policy, param->sched_priority, f->nice))) {
+          f->sched_priority = param->sched_priority;
+        }
+      })) {
+    return real::sched_setparam(pid, param);
+  }
+  return r ? hooks::fail(r) : 0;
+}
+
+UNBLOCK_HOOK int sched_getparam(pid_t pid, struct sched_param* param) {
+  int prio = 0;
+  if (!on_sched_thread(pid, [&](Fiber* f) { prio = f->sched_priority; })) return real::sched_getparam(pid, param);
+  if (!param) return hooks::fail(EINVAL);
+  memset(param, 0, sizeof *param);
+  param->sched_priority = prio;
+  return 0;
+}
+
+UNBLOCK_HOOK int pthread_setschedprio(pthread_t thread, int prio) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_setschedprio(thread, prio);
+  if (int r = check_sched(f->sched_policy, f->sched_priority, f->sched_policy, prio, f->nice)) return r;
+  f->sched_priority = prio;
+  return 0;
 }
 
 namespace {
@@ -219,15 +423,44 @@ UNBLOCK_HOOK int pthread_cancel(pthread_t thread) {
 
 UNBLOCK_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
   Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
-  if (!f || f->is_main) return real::pthread_getattr_np(thread, attr);
+  if (!f) return real::pthread_getattr_np(thread, attr);
+  if (f->is_main) {
+    // glibc's describes main's stack; its scheduling parameters are ours.
+    int r = real::pthread_getattr_np(thread, attr);
+    if (r == 0) {
+      sched_param sp{};
+      sp.sched_priority = f->sched_priority;
+      pthread_attr_setschedpolicy(attr, f->sched_policy & ~SCHED_RESET_ON_FORK);
+      pthread_attr_setschedparam(attr, &sp);
+    }
+    return r;
+  }
   int r = pthread_attr_init(attr);
   if (r) return r;
   char* low = f->region.stack_low();
   size_t size = static_cast<size_t>(reinterpret_cast<char*>(f) - low);
   pthread_attr_setstack(attr, low, size);
-  pthread_attr_setguardsize(attr, f->region.guard);
+  pthread_attr_setguardsize(attr, f->guard_size);
+  pthread_attr_setschedpolicy(attr, f->sched_policy & ~SCHED_RESET_ON_FORK);
+  sched_param sp{};
+  sp.sched_priority = f->sched_priority;
+  pthread_attr_setschedparam(attr, &sp);
   pthread_attr_setdetachstate(attr, f->join_state.load() == kDetached ? PTHREAD_CREATE_DETACHED
                                                                          : PTHREAD_CREATE_JOINABLE);
+  return 0;
+}
+
+// A fiber's CPU clock is named by its TCB's tid, as glibc names a thread's
+// (the clock hooks in hooks/time.cpp read it); a thread that has ended has
+// no clock (glibc: its tid is cleared, ESRCH).
+UNBLOCK_HOOK int pthread_getcpuclockid(pthread_t thread, clockid_t* clock) {
+  Fiber* f = sched::active() ? Fiber::from_thread(thread) : nullptr;
+  if (!f) return real::pthread_getcpuclockid(thread, clock);
+  int js = f->join_state.load(std::memory_order_acquire);
+  if (js == kExited || js == kJoined || f->run_state.load(std::memory_order_acquire) == static_cast<int>(RunState::kDone)) {
+    return ESRCH;
+  }
+  *clock = static_cast<clockid_t>((~static_cast<unsigned>(f->tid) << 3) | 4 | 2);
   return 0;
 }
 

@@ -115,7 +115,7 @@ void init_seed() {
     g_seed_source = "FIU_PRNG_SEED";
   } else {
     timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    real::clock_gettime(CLOCK_REALTIME, &ts);
     // A fresh seed per run; printed in the log so the run can be replayed.
     g_seed = (static_cast<uint64_t>(ts.tv_nsec) ^ (static_cast<uint64_t>(ts.tv_sec) << 20) ^
               (static_cast<uint64_t>(getpid()) << 40)) % 1000000007ull;
@@ -449,7 +449,7 @@ bool ensure_ready() {
     errno = saved_errno;
     return false;
   }
-  clock_gettime(CLOCK_MONOTONIC, &g_start);
+  real::clock_gettime(CLOCK_MONOTONIC, &g_start);
   init_seed();
   open_log();
   LOG_INFO("fault injection ready: seed %lu (from %s)", static_cast<unsigned long>(g_seed), g_seed_source);
@@ -624,7 +624,7 @@ void record(const Call& c, const char* what_fmt, ...) {
   bool debug = log::enabled(log::Level::kDebug);
   if (g_log_fd < 0 && !debug) return;
   timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
+  real::clock_gettime(CLOCK_MONOTONIC, &now);
   long sec = now.tv_sec - g_start.tv_sec;
   long nsec = now.tv_nsec - g_start.tv_nsec;
   if (nsec < 0) {

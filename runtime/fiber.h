@@ -48,7 +48,9 @@ class Fiber {
 
   ctx::Handle ctx = nullptr;   // saved context while not running
   void* tp = nullptr;          // thread pointer: glibc TCB, == pthread_t
-  StackRegion region;          // empty for the adopted main thread
+  // TSC ticks of short runs (runtime/cpu_clock.cpp; written at every
+  // switch, so it sits with the fields every switch touches).
+  std::atomic<uint64_t> cpu_ticks{0};
   Parker parker;
   Worker* worker = nullptr;    // the worker whose queue it belongs to
   Carrier* carrier = nullptr;  // the OS thread running it (valid while running)
@@ -83,6 +85,7 @@ class Fiber {
   bool is_main = false;
   char* unwind_limit = nullptr;  // set when glibc's forced unwind of this fiber lands in the runtime
   bool exit_called = false;      // pthread_exit ran (else an unwind is a cancellation)
+  StackRegion region;            // empty for the adopted main thread
   size_t stack_size = 0;         // as requested (for pthread_getattr_np)
   // Per-thread kernel attributes a fiber cannot hand to the kernel (its
   // carrier is shared): kept here, inherited by the threads it creates, as
@@ -91,6 +94,17 @@ class Fiber {
   int ioprio = -1;               // ioprio_set(IOPRIO_WHO_PROCESS, tid); -1: never set
   bool affinity_set = false;     // sched_setaffinity(tid): recorded, not enforced
   cpu_set_t affinity;
+  size_t guard_size = 0;         // as requested (pthread_getattr_np reports it, as glibc does)
+  // Scheduling policy and priority as the program set or inherited them
+  // (pthread_setschedparam & co. record them; carriers keep their own).
+  int sched_policy = 0;
+  int sched_priority = 0;
+
+  // CPU time (runtime/cpu_clock.cpp): with cpu_ticks above, the time of
+  // runs checked against the carrier's own CPU clock, in ns. Written only by
+  // the carrier running the fiber; read anywhere.
+  std::atomic<uint64_t> cpu_ns{0};
+  std::atomic<uint64_t> cpu_seen{0};  // the largest value reported (readings never go back)
   char name[16] = {};
 
   // Signals (runtime/signals.cpp): the thread's mask (the program's view; the

@@ -131,7 +131,7 @@ constexpr time_t kFarSeconds = 1000000000;
 Deadline relative_deadline(const timespec* ts) {
   if (ts->tv_sec > kFarSeconds) return Deadline::never();
   timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
+  real::clock_gettime(CLOCK_MONOTONIC, &now);
   timespec abs{now.tv_sec + ts->tv_sec, now.tv_nsec + ts->tv_nsec};
   if (abs.tv_nsec >= 1000000000) {
     abs.tv_nsec -= 1000000000;

@@ -1,4 +1,5 @@
 #include "runtime/parker.h"
+#include "shim/real.h"
 #include "shim/raw_syscall.h"
 
 #include <linux/futex.h>
@@ -24,7 +25,7 @@ constexpr int64_t kNsPerSec = 1000000000;
 
 timespec now(clockid_t clock) {
   timespec ts;
-  clock_gettime(clock, &ts);
+  real::clock_gettime(clock, &ts);
   return ts;
 }
 

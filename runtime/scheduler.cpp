@@ -5,8 +5,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <sys/resource.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -15,6 +19,7 @@
 #include <new>
 
 #include "runtime/cancel.h"
+#include "runtime/cpu_clock.h"
 #include "runtime/monitor.h"
 #include "runtime/signals.h"
 #include "runtime/tls.h"
@@ -58,6 +63,9 @@ Carrier* g_spares = nullptr;
 std::atomic<unsigned> g_next_worker{0};
 std::atomic<int> g_next_tid{0x01000000};
 std::atomic<long> g_live{0};  // fibers that have not ended
+long g_threads_max = 1L << 30;  // kernel.threads-max, read at start
+std::atomic<rlim_t> g_nproc_limit{RLIM_INFINITY};  // RLIMIT_NPROC's soft limit (thread_limit_reached)
+unsigned* g_nptl_nthreads = nullptr;  // glibc's thread count, for a forked child's exits (resolved at start)
 
 SpinLock g_registry_lock;
 Fiber* g_registry = nullptr;
@@ -69,6 +77,28 @@ uint64_t tag(Carrier* c) { return static_cast<uint64_t>(c->index + 1) << 1; }
 
 long futex(std::atomic<uint32_t>* word, int op, uint32_t val) {
   return raw_syscall(SYS_futex, reinterpret_cast<long>(word), op | FUTEX_PRIVATE_FLAG, val);
+}
+
+// The calling OS thread's scheduling policy and priority, as a thread it
+// creates inherits them.
+void read_os_sched(Fiber* f) {
+  sched_param p{};
+  long pol = errno_syscall(SYS_sched_getscheduler, 0);
+  f->sched_policy = pol < 0 ? SCHED_OTHER : static_cast<int>(pol);
+  f->sched_priority = errno_syscall(SYS_sched_getparam, 0, &p) == 0 ? p.sched_priority : 0;
+}
+
+// kernel.threads-max (a plain thread's clone() fails with EAGAIN there).
+long read_threads_max() {
+  char buf[32];
+  int fd = static_cast<int>(errno_syscall(SYS_openat, AT_FDCWD, "/proc/sys/kernel/threads-max", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return 1L << 30;
+  long n = errno_syscall(SYS_read, fd, buf, sizeof buf - 1);
+  errno_syscall(SYS_close, fd);
+  if (n <= 0) return 1L << 30;
+  buf[n] = '\0';
+  long v = strtol(buf, nullptr, 10);
+  return v > 0 ? v : 1L << 30;
 }
 
 // ---- fibers registry ------------------------------------------------------
@@ -378,6 +408,7 @@ void switch_out(Fiber* f, SwitchAction a) {
       n->run_state.store(static_cast<int>(RunState::kRunning), std::memory_order_relaxed);
       bump(w->switches);
       bump(w->direct_switches);
+      cpu::account_switch(c, f);  // f's run ends here
       tls::pass_malloc_cache(n->tp, f->tp);
       bump(w->fs_writes);
       tls::set_tp(n->tp);
@@ -409,6 +440,7 @@ void resume(Carrier* c, Worker* w, Fiber* f) {
   auto* back = static_cast<Fiber*>(t.data);
   back->ctx = t.from;
   c->current = nullptr;
+  cpu::account_switch(c, back);
   settle(w, back);
 }
 
@@ -467,9 +499,11 @@ void schedule_round(Carrier* c, Worker* w) {
     w->sleeping.store(false, std::memory_order_relaxed);
     return;
   }
+  cpu::before_sleep(c);
   monitor::worker_idle(true);
   w->engine.wait();
   monitor::worker_idle(false);
+  cpu::after_sleep(c);
   w->sleeping.store(false, std::memory_order_relaxed);
   w->progress.fetch_add(1, std::memory_order_relaxed);
 }
@@ -479,7 +513,9 @@ void schedule_round(Carrier* c, Worker* w) {
   for (;;) {
     Worker* w = c->worker;
     if (!w) {
+      cpu::before_sleep(c);
       w = wait_for_worker(c);
+      cpu::after_sleep(c);
       c->worker = w;
     }
     schedule_round(c, w);
@@ -492,6 +528,7 @@ void carrier0_entry(ctx::Transfer t) {
   tl_carrier = c;
   auto* f = static_cast<Fiber*>(t.data);
   f->ctx = t.from;
+  cpu::account_switch(c, f);
   settle(c->worker, f);
   carrier_loop(c);
 }
@@ -502,6 +539,7 @@ void* carrier_thread(void* arg) {
   c->own_tp = tls::current_tp();
   c->rep_tp = c->own_tp;
   stacks::setup_altstack();
+  cpu::start_carrier(c);
   carrier_loop(c);
 }
 
@@ -720,10 +758,45 @@ void yield(Fiber* f) {
   leave(f);
 }
 
-int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pthread_t* out) {
-  if (stack_size == 0) stack_size = config::get().stack_size;
+void refresh_nproc_limit() {
+  rlimit rl{RLIM_INFINITY, RLIM_INFINITY};
+  getrlimit(RLIMIT_NPROC, &rl);
+  g_nproc_limit.store(rl.rlim_cur, std::memory_order_relaxed);
+}
+
+bool has_capability(int cap) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (errno_syscall(SYS_capget, &hdr, data) != 0) return false;
+  return (data[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+// The limits the kernel's clone() applies to a new thread, applied to
+// fibers (docs/DESIGN.md, section 7): RLIMIT_NPROC, counted over the
+// program's live threads (the kernel counts every task of the real user; the
+// user's other processes are not seen here), unless the caller's real uid is
+// 0 or it holds CAP_SYS_RESOURCE or CAP_SYS_ADMIN, as the kernel exempts
+// them; and kernel.threads-max, read at start, as a cap on live fibers.
+// RLIMIT_NPROC is cached (refresh_nproc_limit: at start and after the
+// program's setrlimit/prlimit) and read again before refusing, in case
+// another process raised it; a limit lowered by another process is seen at
+// the next refresh.
+static bool thread_limit_reached() {
+  long live = g_live.load(std::memory_order_relaxed);
+  if (live >= g_threads_max) return true;
+  if (static_cast<rlim_t>(live) < g_nproc_limit.load(std::memory_order_relaxed)) return false;
+  refresh_nproc_limit();
+  if (static_cast<rlim_t>(live) < g_nproc_limit.load(std::memory_order_relaxed)) return false;
+  if (getuid() == 0) return false;
+  return !has_capability(CAP_SYS_RESOURCE) && !has_capability(CAP_SYS_ADMIN);
+}
+
+int spawn(void* (*start)(void*), void* arg, const SpawnAttrs& attrs, pthread_t* out) {
+  size_t stack_size = attrs.stack_size ? attrs.stack_size : config::get().stack_size;
+  bool detached = attrs.detached;
+  if (thread_limit_reached()) return EAGAIN;
   StackRegion region;
-  if (!stacks::allocate(stack_size, &region)) return EAGAIN;
+  if (!stacks::allocate(stack_size, &region, attrs.guard_size)) return EAGAIN;
   int tid = g_next_tid.fetch_add(1, std::memory_order_relaxed);
   if (tid >= 0x3fff0000) {  // stay inside FUTEX_TID_MASK, above any kernel tid
     g_next_tid.store(0x01000000, std::memory_order_relaxed);
@@ -744,6 +817,7 @@ int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pt
   f->start = start;
   f->arg = arg;
   f->stack_size = stack_size;
+  f->guard_size = attrs.guard_size;
   f->runtime_depth = 1;  // it starts inside the runtime and leaves in fiber_entry
   f->join_state.store(detached ? kDetached : kJoinable, std::memory_order_relaxed);
   Fiber* creator = tl_fiber;
@@ -757,6 +831,15 @@ int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pt
     errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &f->sigmask, 8);
     long prio = raw_syscall(SYS_getpriority, PRIO_PROCESS, 0);  // the creating OS thread's, as clone copies it
     if (prio >= 0) f->nice = 20 - static_cast<int>(prio);
+  }
+  if (attrs.explicit_sched) {
+    f->sched_policy = attrs.policy;
+    f->sched_priority = attrs.priority;
+  } else if (creator) {  // inherited, as the kernel does for a new task
+    f->sched_policy = creator->sched_policy;
+    f->sched_priority = creator->sched_priority;
+  } else {
+    read_os_sched(f);
   }
   char* top = reinterpret_cast<char*>(at);
   f->ctx = ctx::make(top, top - region.stack_low(), fiber_entry);
@@ -774,6 +857,21 @@ int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pt
 
 void set_exit_duties(void (*fn)()) { g_exit_duties = fn; }
 
+namespace {
+
+// A fiber that ends in a forked child (the runtime is gone there; the fiber
+// is the child's OS thread) ends as glibc's start_thread ends a thread: the
+// last thread of the process calls exit(0) (atexit handlers, stdio flushed),
+// any other ends its OS thread. glibc counts threads in __nptl_nthreads,
+// which its pthread_create in the child keeps up to date.
+[[noreturn]] void exit_forked_thread() {
+  unsigned* nthreads = g_nptl_nthreads;
+  if (!nthreads || __atomic_sub_fetch(nthreads, 1, __ATOMIC_ACQ_REL) == 0) real::exit(0);
+  for (;;) errno_syscall(SYS_exit, 0);
+}
+
+}  // namespace
+
 void exit_fiber(Fiber* f, void* result) {
   f->result = result;
   // As glibc's exiting thread: no cancellation acts from here on (the
@@ -782,6 +880,7 @@ void exit_fiber(Fiber* f, void* result) {
   // glibc's order in start_thread: C++ thread_local destructors, then keys.
   tls::run_exit_destructors();
   if (g_exit_duties) g_exit_duties();
+  if (!active()) exit_forked_thread();
   enter(f);
   switch_out(f, SwitchAction::kExit);
   __builtin_unreachable();
@@ -791,7 +890,9 @@ int join(Fiber* target, void** result, const Deadline& d, bool try_only) {
   Fiber* self = tl_fiber;
   if (target == self) return EDEADLK;
   int js = target->join_state.load(std::memory_order_acquire);
-  if (js == kDetached || js == kJoined) return EINVAL;
+  // A joined thread is gone: glibc finds its descriptor without a tid (ESRCH).
+  if (js == kJoined) return try_only ? EBUSY : ESRCH;  // glibc's tryjoin looks at the tid word first
+  if (js == kDetached) return EINVAL;
   Parker* me = Parker::current();
   if (!try_only) {
     Parker* expected = nullptr;
@@ -833,7 +934,8 @@ int join(Fiber* target, void** result, const Deadline& d, bool try_only) {
 int detach(Fiber* target) {
   int js = target->join_state.load(std::memory_order_acquire);
   for (;;) {
-    if (js == kDetached || js == kJoined) return EINVAL;
+    if (js == kJoined) return ESRCH;
+    if (js == kDetached) return EINVAL;
     if (js == kExited) {
       // Already ended: detaching frees it, as glibc does.
       if (target->join_state.compare_exchange_strong(js, kJoined, std::memory_order_acq_rel)) {
@@ -926,6 +1028,17 @@ bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg) {
   return false;
 }
 
+bool cpu_ns_of_tid(int tid, uint64_t* ns) {
+  SpinGuard g(g_registry_lock);
+  for (Fiber* f = g_registry; f; f = f->all_next) {
+    if (f->tid == tid) {
+      *ns = cpu::fiber_ns(f);
+      return true;
+    }
+  }
+  return false;
+}
+
 bool ensure_started() {
   int s = g_state.load(std::memory_order_acquire);
   if (s == kActive) return true;
@@ -945,6 +1058,10 @@ bool ensure_started() {
   if (cfg.disabled) return give_up("UNBLOCK_DISABLE", "set");
   if (!tls::init()) return give_up("per-fiber TLS", tls::failure());
   g_fiber_slot_offset = reinterpret_cast<char*>(&tl_fiber) - static_cast<char*>(tls::current_tp());
+  g_threads_max = read_threads_max();
+  refresh_nproc_limit();
+  cpu::init();
+  g_nptl_nthreads = static_cast<unsigned*>(dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE"));
   g_state.store(kStarting, std::memory_order_relaxed);
 
   g_worker_count = cfg.workers;
@@ -998,6 +1115,11 @@ bool ensure_started() {
     main_fiber->runtime_depth = 1;
     main_fiber->join_state.store(kJoinable, std::memory_order_relaxed);
     errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &main_fiber->sigmask, 8);
+    read_os_sched(main_fiber);
+    // main's CPU time so far is the initial thread's; from here carrier 0's
+    // accounting takes over.
+    cpu::start_carrier(c);
+    main_fiber->cpu_ns.store(c->cpu_sync_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
     tl_fiber = main_fiber;
     // An unwind of main (cancellation, pthread_exit) must end main's fiber,
     // not carrier 0's OS thread.

@@ -104,6 +104,11 @@ class Carrier {
   // True while a fiber runs the scheduler's bookkeeping on its own TCB (a
   // direct switch): wakes it causes are the scheduler's, not a fiber's.
   bool scheduling = false;
+  // CPU accounting (runtime/cpu_clock.h); written only by this OS thread.
+  std::atomic<uint64_t> cpu_mark{0};         // TSC at the last switch or wake-up
+  std::atomic<uint64_t> cpu_sync_ns{0};      // this thread's CPU clock at the last check
+  std::atomic<uint64_t> cpu_since_ticks{0};  // ticks given to fibers since that check
+  uint64_t cpu_sync_tick = 0;                // TSC of that check
 };
 
 namespace sched {
@@ -119,8 +124,30 @@ bool unavailable();
 // Plain thread only (the caller is not yet a fiber).
 bool ensure_started();
 
-// Creates a fiber running start(arg). Any thread. Returns 0 or an errno value.
-int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pthread_t* out);
+// What pthread_create's attributes ask for (hooks/thread.cpp reads them).
+struct SpawnAttrs {
+  size_t stack_size = 0;   // 0: UNBLOCK_STACK_SIZE / glibc's default
+  size_t guard_size = 0;   // as the program asked (pthread_attr_getguardsize)
+  bool detached = false;
+  bool explicit_sched = false;  // PTHREAD_EXPLICIT_SCHED: policy/priority below; else inherited
+  int policy = 0;
+  int priority = 0;
+};
+
+// Creates a fiber running start(arg). Any thread. Returns 0 or an errno
+// value: EAGAIN when the stack or TCB cannot be allocated or the thread
+// limits are reached (thread_limit_reached).
+int spawn(void* (*start)(void*), void* arg, const SpawnAttrs& attrs, pthread_t* out);
+
+// Re-reads RLIMIT_NPROC (after the program changed its limits). Any thread.
+void refresh_nproc_limit();
+
+// True if the calling OS thread has capability `cap` in its effective set.
+bool has_capability(int cap);
+
+// The CPU time (ns) of the live fiber whose thread id (its TCB's tid) is
+// tid; false if there is none. Any thread; walks the registry under its lock.
+bool cpu_ns_of_tid(int tid, uint64_t* ns);
 
 // Parks the calling fiber (Parker::park for fibers). May suspend.
 ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible, bool cancellable);

@@ -41,9 +41,14 @@ std::atomic<int> g_guard_mode{0};  // 0 unknown, 1 madvise guard, 2 mprotect
 
 size_t round_page(size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
 
+// Above this a guard is made with mprotect even where MADV_GUARD_INSTALL
+// exists: guard markers live in page tables (a 1 GiB guard would cost 2 MiB
+// of them), an mprotect'ed range costs one VMA whatever its size.
+constexpr size_t kMaxMarkerGuard = 2 * 1024 * 1024;
+
 bool install_guard(char* base, size_t len) {
   int mode = g_guard_mode.load(std::memory_order_relaxed);
-  if (mode != 2) {
+  if (mode != 2 && len <= kMaxMarkerGuard) {
     if (madvise(base, len, MADV_GUARD_INSTALL) == 0) {
       g_guard_mode.store(1, std::memory_order_relaxed);
       return true;
@@ -55,8 +60,9 @@ bool install_guard(char* base, size_t len) {
 
 }  // namespace
 
-bool allocate(size_t stack_size, StackRegion* out) {
+bool allocate(size_t stack_size, StackRegion* out, size_t requested_guard) {
   size_t guard = round_page(config::get().guard_size);
+  if (requested_guard > guard) guard = round_page(requested_guard);
   size_t size = guard + round_page(stack_size + tls::reserve());
   {
     SpinGuard g(g_pool_lock);

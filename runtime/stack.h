@@ -28,8 +28,10 @@ struct StackRegion {
 namespace stacks {
 
 // stack_size: the usable stack the program asked for; the region adds the
-// guard and room for the TCB. Any thread. May allocate / mmap.
-bool allocate(size_t stack_size, StackRegion* out);
+// guard and room for the TCB. guard: the guard the program asked for
+// (pthread_attr_setguardsize); the region's guard is the larger of it, rounded
+// up to pages, and UNBLOCK_GUARD_SIZE. Any thread. May allocate / mmap.
+bool allocate(size_t stack_size, StackRegion* out, size_t guard = 0);
 void release(const StackRegion& r);
 
 // Installs the overflow reporter (process-wide SIGSEGV/SIGBUS handler, kept

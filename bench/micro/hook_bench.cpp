@@ -41,6 +41,7 @@ using FcntlFn = int (*)(int, int, ...);
 using SigprocmaskFn = int (*)(int, const sigset_t*, sigset_t*);
 using LongjmpFn = void (*)(struct __jmp_buf_tag*, int);
 using SyscallFn = long (*)(long, ...);
+using ClockGettimeFn = int (*)(clockid_t, timespec*);
 
 ReadFn libc_read;
 WriteFn libc_write;
@@ -48,6 +49,7 @@ FcntlFn libc_fcntl;
 SigprocmaskFn libc_sigprocmask;
 LongjmpFn libc__longjmp;
 SyscallFn libc_syscall;
+ClockGettimeFn libc_clock_gettime;
 int g_fd = -1;  // /dev/null
 char g_buf[1];
 
@@ -60,6 +62,7 @@ SigprocmaskFn volatile hooked_sigprocmask = sigprocmask;
 LongjmpFn volatile hooked__longjmp = _longjmp;
 SyscallFn volatile hooked_syscall = syscall;
 uint32_t g_futex_word;
+ClockGettimeFn volatile hooked_clock_gettime = clock_gettime;
 
 double now_ns() {
   timespec t;
@@ -153,6 +156,13 @@ void BM_syscall_futex_wake(benchmark::State& st) {
   paired(st, [] { benchmark::DoNotOptimize(hooked_syscall(SYS_futex, &g_futex_word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0)); },
          [&] { benchmark::DoNotOptimize(f(SYS_futex, &g_futex_word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0)); });
 }
+// clock_gettime(CLOCK_MONOTONIC): the vDSO, behind the thread-CPU-clock check.
+void BM_clock_gettime_monotonic(benchmark::State& st) {
+  ClockGettimeFn volatile f = libc_clock_gettime;
+  timespec ts;
+  paired(st, [&] { benchmark::DoNotOptimize(hooked_clock_gettime(CLOCK_MONOTONIC, &ts)); },
+         [&] { benchmark::DoNotOptimize(f(CLOCK_MONOTONIC, &ts)); });
+}
 // An unhooked system call of the same class, for scale.
 void BM_getppid_unhooked(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(getppid());
@@ -182,6 +192,7 @@ BENCHMARK(BM_sigprocmask_query);
 BENCHMARK(BM__longjmp);
 BENCHMARK(BM_syscall_getppid);
 BENCHMARK(BM_syscall_futex_wake);
+BENCHMARK(BM_clock_gettime_monotonic);
 BENCHMARK(BM_getppid_unhooked);
 
 int main(int argc, char** argv) {
@@ -196,6 +207,7 @@ int main(int argc, char** argv) {
   libc_sigprocmask = from_libc<SigprocmaskFn>(libc, "sigprocmask");
   libc__longjmp = from_libc<LongjmpFn>(libc, "_longjmp");
   libc_syscall = from_libc<SyscallFn>(libc, "syscall");
+  libc_clock_gettime = from_libc<ClockGettimeFn>(libc, "clock_gettime");
   g_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (g_fd < 0) {
     perror("hook_bench: /dev/null");

@@ -18,6 +18,8 @@
 //                   own thread_local block, see TlsImage)
 //   tcb_wrfsbase    every fiber owns a glibc TCB; FS is set to the target's
 //                   TCB with wrfsbase immediately before each of the two jumps
+//   tcb_wrfsbase_cpu  tcb_wrfsbase plus the runtime's CPU accounting (one
+//                   rdtsc and three counter updates per switch)
 //   tcb_arch_prctl  the same with arch_prctl(ARCH_SET_FS) (two syscalls)
 //
 // After each timed loop a short verification run (fresh fibers, 1000
@@ -162,6 +164,7 @@ struct Fiber {
   char* pd = nullptr;  // own TCB (tcb_* designs)
   int id = 0;
   int saved_errno = 0;
+  std::atomic<uint64_t> cpu_ticks{0};
   long resumes = 0, errno_bad = 0, tls_bad = 0, self_bad = 0;
   pthread_t self0{};
   alignas(64) char image[kMaxImage];  // save area of the copy design
@@ -200,6 +203,27 @@ struct TcbWrfsbase {
   static void on_resume(Fiber* f) { _writefsbase_u64(reinterpret_cast<uint64_t>(f->pd)); }
   static void on_yield(Fiber*) { _writefsbase_u64(g_sched_tp); }
 };
+// tcb_wrfsbase plus the runtime's per-switch CPU accounting
+// (runtime/cpu_clock.cpp, account_switch): one rdtsc when the fiber is back
+// on the scheduler, its run added to the fiber's and the carrier's counters.
+struct CpuMark {
+  std::atomic<uint64_t> mark{0}, since{0};
+};
+CpuMark g_cpu_mark;
+struct TcbWrfsbaseCpu {
+  static constexpr bool kTcb = true;
+  static void on_resume(Fiber* f) { _writefsbase_u64(reinterpret_cast<uint64_t>(f->pd)); }
+  static void on_yield(Fiber*) { _writefsbase_u64(g_sched_tp); }
+  static void on_return(Fiber* f) {
+    uint64_t now = __rdtsc();
+    uint64_t run = now - g_cpu_mark.mark.load(std::memory_order_relaxed);
+    if (__builtin_expect(run < 100000, 1)) {
+      f->cpu_ticks.store(f->cpu_ticks.load(std::memory_order_relaxed) + run, std::memory_order_relaxed);
+      g_cpu_mark.since.store(g_cpu_mark.since.load(std::memory_order_relaxed) + run, std::memory_order_relaxed);
+    }
+    g_cpu_mark.mark.store(now, std::memory_order_relaxed);
+  }
+};
 struct TcbArchPrctl {
   static constexpr bool kTcb = true;
   static void on_resume(Fiber* f) { set_fs_syscall(reinterpret_cast<uint64_t>(f->pd)); }
@@ -235,6 +259,7 @@ __attribute__((noinline)) void resume(Fiber* f) {
   P::on_resume(f);  // nothing touches TLS between this and the jump
   ctx::transfer_t t = ctx::jump_fcontext(f->ctx, f);
   f->ctx = t.fctx;
+  if constexpr (requires { P::on_return(f); }) P::on_return(f);
 }
 
 template <class P, bool Verify>
@@ -390,6 +415,20 @@ void BM_syscall_getppid(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(syscall(SYS_getppid));
 }
 
+// What reading the thread's CPU clock on every switch would cost (it is a
+// system call; the vDSO has no thread CPU clocks).
+void BM_clock_thread_cputime(benchmark::State& st) {
+  timespec ts;
+  for (auto _ : st) {
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    benchmark::DoNotOptimize(ts);
+  }
+}
+
+void BM_rdtsc(benchmark::State& st) {
+  for (auto _ : st) benchmark::DoNotOptimize(__rdtsc());
+}
+
 void BM_rdfsbase_wrfsbase_pair(benchmark::State& st) {
   if (!g.fsgsbase) {
     st.SkipWithError("needs FSGSBASE (AT_HWCAP2 bit 1): skipped on this machine");
@@ -480,11 +519,15 @@ static auto* r3 = with_spread(
     benchmark::RegisterBenchmark("BM_switch_image", BM_switch<ImageCopy>)->Arg(64)->Arg(512)->Arg(2048)->Arg(4096));
 static auto* r4 =
     with_spread(benchmark::RegisterBenchmark("BM_switch_tcb_wrfsbase", BM_switch<TcbWrfsbase>)->Arg(0));
+static auto* r4b =
+    with_spread(benchmark::RegisterBenchmark("BM_switch_tcb_wrfsbase_cpu", BM_switch<TcbWrfsbaseCpu>)->Arg(0));
 static auto* r5 =
     with_spread(benchmark::RegisterBenchmark("BM_switch_tcb_arch_prctl", BM_switch<TcbArchPrctl>)->Arg(0));
 static auto* r6 = with_spread(benchmark::RegisterBenchmark("BM_os_futex_pingpong", BM_os_futex_pingpong));
 static auto* r7 = with_spread(benchmark::RegisterBenchmark("BM_os_pipe_pingpong", BM_os_pipe_pingpong));
 static auto* r8 = with_spread(benchmark::RegisterBenchmark("BM_syscall_getppid", BM_syscall_getppid));
+static auto* r8b = with_spread(benchmark::RegisterBenchmark("BM_clock_thread_cputime", BM_clock_thread_cputime));
+static auto* r8c = with_spread(benchmark::RegisterBenchmark("BM_rdtsc", BM_rdtsc));
 static auto* r9 = with_spread(benchmark::RegisterBenchmark("BM_rdfsbase_wrfsbase_pair", BM_rdfsbase_wrfsbase_pair));
 static auto* r10 =
     with_spread(benchmark::RegisterBenchmark("BM_wrfsbase_to_tcb_and_back", BM_wrfsbase_to_tcb_and_back));

@@ -76,8 +76,12 @@ Wake wait_any(Fiber* f, const int* fdv, const short* events, int n, const Deadli
     w->engine.submit_op(op, &waits[i], 0, nullptr);
     ++g.pending;
   }
+  // Park even when nothing was armed (select with empty sets, poll with no
+  // fd >= 0): the call is then a sleep until the deadline or a signal, as in
+  // the kernel. Returning at once made the caller's re-check loop spin on its
+  // worker without ever switching (the asyncio livelock, issue 16).
   Wake why = Wake::kReady;
-  while (g.fired == 0 && g.pending > 0) {
+  while (g.fired == 0) {
     ParkResult r = f->parker.park(d, WaitReason::kIo, true);
     if (r == ParkResult::kTimedOut) {
       why = Wake::kTimeout;
@@ -252,6 +256,12 @@ int select_common(Fiber* f, int nfds, fd_set* r, fd_set* w, fd_set* e, const Dea
     int result = real::select(nfds, r, w, e, &zero);
     if (result != 0) return result;
     if (why == Wake::kInterrupted) {
+      // Linux leaves the sets as the caller passed them when select ends
+      // with EINTR (only a result writes them); CPython retries with the
+      // same fd_set objects, and cleared sets made it wait on nothing.
+      if (r) *r = in_r;
+      if (w) *w = in_w;
+      if (e) *e = in_e;
       signals::run_pending(f);
       cancel::point();
       return hooks::fail(EINTR);

@@ -50,7 +50,8 @@ struct PollWait : Completion {
   uint16_t mask = 0;    // asked of io_uring
   uint16_t counts = 0;  // revents that end the wait
   bool multishot = false;
-  bool done = false;    // its last completion arrived
+  bool cancelled = false;  // the wait asked the kernel to drop it: never re-arm
+  bool done = false;       // its last completion arrived
 };
 
 struct Group {
@@ -78,7 +79,9 @@ void on_poll(Completion* c, int res, uint32_t flags) {
   bool last = !Engine::more_follow(flags);
   bool counted = res <= 0 || (static_cast<unsigned>(res) & w->counts) != 0;
   if (w->multishot && last && res == -EINVAL) g_multishot_refused.store(true, std::memory_order_relaxed);
-  if (!counted) {
+  // A cancelled wait must not re-arm: its cancel may already have passed
+  // (the one-shot completed first), and nothing would end the new poll.
+  if (!counted && !w->cancelled) {
     if (!last) return;  // the lasting state again: keep waiting
     if (!w->multishot && !g_multishot_refused.load(std::memory_order_relaxed)) {
       w->multishot = true;
@@ -142,7 +145,9 @@ Wake wait_any(Fiber* f, const int* fdv, const short* events, const short* counts
   // and wait for every last completion: the kernel may still write to these
   // PollWaits until then.
   for (int i = 0; i < n; ++i) {
-    if (!waits[i].done) f->carrier->worker->engine.cancel(&waits[i]);
+    if (waits[i].done) continue;
+    waits[i].cancelled = true;
+    f->carrier->worker->engine.cancel(&waits[i]);
   }
   while (g.pending > 0) f->parker.park(Deadline::never(), WaitReason::kIo, false);
   sched::leave(f);

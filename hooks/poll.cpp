@@ -14,6 +14,8 @@
 #include <sys/select.h>
 #include <sys/time.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -32,9 +34,26 @@ namespace {
 
 struct Group;
 
+// One descriptor's poll. `counts` is the set of revents the caller's
+// re-check reports for it (what the kernel's poll/select would count).
+// io_uring also completes a poll for EPOLLERR, EPOLLHUP and EPOLLRDHUP
+// whatever was asked, and those states last: a one-shot poll re-armed on
+// such a descriptor (select's except set on a hung-up pipe, POLLOUT on a
+// full socket whose peer shut down writing) would complete at once on every
+// turn of the caller's loop - a busy loop, forever without a timeout. So a
+// completion with nothing in `counts` re-arms the poll as multishot from the
+// completion handler, and the multishot's completions that still count
+// nothing are ignored: after its first it completes only when the file's
+// state changes, as the kernel's own wait does.
 struct PollWait : Completion {
   Group* group = nullptr;
-  bool done = false;
+  Engine* engine = nullptr;
+  int fd = -1;
+  uint16_t mask = 0;    // asked of io_uring
+  uint16_t counts = 0;  // revents that end the wait
+  bool multishot = false;
+  bool cancelled = false;  // the wait asked the kernel to drop it: never re-arm
+  bool done = false;       // its last completion arrived
 };
 
 struct Group {
@@ -43,20 +62,50 @@ struct Group {
   int fired = 0;
 };
 
-void on_poll(Completion* c, int, uint32_t) {
+// Multishot polls need Linux 5.13; an older kernel rejects them with EINVAL
+// and the re-check loop takes over (it then spins on such descriptors).
+std::atomic<bool> g_multishot_refused{false};
+
+void submit_poll(PollWait* w) {
+  IoOp op{};
+  op.kind = IoOp::kPollAdd;
+  op.fd = w->fd;
+  op.len = w->mask;
+  if (w->multishot) op.flags = IoOp::kPollMultishot;
+  w->engine->submit_op(op, w, 0, nullptr);
+}
+
+// Scheduler context of the worker that submitted the poll.
+void on_poll(Completion* c, int res, uint32_t flags) {
   auto* w = static_cast<PollWait*>(c);
-  w->done = true;
-  w->group->pending--;
+  bool last = !Engine::more_follow(flags);
+  bool counted = res <= 0 || (static_cast<unsigned>(res) & w->counts) != 0;
+  if (w->multishot && last && res == -EINVAL) g_multishot_refused.store(true, std::memory_order_relaxed);
+  // A cancelled wait must not re-arm: its cancel may already have passed
+  // (the one-shot completed first), and nothing would end the new poll.
+  if (!counted && !w->cancelled) {
+    if (!last) return;  // the lasting state again: keep waiting
+    if (!w->multishot && !g_multishot_refused.load(std::memory_order_relaxed)) {
+      w->multishot = true;
+      submit_poll(w);  // same Completion: the wait's cancel reaches it
+      return;
+    }
+  }
+  if (last) {
+    w->done = true;
+    w->group->pending--;
+  }
   w->group->fired++;
   w->group->fiber->parker.unpark();
 }
 
 enum class Wake { kReady, kTimeout, kInterrupted };
 
-// Parks until one of fds[i] (events[i]) may be ready, the deadline passes or
-// a handler is due. Runs on the fiber; completions run on its worker's
-// scheduler, so the counters need no atomics.
-Wake wait_any(Fiber* f, const int* fdv, const short* events, int n, const Deadline& d) {
+// Parks until one of fdv[i] may be ready for events[i] (ending the wait on
+// the revents in counts[i]; without counts, on events[i] and what poll always
+// reports), the deadline passes or a handler is due. Runs on the fiber;
+// completions run on its worker's scheduler, so the counters need no atomics.
+Wake wait_any(Fiber* f, const int* fdv, const short* events, const short* counts, int n, const Deadline& d) {
   cancel::point();  // poll, select, epoll_wait are cancellation points
   PollWait small[16];
   PollWait* waits = n <= 16 ? small : new (std::nothrow) PollWait[n];
@@ -71,15 +120,19 @@ Wake wait_any(Fiber* f, const int* fdv, const short* events, int n, const Deadli
       waits[i].done = true;
       continue;
     }
-    IoOp op{};
-    op.kind = IoOp::kPollAdd;
-    op.fd = fdv[i];
-    op.len = static_cast<uint16_t>(events[i]) | POLLERR | POLLHUP;
-    w->engine.submit_op(op, &waits[i], 0, nullptr);
+    waits[i].engine = &w->engine;
+    waits[i].fd = fdv[i];
+    waits[i].mask = static_cast<uint16_t>(events[i]) | POLLERR | POLLHUP;
+    waits[i].counts = static_cast<uint16_t>(counts ? counts[i] : events[i] | POLLERR | POLLHUP | POLLNVAL);
+    submit_poll(&waits[i]);
     ++g.pending;
   }
+  // Park even when nothing was armed (select with empty sets, poll with no
+  // fd >= 0): the call is then a sleep until the deadline or a signal, as in
+  // the kernel. Returning at once made the caller's re-check loop spin on its
+  // worker without ever switching (the asyncio livelock, issue 16).
   Wake why = Wake::kReady;
-  while (g.fired == 0 && g.pending > 0) {
+  while (g.fired == 0) {
     ParkResult r = f->parker.park(d, WaitReason::kIo, true);
     if (r == ParkResult::kTimedOut) {
       why = Wake::kTimeout;
@@ -90,10 +143,13 @@ Wake wait_any(Fiber* f, const int* fdv, const short* events, int n, const Deadli
       break;
     }
   }
-  // Cancel what has not fired and wait for every completion: the kernel may
-  // still write to these PollWaits until then.
+  // Cancel what is still armed (a multishot poll too, even after it fired)
+  // and wait for every last completion: the kernel may still write to these
+  // PollWaits until then.
   for (int i = 0; i < n; ++i) {
-    if (!waits[i].done) f->carrier->worker->engine.cancel(&waits[i]);
+    if (waits[i].done) continue;
+    waits[i].cancelled = true;
+    f->carrier->worker->engine.cancel(&waits[i]);
   }
   while (g.pending > 0) f->parker.park(Deadline::never(), WaitReason::kIo, false);
   sched::leave(f);
@@ -162,7 +218,7 @@ int poll_common(Fiber* f, struct pollfd* pfd, nfds_t n, const Deadline& d, const
   }
   int result;
   for (;;) {
-    Wake why = wait_any(f, fdv, ev, static_cast<int>(n), d);
+    Wake why = wait_any(f, fdv, ev, nullptr, static_cast<int>(n), d);
     result = real::poll(pfd, n, 0);
     if (result != 0) break;
     if (why == Wake::kInterrupted) {
@@ -243,18 +299,36 @@ int select_common(Fiber* f, int nfds, fd_set* r, fd_set* w, fd_set* e, const Dea
   if (e) in_e = *e;
   int fdv[FD_SETSIZE];
   short ev[FD_SETSIZE];
+  short counts[FD_SETSIZE];
   int n = 0;
+  // What the kernel's select counts per set (fs/select.c: POLLIN_SET,
+  // POLLOUT_SET, POLLEX_SET): a hang-up is readable, an error readable and
+  // writable, only POLLPRI is exceptional.
+  constexpr short kInSet = POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR;
+  constexpr short kOutSet = POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR;
+  constexpr short kExSet = POLLPRI;
   for (int fd = 0; fd < nfds && fd < FD_SETSIZE; ++fd) {
     short events = 0;
-    if (r && FD_ISSET(fd, &in_r)) events |= POLLIN;
-    if (w && FD_ISSET(fd, &in_w)) events |= POLLOUT;
-    if (e && FD_ISSET(fd, &in_e)) events |= POLLPRI;
+    short counted = 0;
+    if (r && FD_ISSET(fd, &in_r)) {
+      events |= POLLIN;
+      counted |= kInSet;
+    }
+    if (w && FD_ISSET(fd, &in_w)) {
+      events |= POLLOUT;
+      counted |= kOutSet;
+    }
+    if (e && FD_ISSET(fd, &in_e)) {
+      events |= POLLPRI;
+      counted |= kExSet;
+    }
     if (!events) continue;
     fdv[n] = fd;
+    counts[n] = counted;
     ev[n++] = events;
   }
   for (;;) {
-    Wake why = wait_any(f, fdv, ev, n, d);
+    Wake why = wait_any(f, fdv, ev, counts, n, d);
     if (r) *r = in_r;
     if (w) *w = in_w;
     if (e) *e = in_e;
@@ -262,6 +336,12 @@ int select_common(Fiber* f, int nfds, fd_set* r, fd_set* w, fd_set* e, const Dea
     int result = real::select(nfds, r, w, e, &zero);
     if (result != 0) return result;
     if (why == Wake::kInterrupted) {
+      // Linux leaves the sets as the caller passed them when select ends
+      // with EINTR (only a result writes them); CPython retries with the
+      // same fd_set objects, and cleared sets made it wait on nothing.
+      if (r) *r = in_r;
+      if (w) *w = in_w;
+      if (e) *e = in_e;
       signals::run_pending(f);
       cancel::point();
       return hooks::fail(EINTR);
@@ -323,7 +403,7 @@ int epoll_common(Fiber* f, int epfd, struct epoll_event* ev, int max, int timeou
   int fdv[1] = {epfd};
   short events[1] = {POLLIN};
   for (;;) {
-    Wake why = wait_any(f, fdv, events, 1, d);
+    Wake why = wait_any(f, fdv, events, nullptr, 1, d);
     int r = real::epoll_wait(epfd, ev, max, 0);
     if (r != 0) return r;
     if (why == Wake::kInterrupted) {

@@ -114,6 +114,8 @@ void Engine::wait() {
   if (ret >= 0) queued_ = 0;
 }
 
+bool Engine::more_follow(uint32_t flags) { return (flags & IORING_CQE_F_MORE) != 0; }
+
 int Engine::reap() {
   io_uring_cqe* cqes[64];
   int total = 0;
@@ -221,7 +223,8 @@ void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kern
       io_uring_prep_connect(s, op.fd, static_cast<const sockaddr*>(op.addr), static_cast<socklen_t>(op.len));
       break;
     case IoOp::kPollAdd:
-      io_uring_prep_poll_add(s, op.fd, static_cast<unsigned>(op.len));
+      if (op.flags & IoOp::kPollMultishot) io_uring_prep_poll_multishot(s, op.fd, static_cast<unsigned>(op.len));
+      else io_uring_prep_poll_add(s, op.fd, static_cast<unsigned>(op.len));
       break;
     case IoOp::kOpenat:
       io_uring_prep_openat(s, op.fd, static_cast<const char*>(op.addr), static_cast<int>(op.flags),

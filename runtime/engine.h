@@ -57,7 +57,7 @@ struct IoOp {
   void* addr = nullptr;      // buffer, iovec array, msghdr, sockaddr, path
   uint64_t len = 0;          // bytes, iovec count, or socklen / poll mask / mode
   uint64_t off = 0;          // file offset (-1: current position), or accept's socklen_t*
-  uint32_t flags = 0;        // MSG_*, accept4 flags, open flags, fsync flags, SPLICE_F_*
+  uint32_t flags = 0;        // MSG_*, accept4 flags, open flags, fsync flags, SPLICE_F_*, kPollMultishot
   int fd_in = -1;            // splice: source fd and offset (-1: current position / pipe)
   int64_t off_in = -1;
   // Run it in io_uring's worker pool at once (IOSQE_ASYNC), where it may
@@ -66,6 +66,9 @@ struct IoOp {
   bool blocking_async = false;
   // Wake the fiber first and see the completion early (accept; Engine).
   bool urgent = false;
+  // kPollAdd: stay armed after each completion (IORING_POLL_ADD_MULTI,
+  // Linux 5.13); every CQE but the last carries IORING_CQE_F_MORE.
+  static constexpr uint32_t kPollMultishot = 1;
 };
 
 class Engine {
@@ -113,6 +116,9 @@ class Engine {
   void submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kernel_timespec* ts);
   // Asks the kernel to cancel the operation reporting to `c`.
   void cancel(Completion* c);
+  // True if a completion's flags say more completions follow for the same
+  // operation (a multishot poll still armed). Any thread.
+  static bool more_follow(uint32_t flags);
 
  private:
   // Only the driving carrier enters: a plain load and store, no locked add.

@@ -34,6 +34,7 @@ void* monitor_main(void*) {
   if (period_us < 50) period_us = 50;
   const int checks_needed = 2;
   bool logged_refusal = false;
+  bool logged_busy = false;
   for (;;) {
     if (g_busy.load(std::memory_order_seq_cst) == 0) {
       uint32_t seen = g_wake_word.load(std::memory_order_acquire);
@@ -48,17 +49,27 @@ void* monitor_main(void*) {
     int n = sched::worker_count();
     for (int i = 0; i < n; ++i) {
       Worker* w = sched::worker_at(i);
-      uint64_t state = w->owner_state.load(std::memory_order_acquire);
-      uint64_t progress = w->progress.load(std::memory_order_relaxed);
-      if (!(state & Worker::kUserBit) || progress != w->seen_progress || !has_waiting_work(w)) {
-        w->seen_progress = progress;
+      Sample now;
+      now.state = w->owner_state.load(std::memory_order_acquire);
+      now.progress = w->progress.load(std::memory_order_relaxed);
+      now.switches = w->switches.load(std::memory_order_relaxed);
+      now.waiting = has_waiting_work(w);
+      Verdict v = judge(w, now, checks_needed);
+      if (v == Verdict::kWait) continue;
+      bool busy = v == Verdict::kHandOffBusy;
+      if (sched::hand_off(w, now.state)) {
         w->stuck_checks = 0;
-        continue;
-      }
-      if (++w->stuck_checks < checks_needed) continue;
-      w->stuck_checks = 0;
-      if (sched::hand_off(w, state)) {
-        LOG_DEBUG("worker %d handed to another carrier (its thread is busy outside the runtime)", i);
+        if (busy) {
+          sched::stats().busy_handoffs.fetch_add(1, std::memory_order_relaxed);
+          if (!logged_busy) {
+            logged_busy = true;
+            LOG_WARN("worker %d: a thread kept it for over %ld us, entering the runtime without yielding, while "
+                     "others waited; handed off (busy_handoffs in UNBLOCK_STATS)",
+                     i, config::get().handoff_us);
+          }
+        }
+        LOG_DEBUG("worker %d handed to another carrier (%s)", i,
+                  busy ? "its thread loops without yielding" : "its thread is busy outside the runtime");
       } else if (!logged_refusal && sched::stats().handoff_refused.load() > 0) {
         logged_refusal = true;
         LOG_WARN("hand-off refused: UNBLOCK_MAX_THREADS=%d extra threads in use", config::get().max_threads);
@@ -69,6 +80,25 @@ void* monitor_main(void*) {
 }
 
 }  // namespace
+
+Verdict judge(Worker* w, const Sample& now, int checks_needed) {
+  // A worker is held when no fiber switch happened since the last sample:
+  // one fiber has kept its carrier, in the program's code or in a call,
+  // while others wait. Runtime entries alone are no progress for them: a
+  // hook looping without parking enters the runtime all the time and still
+  // never lets the worker's other fibers run (issue 16).
+  if (now.switches != w->seen_switches || !now.waiting) {
+    w->seen_switches = now.switches;
+    w->hold_progress = now.progress;
+    w->stuck_checks = 0;
+    return Verdict::kWait;
+  }
+  if (++w->stuck_checks < checks_needed) return Verdict::kWait;
+  // Only a carrier in the program's code can be replaced; one inside the
+  // runtime at this instant is tried again at the next sample.
+  if (!(now.state & Worker::kUserBit)) return Verdict::kWait;
+  return now.progress != w->hold_progress ? Verdict::kHandOffBusy : Verdict::kHandOff;
+}
 
 void start() {
   // Carriers started before the monitor may already have gone idle (each

@@ -1183,13 +1183,14 @@ void write_stats() {
   char buf[1024];
   int n = snprintf(buf, sizeof buf,
                    "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
-                   "handoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\nring_enters %lu\n"
-                   "direct_sends %lu\nurgent_reaps %lu\ndirect_switches %lu\nfs_writes %lu\nfutex_waits %lu\n"
-                   "futex_kernel_waits %lu\n",
+                   "busy_handoffs %lu\nhandoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\n"
+                   "ring_enters %lu\ndirect_sends %lu\nurgent_reaps %lu\ndirect_switches %lu\nfs_writes %lu\n"
+                   "futex_waits %lu\nfutex_kernel_waits %lu\n",
                    (unsigned long)g_stats.fibers_spawned.load(), (unsigned long)g_stats.fibers_exited.load(),
                    (unsigned long)sum_workers([](const Worker& w) { return w.switches.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.parks.load(); }),
-                   (unsigned long)g_stats.handoffs.load(), (unsigned long)g_stats.handoff_refused.load(),
+                   (unsigned long)g_stats.handoffs.load(), (unsigned long)g_stats.busy_handoffs.load(),
+                   (unsigned long)g_stats.handoff_refused.load(),
                    (unsigned long)g_stats.carriers_created.load(), (unsigned long)g_stats.migrations.load(),
                    active() ? g_worker_count : 0, (unsigned long)sum_workers([](const Worker& w) { return w.engine.enters(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.direct_sends.load(); }),

@@ -72,8 +72,11 @@ class Worker {
   std::atomic<uint64_t> direct_switches{0};  // fiber to fiber without the scheduler's context (scheduler.cpp)
   std::atomic<uint64_t> urgent_reaps{0};  // completions reaped mid-round for an urgent one (Engine)
 
-  // Monitor bookkeeping (monitor thread only).
-  uint64_t seen_progress = 0;
+  // Monitor bookkeeping (monitor thread only): the switch count at the last
+  // sample, the runtime entries when the current fiber's hold began, and
+  // how many samples in a row saw the same hold.
+  uint64_t seen_switches = 0;
+  uint64_t hold_progress = 0;
   int stuck_checks = 0;
 
   static constexpr uint64_t kUserBit = 1;
@@ -198,6 +201,9 @@ struct Stats {
   std::atomic<uint64_t> fibers_spawned{0};
   std::atomic<uint64_t> fibers_exited{0};
   std::atomic<uint64_t> handoffs{0};
+  // Of handoffs, those whose fiber kept entering the runtime without ever
+  // switching (a loop inside a hook: a livelock, not a blocked call).
+  std::atomic<uint64_t> busy_handoffs{0};
   std::atomic<uint64_t> handoff_refused{0};
   std::atomic<uint64_t> carriers_created{0};
   std::atomic<uint64_t> migrations{0};

@@ -147,6 +147,7 @@ int join_common(pthread_t thread, void** ret, const Deadline& d, bool try_only) 
   if (!try_only) cancel::point();
   int r = sched::join(target, ret, d, try_only);
   if (r == ECANCELED) cancel::point();  // the target stays joinable
+  hooks::deliver_due();
   return r;
 }
 

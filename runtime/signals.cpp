@@ -596,13 +596,43 @@ void borrowed_entry(ctx::Transfer t) {
   f->timer = timer;
   f->park_interruptible = interruptible;
   f->park_cancellable = cancellable;
-  // The wait gets a spurious wake-up and re-checks its condition (a wake
-  // that a handler's own wait consumed is not lost).
-  f->parker.permit_.store(1, std::memory_order_seq_cst);
+  // A wait gets a spurious wake-up and re-checks its condition (a wake
+  // that a handler's own wait consumed is not lost); a yield just goes on.
+  if (f->sig.borrow_wakes) f->parker.permit_.store(1, std::memory_order_seq_cst);
   // Continue the parked context as if the scheduler had resumed it: its
   // switch_out then records the scheduler's context, not this one's.
   ontop_fcontext(parked, f->carrier->sched_ctx, resume_as_scheduled);
   __builtin_unreachable();
+}
+
+// Waits of the program that a signal never ends (glibc restarts the futex
+// wait after the handler): a handler may run on top of them. Not the
+// library's own waits - an interrupted operation waiting for its
+// cancellation to complete (kIo), which runs the handlers itself right
+// after (the EINTR contract) and must know that they ran.
+bool borrowable_wait(WaitReason r) {
+  switch (r) {
+    case WaitReason::kMutex: case WaitReason::kCond: case WaitReason::kRwlock: case WaitReason::kBarrier:
+    case WaitReason::kOnce: case WaitReason::kJoin: case WaitReason::kSemaphore:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Points f's saved context at a borrowed delivery (borrowed_entry) that
+// returns to it. f is held (kRunning) by the caller and not running; f->ctx
+// is the context it switched out with. False if there is no room below it
+// or a borrowed delivery is already set up.
+bool set_up_borrow(Fiber* f, bool wakes) {
+  char* sp = static_cast<char*>(f->ctx);
+  char* top = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(sp) - 512) & ~uintptr_t{63});
+  char* low = f->region.base ? f->region.stack_low() : top - (256 << 10);
+  if (f->sig.borrow_resume || top - low < kBorrowMinStack) return false;
+  f->sig.borrow_resume = f->ctx;
+  f->sig.borrow_wakes = wakes;
+  f->ctx = ctx::make(top, static_cast<size_t>(top - low), borrowed_entry);
+  return true;
 }
 
 // Makes f, parked, run its handlers on top of its wait. Under the registry
@@ -614,14 +644,7 @@ bool try_borrow(Fiber* f) {
                                             std::memory_order_acq_rel)) {
     return false;
   }
-  char* sp = static_cast<char*>(f->ctx);
-  char* top = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(sp) - 512) & ~uintptr_t{63});
-  char* low = f->region.base ? f->region.stack_low() : top - (256 << 10);
-  bool ok = !f->park_interruptible && !f->sig.borrow_resume && top - low >= kBorrowMinStack;
-  if (ok) {
-    f->sig.borrow_resume = f->ctx;
-    f->ctx = ctx::make(top, static_cast<size_t>(top - low), borrowed_entry);
-  }
+  bool ok = !f->park_interruptible && borrowable_wait(f->reason) && set_up_borrow(f, /*wakes=*/true);
   f->run_state.store(static_cast<int>(RunState::kParked), std::memory_order_seq_cst);
   if (ok) {
     sched::wake(f);
@@ -1123,6 +1146,49 @@ void adopt_main_thread() {
     }
   }
   if (deliverable_now) poke();
+}
+
+// ---- the scheduler ---------------------------------------------------------------------------
+
+void before_resume(Fiber* f) {
+  if (!(f->sig.queue.pending() & ~load_mask(f))) return;
+  switch (f->action) {
+    case SwitchAction::kPark:
+      if (f->park_interruptible) {
+        // Its park returns kInterrupted (unless woken) and the hook runs the
+        // handlers (the EINTR contract).
+        f->parker.interrupted_.store(true, std::memory_order_seq_cst);
+      } else if (borrowable_wait(f->reason)) {
+        set_up_borrow(f, /*wakes=*/true);
+      }
+      break;
+    case SwitchAction::kYield:
+      set_up_borrow(f, /*wakes=*/false);
+      break;
+    default:
+      // A new fiber, or one moved to another worker: it runs the program's
+      // code at once, where the SIGURG marker reaches it.
+      break;
+  }
+}
+
+void before_exit(Fiber* f) {
+  if (deliverable(f)) run_pending(f);
+  // From here every signal for the process goes to another thread.
+  store_mask(f, kAll);
+}
+
+void after_exit(Fiber* f) {
+  siginfo_t si;
+  bool any = false;
+  while (f->sig.queue.take(kAll, &si, nullptr, /*only_undirected=*/true)) {
+    process_push(si, false);
+    any = true;
+  }
+  if (any) {
+    g_process_dirty.store(true, std::memory_order_release);
+    poke();
+  }
 }
 
 // ---- the EINTR contract --------------------------------------------------------------------

@@ -133,6 +133,7 @@ struct FiberSignals {
   SigQueue<kFiberSlots> queue;           // pending for this thread
   std::atomic<uint64_t> waiting{0};      // the set of a sigwait* in progress
   void* borrow_resume = nullptr;         // parked context a borrowed delivery returns to
+  bool borrow_wakes = true;              // ... and gives it a spurious wake-up (a park, not a yield)
   int handler_depth = 0;                 // handlers running on this fiber
   uint64_t handler_old_mask[kHandlerNest] = {};
   uintptr_t handler_sp[kHandlerNest] = {};
@@ -152,6 +153,28 @@ void start();
 // The adopted main thread became carrier 0: give it the carrier mask (its
 // fiber keeps the mask it had, read before this call).
 void adopt_main_thread();
+
+// ---- the scheduler (runtime/scheduler.cpp) ---------------------------------
+
+// f is about to be resumed by its scheduler (held in kRunning, not running
+// yet) and its queue may hold a signal it does not block: arranges for the
+// handlers to run before f runs the program's code again, as the kernel
+// delivers on a thread's return to user space. A fiber that parked
+// interruptibly sees its wait interrupted (the EINTR contract); one that
+// parked otherwise or yielded runs the handlers on top of that context
+// first (a borrowed delivery). Scheduler side, inside the runtime; does not
+// allocate.
+void before_resume(Fiber* f);
+// The thread f stands for is ending (sched::exit_fiber, on f, after its
+// destructors, outside the runtime): the handlers of what is deliverable to
+// it run now, then it blocks every signal, as glibc's exiting thread does.
+// May suspend.
+void before_exit(Fiber* f);
+// f has left the fiber registry (the scheduler, after its exit): signals
+// sent to the process that were queued for it go back to the process and
+// are dispatched again; those sent to it alone are discarded, as the kernel
+// discards an exiting thread's. Any thread; not a signal handler.
+void after_exit(Fiber* f);
 
 // ---- fault signals (runtime/stack.cpp) -------------------------------------
 

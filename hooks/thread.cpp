@@ -271,6 +271,7 @@ UNBLOCK_HOOK int sched_yield() {
   Fiber* f = hooks::fiber_for_call();
   if (!f) return real::sched_yield();
   sched::yield(f);
+  hooks::deliver_due();
   return 0;
 }
 

@@ -596,9 +596,9 @@ void borrowed_entry(ctx::Transfer t) {
   f->timer = timer;
   f->park_interruptible = interruptible;
   f->park_cancellable = cancellable;
-  // A wait gets a spurious wake-up and re-checks its condition (a wake
-  // that a handler's own wait consumed is not lost); a yield just goes on.
-  if (f->sig.borrow_wakes) f->parker.permit_.store(1, std::memory_order_seq_cst);
+  // The wait gets a spurious wake-up and re-checks its condition (a wake
+  // that a handler's own wait consumed is not lost).
+  f->parker.permit_.store(1, std::memory_order_seq_cst);
   // Continue the parked context as if the scheduler had resumed it: its
   // switch_out then records the scheduler's context, not this one's.
   ontop_fcontext(parked, f->carrier->sched_ctx, resume_as_scheduled);
@@ -620,17 +620,16 @@ bool borrowable_wait(WaitReason r) {
   }
 }
 
-// Points f's saved context at a borrowed delivery (borrowed_entry) that
-// returns to it. f is held (kRunning) by the caller and not running; f->ctx
-// is the context it switched out with. False if there is no room below it
-// or a borrowed delivery is already set up.
-bool set_up_borrow(Fiber* f, bool wakes) {
+// Points f's saved context, a parked wait, at a borrowed delivery
+// (borrowed_entry) that returns to it. f is held (kRunning) by the caller
+// and not running. False if there is no room below it or a borrowed
+// delivery is already set up.
+bool set_up_borrow(Fiber* f) {
   char* sp = static_cast<char*>(f->ctx);
   char* top = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(sp) - 512) & ~uintptr_t{63});
   char* low = f->region.base ? f->region.stack_low() : top - (256 << 10);
   if (f->sig.borrow_resume || top - low < kBorrowMinStack) return false;
   f->sig.borrow_resume = f->ctx;
-  f->sig.borrow_wakes = wakes;
   f->ctx = ctx::make(top, static_cast<size_t>(top - low), borrowed_entry);
   return true;
 }
@@ -644,7 +643,7 @@ bool try_borrow(Fiber* f) {
                                             std::memory_order_acq_rel)) {
     return false;
   }
-  bool ok = !f->park_interruptible && borrowable_wait(f->reason) && set_up_borrow(f, /*wakes=*/true);
+  bool ok = !f->park_interruptible && borrowable_wait(f->reason) && set_up_borrow(f);
   f->run_state.store(static_cast<int>(RunState::kParked), std::memory_order_seq_cst);
   if (ok) {
     sched::wake(f);
@@ -1159,15 +1158,13 @@ void before_resume(Fiber* f) {
         // handlers (the EINTR contract).
         f->parker.interrupted_.store(true, std::memory_order_seq_cst);
       } else if (borrowable_wait(f->reason)) {
-        set_up_borrow(f, /*wakes=*/true);
+        set_up_borrow(f);
       }
       break;
-    case SwitchAction::kYield:
-      set_up_borrow(f, /*wakes=*/false);
-      break;
     default:
-      // A new fiber, or one moved to another worker: it runs the program's
-      // code at once, where the SIGURG marker reaches it.
+      // A yield (sched_yield delivers on its way out), a new fiber, or one
+      // moved to another worker: it runs the program's code at once, where
+      // the SIGURG marker reaches it.
       break;
   }
 }

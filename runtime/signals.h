@@ -133,7 +133,6 @@ struct FiberSignals {
   SigQueue<kFiberSlots> queue;           // pending for this thread
   std::atomic<uint64_t> waiting{0};      // the set of a sigwait* in progress
   void* borrow_resume = nullptr;         // parked context a borrowed delivery returns to
-  bool borrow_wakes = true;              // ... and gives it a spurious wake-up (a park, not a yield)
   int handler_depth = 0;                 // handlers running on this fiber
   uint64_t handler_old_mask[kHandlerNest] = {};
   uintptr_t handler_sp[kHandlerNest] = {};
@@ -160,9 +159,10 @@ void adopt_main_thread();
 // yet) and its queue may hold a signal it does not block: arranges for the
 // handlers to run before f runs the program's code again, as the kernel
 // delivers on a thread's return to user space. A fiber that parked
-// interruptibly sees its wait interrupted (the EINTR contract); one that
-// parked otherwise or yielded runs the handlers on top of that context
-// first (a borrowed delivery). Scheduler side, inside the runtime; does not
+// interruptibly sees its wait interrupted (the EINTR contract); one parked
+// in a wait of the program that signals do not end (a mutex, a condition,
+// a join...) runs the handlers on top of that wait first (a borrowed
+// delivery). Scheduler side, inside the runtime; does not
 // allocate.
 void before_resume(Fiber* f);
 // The thread f stands for is ending (sched::exit_fiber, on f, after its

@@ -110,6 +110,31 @@ inline void store_mask(Fiber* f, uint64_t m) {
   __atomic_store_n(reinterpret_cast<uint64_t*>(&f->sigmask), m & ~kNeverBlocked, __ATOMIC_SEQ_CST);
 }
 
+// Dispatches between their look at the masks and their hold of a signal for
+// the process (dispatch). A fiber that unblocks a signal and then looks at
+// the process queue may look just before such a held signal lands there;
+// if it blocks the signal again (a pthread_sigmask loop, its exit) before
+// the dispatcher's second look, the signal waits for good, where the kernel
+// delivers it on the unblocking call's return. So an unblocking fiber first
+// waits for the dispatches in flight (settle_holds).
+std::atomic<int> g_holding{0};
+
+// Called after a store_mask that unblocked something, before looking at the
+// process queue. seq_cst: pairs with dispatch's increment before its walk
+// and decrement after its hold - either the walk sees the new mask, or the
+// hold is visible here. Bounded (a dispatch interrupted on this very thread
+// by a handler that unblocks would never finish): at worst the signal is
+// found by a later look, as before.
+void settle_holds() {
+  for (int i = 0; i < 2000 && g_holding.load(std::memory_order_seq_cst) != 0; ++i) {
+    if (i < 64) {
+      __builtin_ia32_pause();
+    } else {
+      raw_syscall(SYS_sched_yield);
+    }
+  }
+}
+
 // ---- default actions ----------------------------------------------------------------
 
 enum class Default { kTerm, kCore, kStop, kIgnore };
@@ -798,6 +823,10 @@ void dispatch(const siginfo_t& si) {
     raw_syscall(SYS_kill, g_pid, sig);
     return;
   }
+  struct Holding {
+    Holding() { g_holding.fetch_add(1, std::memory_order_seq_cst); }
+    ~Holding() { g_holding.fetch_sub(1, std::memory_order_seq_cst); }
+  } holding;
   for (int attempt = 0; attempt < 8; ++attempt) {
     Pick p;
     p.sig = sig;
@@ -1170,6 +1199,7 @@ void before_resume(Fiber* f) {
 }
 
 void before_exit(Fiber* f) {
+  settle_holds();
   if (deliverable(f)) run_pending(f);
   // From here every signal for the process goes to another thread.
   store_mask(f, kAll);
@@ -1251,6 +1281,7 @@ int change_mask(Fiber* f, int how, const sigset_t* set, sigset_t* old) {
     store_mask(f, next);
     if (old) set_bits(old, cur);
     if (next & ~cur) hand_back(f, next & ~cur);
+    if (cur & ~next) settle_holds();
     // As the kernel on return from sigprocmask: run what is now unblocked.
     if (cur & ~next & (f->sig.queue.hint() | g_process.hint())) run_pending(f);
     return 0;

@@ -31,6 +31,13 @@
 //     below); on top of its parked context if it waits non-interruptibly (a
 //     mutex, a join: the handler runs, the wait goes on); and through a SIGURG
 //     "marker" sent to its carrier if it is running the program's code.
+//   - Handlers run as soon as the kernel would run them, not only when the
+//     signal thread's kick lands: when the scheduler resumes a fiber with a
+//     signal queued (before_resume), on the way out of the blocking and sync
+//     hooks (hooks::deliver_due), when a fiber unblocks a signal (after the
+//     dispatches in flight settled) and before a fiber ends (before_exit);
+//     a process-directed signal still queued for an ending fiber goes back
+//     to the process (after_exit).
 //   - sigaction is emulated in a table; the kernel holds a trampoline for
 //     every handled signal, SIG_IGN/SIG_DFL are mirrored so exec and discard
 //     semantics stay the kernel's.

@@ -24,6 +24,24 @@ inline Fiber* fiber_for_call() {
   return f;
 }
 
+// Runs the handlers of signals queued for the calling fiber that it does not
+// block, as the kernel does on the return from a system call. For hooks that
+// often return without parking and may be called in a tight loop (the sync
+// family): the SIGURG marker acts only while the fiber runs outside the
+// library's code, so a thread that spends most of its time in these calls
+// would otherwise see its handlers late (a storm of them, tens of
+// milliseconds each). Call it after the work and before setting errno. Fiber
+// or plain thread, outside the runtime; may suspend (a handler may block);
+// one thread-local and two plain loads when nothing is due.
+inline void deliver_due() {
+  Fiber* f = Fiber::current();
+  if (!f) return;
+  uint64_t mask = __atomic_load_n(reinterpret_cast<const uint64_t*>(&f->sigmask), __ATOMIC_RELAXED);
+  if (__builtin_expect((f->sig.queue.hint() & ~mask) != 0, 0) && f->runtime_depth == 0 && sched::active()) {
+    signals::run_pending(f);
+  }
+}
+
 // Sets errno to `err` and returns -1 (the libc convention).
 inline int fail(int err) {
   errno = err;

@@ -46,8 +46,11 @@ long write_all(Fiber* f, const fds::Info& info, int fd, const void* buf, size_t 
 // Raises SIGPIPE for the calling thread, as the kernel does on EPIPE.
 void raise_sigpipe();
 
-// errno-style return for a long result.
+// errno-style return for a long result. A handler due for the caller runs
+// first, as the kernel runs it on the way out of the system call (the
+// operation is complete by then; see hooks::deliver_due).
 inline ssize_t finish(long r) {
+  deliver_due();
   if (r < 0) {
     errno = static_cast<int>(-r);
     return -1;

@@ -32,6 +32,15 @@ extern "C" void __chk_fail(void) __attribute__((noreturn));
 
 namespace {
 
+// A handler due for the caller runs before the call returns, after any
+// temporary mask is restored (hooks::deliver_due). errno survives it.
+int delivered(int r) {
+  int e = errno;
+  hooks::deliver_due();
+  errno = e;
+  return r;
+}
+
 struct Group;
 
 // One descriptor's poll. `counts` is the set of revents the caller's
@@ -244,7 +253,7 @@ UNBLOCK_HOOK int poll(struct pollfd* pfd, nfds_t n, int timeout) {
   if (!f || timeout == 0) return real::poll(pfd, n, timeout);
   int r = real::poll(pfd, n, 0);
   if (r != 0) return r;
-  return poll_common(f, pfd, n, deadline_ms(timeout), nullptr);
+  return delivered(poll_common(f, pfd, n, deadline_ms(timeout), nullptr));
 }
 
 UNBLOCK_HOOK int ppoll(struct pollfd* pfd, nfds_t n, const struct timespec* ts, const sigset_t* mask) {
@@ -258,7 +267,7 @@ UNBLOCK_HOOK int ppoll(struct pollfd* pfd, nfds_t n, const struct timespec* ts, 
   if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) return hooks::fail(EINVAL);
   int r = real::poll(pfd, n, 0);
   if (r != 0) return r;
-  return poll_common(f, pfd, n, deadline_ts(ts), mask);
+  return delivered(poll_common(f, pfd, n, deadline_ts(ts), mask));
 }
 
 UNBLOCK_HOOK int __poll_chk(struct pollfd* pfd, nfds_t n, int timeout, size_t len) {
@@ -374,7 +383,7 @@ UNBLOCK_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeva
     tv->tv_sec = left / 1000000000;
     tv->tv_usec = (left % 1000000000) / 1000;
   }
-  return result;
+  return delivered(result);
 }
 
 UNBLOCK_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* ts,
@@ -392,7 +401,7 @@ UNBLOCK_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct
   if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) return hooks::fail(EINVAL);
   int first = select_nowait(nfds, r, w, e);
   if (first != 0) return first;
-  return select_common(f, nfds, r, w, e, deadline_ts(ts), mask);
+  return delivered(select_common(f, nfds, r, w, e, deadline_ts(ts), mask));
 }
 
 namespace {
@@ -428,7 +437,7 @@ UNBLOCK_HOOK int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeo
   if (!f || timeout == 0) return real::epoll_wait(epfd, ev, max, timeout);
   int r = real::epoll_wait(epfd, ev, max, 0);
   if (r != 0) return r;
-  return epoll_common(f, epfd, ev, max, timeout, nullptr);
+  return delivered(epoll_common(f, epfd, ev, max, timeout, nullptr));
 }
 
 UNBLOCK_HOOK int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) {
@@ -442,5 +451,5 @@ UNBLOCK_HOOK int epoll_pwait(int epfd, struct epoll_event* ev, int max, int time
   if (!f || timeout == 0) return real::epoll_pwait(epfd, ev, max, timeout, mask);
   int r = real::epoll_wait(epfd, ev, max, 0);
   if (r != 0) return r;
-  return epoll_common(f, epfd, ev, max, timeout, mask);
+  return delivered(epoll_common(f, epfd, ev, max, timeout, mask));
 }

@@ -39,7 +39,16 @@ using unblock::sync::Semaphore;
 
 namespace {
 
-int sem_result(int err) { return err ? hooks::fail(err) : 0; }
+// The hooks below that may wait or are called in loops return through these:
+// a handler due for the caller runs first (hooks::deliver_due).
+int sem_result(int err) {
+  hooks::deliver_due();
+  return err ? hooks::fail(err) : 0;
+}
+int delivered(int r) {
+  hooks::deliver_due();
+  return r;
+}
 
 // A wait ended by the caller's cancellation request: unwind (never returns
 // when the request is due, which ECANCELED says).
@@ -56,15 +65,15 @@ UNBLOCK_HOOK int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexattr_
   return Mutex::init(m, attr);
 }
 UNBLOCK_HOOK int pthread_mutex_destroy(pthread_mutex_t* m) { return Mutex::destroy(m); }
-UNBLOCK_HOOK int pthread_mutex_lock(pthread_mutex_t* m) { return Mutex::lock(m); }
-UNBLOCK_HOOK int pthread_mutex_trylock(pthread_mutex_t* m) { return Mutex::trylock(m); }
+UNBLOCK_HOOK int pthread_mutex_lock(pthread_mutex_t* m) { return delivered(Mutex::lock(m)); }
+UNBLOCK_HOOK int pthread_mutex_trylock(pthread_mutex_t* m) { return delivered(Mutex::trylock(m)); }
 UNBLOCK_HOOK int pthread_mutex_timedlock(pthread_mutex_t* m, const struct timespec* abs) {
-  return Mutex::timedlock(m, CLOCK_REALTIME, abs, false);
+  return delivered(Mutex::timedlock(m, CLOCK_REALTIME, abs, false));
 }
 UNBLOCK_HOOK int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const struct timespec* abs) {
-  return Mutex::timedlock(m, clock, abs, true);
+  return delivered(Mutex::timedlock(m, clock, abs, true));
 }
-UNBLOCK_HOOK int pthread_mutex_unlock(pthread_mutex_t* m) { return Mutex::unlock(m); }
+UNBLOCK_HOOK int pthread_mutex_unlock(pthread_mutex_t* m) { return delivered(Mutex::unlock(m)); }
 UNBLOCK_HOOK int pthread_mutex_consistent(pthread_mutex_t* m) { return Mutex::consistent(m); }
 
 UNBLOCK_HOOK int unblock_pthread_mutex_consistent_np(pthread_mutex_t* m) __asm__("pthread_mutex_consistent_np");
@@ -77,11 +86,11 @@ UNBLOCK_HOOK int unblock___pthread_mutex_init(pthread_mutex_t* m, const pthread_
 UNBLOCK_HOOK int unblock___pthread_mutex_destroy(pthread_mutex_t* m) __asm__("__pthread_mutex_destroy");
 UNBLOCK_HOOK int unblock___pthread_mutex_destroy(pthread_mutex_t* m) { return Mutex::destroy(m); }
 UNBLOCK_HOOK int unblock___pthread_mutex_lock(pthread_mutex_t* m) __asm__("__pthread_mutex_lock");
-UNBLOCK_HOOK int unblock___pthread_mutex_lock(pthread_mutex_t* m) { return Mutex::lock(m); }
+UNBLOCK_HOOK int unblock___pthread_mutex_lock(pthread_mutex_t* m) { return delivered(Mutex::lock(m)); }
 UNBLOCK_HOOK int unblock___pthread_mutex_trylock(pthread_mutex_t* m) __asm__("__pthread_mutex_trylock");
-UNBLOCK_HOOK int unblock___pthread_mutex_trylock(pthread_mutex_t* m) { return Mutex::trylock(m); }
+UNBLOCK_HOOK int unblock___pthread_mutex_trylock(pthread_mutex_t* m) { return delivered(Mutex::trylock(m)); }
 UNBLOCK_HOOK int unblock___pthread_mutex_unlock(pthread_mutex_t* m) __asm__("__pthread_mutex_unlock");
-UNBLOCK_HOOK int unblock___pthread_mutex_unlock(pthread_mutex_t* m) { return Mutex::unlock(m); }
+UNBLOCK_HOOK int unblock___pthread_mutex_unlock(pthread_mutex_t* m) { return delivered(Mutex::unlock(m)); }
 
 // ---- condition variables ----
 
@@ -89,19 +98,19 @@ UNBLOCK_HOOK int pthread_cond_init(pthread_cond_t* c, const pthread_condattr_t* 
 UNBLOCK_HOOK int pthread_cond_destroy(pthread_cond_t* c) { return CondVar::destroy(c); }
 UNBLOCK_HOOK int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
   cancel::point();
-  return acted(CondVar::wait(c, m));
+  return delivered(acted(CondVar::wait(c, m)));
 }
 UNBLOCK_HOOK int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const struct timespec* abs) {
   cancel::point();
-  return acted(CondVar::timedwait(c, m, abs));
+  return delivered(acted(CondVar::timedwait(c, m, abs)));
 }
 UNBLOCK_HOOK int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                                         const struct timespec* abs) {
   cancel::point();
-  return acted(CondVar::clockwait(c, m, clock, abs));
+  return delivered(acted(CondVar::clockwait(c, m, clock, abs)));
 }
-UNBLOCK_HOOK int pthread_cond_signal(pthread_cond_t* c) { return CondVar::signal(c); }
-UNBLOCK_HOOK int pthread_cond_broadcast(pthread_cond_t* c) { return CondVar::broadcast(c); }
+UNBLOCK_HOOK int pthread_cond_signal(pthread_cond_t* c) { return delivered(CondVar::signal(c)); }
+UNBLOCK_HOOK int pthread_cond_broadcast(pthread_cond_t* c) { return delivered(CondVar::broadcast(c)); }
 
 // ---- reader-writer locks ----
 
@@ -110,26 +119,26 @@ UNBLOCK_HOOK int pthread_rwlock_init(pthread_rwlock_t* l, const pthread_rwlockat
 }
 UNBLOCK_HOOK int pthread_rwlock_destroy(pthread_rwlock_t* l) { return RwLock::destroy(l); }
 UNBLOCK_HOOK int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
-  return RwLock::rdlock(l, CLOCK_REALTIME, nullptr, false);
+  return delivered(RwLock::rdlock(l, CLOCK_REALTIME, nullptr, false));
 }
-UNBLOCK_HOOK int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) { return RwLock::tryrdlock(l); }
+UNBLOCK_HOOK int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) { return delivered(RwLock::tryrdlock(l)); }
 UNBLOCK_HOOK int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const struct timespec* abs) {
-  return RwLock::rdlock(l, CLOCK_REALTIME, abs, true);
+  return delivered(RwLock::rdlock(l, CLOCK_REALTIME, abs, true));
 }
 UNBLOCK_HOOK int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock, const struct timespec* abs) {
-  return RwLock::rdlock(l, clock, abs, true);
+  return delivered(RwLock::rdlock(l, clock, abs, true));
 }
 UNBLOCK_HOOK int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
-  return RwLock::wrlock(l, CLOCK_REALTIME, nullptr, false);
+  return delivered(RwLock::wrlock(l, CLOCK_REALTIME, nullptr, false));
 }
-UNBLOCK_HOOK int pthread_rwlock_trywrlock(pthread_rwlock_t* l) { return RwLock::trywrlock(l); }
+UNBLOCK_HOOK int pthread_rwlock_trywrlock(pthread_rwlock_t* l) { return delivered(RwLock::trywrlock(l)); }
 UNBLOCK_HOOK int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const struct timespec* abs) {
-  return RwLock::wrlock(l, CLOCK_REALTIME, abs, true);
+  return delivered(RwLock::wrlock(l, CLOCK_REALTIME, abs, true));
 }
 UNBLOCK_HOOK int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock, const struct timespec* abs) {
-  return RwLock::wrlock(l, clock, abs, true);
+  return delivered(RwLock::wrlock(l, clock, abs, true));
 }
-UNBLOCK_HOOK int pthread_rwlock_unlock(pthread_rwlock_t* l) { return RwLock::unlock(l); }
+UNBLOCK_HOOK int pthread_rwlock_unlock(pthread_rwlock_t* l) { return delivered(RwLock::unlock(l)); }
 
 UNBLOCK_HOOK int unblock___pthread_rwlock_init(pthread_rwlock_t* l,
                                                const pthread_rwlockattr_t* a) __asm__("__pthread_rwlock_init");
@@ -140,18 +149,18 @@ UNBLOCK_HOOK int unblock___pthread_rwlock_destroy(pthread_rwlock_t* l) __asm__("
 UNBLOCK_HOOK int unblock___pthread_rwlock_destroy(pthread_rwlock_t* l) { return RwLock::destroy(l); }
 UNBLOCK_HOOK int unblock___pthread_rwlock_rdlock(pthread_rwlock_t* l) __asm__("__pthread_rwlock_rdlock");
 UNBLOCK_HOOK int unblock___pthread_rwlock_rdlock(pthread_rwlock_t* l) {
-  return RwLock::rdlock(l, CLOCK_REALTIME, nullptr, false);
+  return delivered(RwLock::rdlock(l, CLOCK_REALTIME, nullptr, false));
 }
 UNBLOCK_HOOK int unblock___pthread_rwlock_tryrdlock(pthread_rwlock_t* l) __asm__("__pthread_rwlock_tryrdlock");
-UNBLOCK_HOOK int unblock___pthread_rwlock_tryrdlock(pthread_rwlock_t* l) { return RwLock::tryrdlock(l); }
+UNBLOCK_HOOK int unblock___pthread_rwlock_tryrdlock(pthread_rwlock_t* l) { return delivered(RwLock::tryrdlock(l)); }
 UNBLOCK_HOOK int unblock___pthread_rwlock_wrlock(pthread_rwlock_t* l) __asm__("__pthread_rwlock_wrlock");
 UNBLOCK_HOOK int unblock___pthread_rwlock_wrlock(pthread_rwlock_t* l) {
-  return RwLock::wrlock(l, CLOCK_REALTIME, nullptr, false);
+  return delivered(RwLock::wrlock(l, CLOCK_REALTIME, nullptr, false));
 }
 UNBLOCK_HOOK int unblock___pthread_rwlock_trywrlock(pthread_rwlock_t* l) __asm__("__pthread_rwlock_trywrlock");
-UNBLOCK_HOOK int unblock___pthread_rwlock_trywrlock(pthread_rwlock_t* l) { return RwLock::trywrlock(l); }
+UNBLOCK_HOOK int unblock___pthread_rwlock_trywrlock(pthread_rwlock_t* l) { return delivered(RwLock::trywrlock(l)); }
 UNBLOCK_HOOK int unblock___pthread_rwlock_unlock(pthread_rwlock_t* l) __asm__("__pthread_rwlock_unlock");
-UNBLOCK_HOOK int unblock___pthread_rwlock_unlock(pthread_rwlock_t* l) { return RwLock::unlock(l); }
+UNBLOCK_HOOK int unblock___pthread_rwlock_unlock(pthread_rwlock_t* l) { return delivered(RwLock::unlock(l)); }
 
 // ---- barriers and once ----
 
@@ -159,11 +168,11 @@ UNBLOCK_HOOK int pthread_barrier_init(pthread_barrier_t* b, const pthread_barrie
   return Barrier::init(b, attr, count);
 }
 UNBLOCK_HOOK int pthread_barrier_destroy(pthread_barrier_t* b) { return Barrier::destroy(b); }
-UNBLOCK_HOOK int pthread_barrier_wait(pthread_barrier_t* b) { return Barrier::wait(b); }
+UNBLOCK_HOOK int pthread_barrier_wait(pthread_barrier_t* b) { return delivered(Barrier::wait(b)); }
 
-UNBLOCK_HOOK int pthread_once(pthread_once_t* once, void (*init)(void)) { return Once::run(once, init); }
+UNBLOCK_HOOK int pthread_once(pthread_once_t* once, void (*init)(void)) { return delivered(Once::run(once, init)); }
 UNBLOCK_HOOK int unblock___pthread_once(pthread_once_t* once, void (*init)(void)) __asm__("__pthread_once");
-UNBLOCK_HOOK int unblock___pthread_once(pthread_once_t* once, void (*init)(void)) { return Once::run(once, init); }
+UNBLOCK_HOOK int unblock___pthread_once(pthread_once_t* once, void (*init)(void)) { return delivered(Once::run(once, init)); }
 
 // ---- semaphores ----
 

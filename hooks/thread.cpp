@@ -351,6 +351,7 @@ int join_common(pthread_t thread, void** ret, const Deadline& d, bool try_only) 
   if (!try_only) cancel::point();
   int r = sched::join(target, ret, d, try_only);
   if (r == ECANCELED) cancel::point();  // the target stays joinable
+  hooks::deliver_due();
   return r;
 }
 
@@ -503,6 +504,7 @@ UNBLOCK_HOOK int sched_yield() {
   Fiber* f = hooks::fiber_for_call();
   if (!f) return real::sched_yield();
   sched::yield(f);
+  hooks::deliver_due();
   return 0;
 }
 

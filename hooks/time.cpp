@@ -60,14 +60,20 @@ int fiber_sleep(Fiber* f, clockid_t clock, const timespec& abs, bool relative, t
   cancel::point();  // sleeps are cancellation points
   for (;;) {
     ParkResult r = f->parker.park(d, WaitReason::kSleep, /*interruptible=*/true);
-    if (r == ParkResult::kTimedOut) return 0;
+    if (r == ParkResult::kTimedOut) {
+      hooks::deliver_due();  // a signal that came as the sleep ended: its handler runs now
+      return 0;
+    }
     if (r == ParkResult::kInterrupted) {
       signals::run_pending(f);
       cancel::point();
       if (relative && rem) *rem = sub_clamped(abs, now(clock));
       return EINTR;
     }
-    if (d.passed()) return 0;  // a stray permit: keep sleeping until the deadline
+    if (d.passed()) {  // else a stray permit: keep sleeping until the deadline
+      hooks::deliver_due();
+      return 0;
+    }
   }
 }
 

@@ -409,6 +409,9 @@ void switch_out(Fiber* f, SwitchAction a) {
       bump(w->switches);
       bump(w->direct_switches);
       cpu::account_switch(c, f);  // f's run ends here
+      // As resume(): a signal queued for n while it was switched out is
+      // handled before n runs the program's code (may replace n->ctx).
+      if (__builtin_expect((n->sig.queue.hint() & ~signals::mask_of(n)) != 0, 0)) signals::before_resume(n);
       tls::pass_malloc_cache(n->tp, f->tp);
       bump(w->fs_writes);
       tls::set_tp(n->tp);
@@ -432,6 +435,9 @@ void resume(Carrier* c, Worker* w, Fiber* f) {
   c->current = f;
   f->run_state.store(static_cast<int>(RunState::kRunning), std::memory_order_relaxed);
   bump(w->switches);
+  // A signal queued for f while it was switched out is handled before f
+  // runs the program's code again (one load each when there is none).
+  if (__builtin_expect((f->sig.queue.hint() & ~signals::mask_of(f)) != 0, 0)) signals::before_resume(f);
   tls::lend_malloc_cache(c->own_tp, f->tp);
   bump(w->fs_writes);
   tls::set_tp(f->tp);
@@ -605,6 +611,7 @@ void finish_exit(Carrier* c, Worker* w, Fiber* f) {
   (void)c;
   if (!f->is_main) tls::destroy(f->tp);
   registry_remove(f);
+  signals::after_exit(f);
   w->fibers.fetch_sub(1, std::memory_order_relaxed);
   f->run_state.store(static_cast<int>(RunState::kDone), std::memory_order_relaxed);
   g_stats.fibers_exited.fetch_add(1, std::memory_order_relaxed);
@@ -881,6 +888,7 @@ void exit_fiber(Fiber* f, void* result) {
   tls::run_exit_destructors();
   if (g_exit_duties) g_exit_duties();
   if (!active()) exit_forked_thread();
+  signals::before_exit(f);
   enter(f);
   switch_out(f, SwitchAction::kExit);
   __builtin_unreachable();

@@ -110,6 +110,31 @@ inline void store_mask(Fiber* f, uint64_t m) {
   __atomic_store_n(reinterpret_cast<uint64_t*>(&f->sigmask), m & ~kNeverBlocked, __ATOMIC_SEQ_CST);
 }
 
+// Dispatches between their look at the masks and their hold of a signal for
+// the process (dispatch). A fiber that unblocks a signal and then looks at
+// the process queue may look just before such a held signal lands there;
+// if it blocks the signal again (a pthread_sigmask loop, its exit) before
+// the dispatcher's second look, the signal waits for good, where the kernel
+// delivers it on the unblocking call's return. So an unblocking fiber first
+// waits for the dispatches in flight (settle_holds).
+std::atomic<int> g_holding{0};
+
+// Called after a store_mask that unblocked something, before looking at the
+// process queue. seq_cst: pairs with dispatch's increment before its walk
+// and decrement after its hold - either the walk sees the new mask, or the
+// hold is visible here. Bounded (a dispatch interrupted on this very thread
+// by a handler that unblocks would never finish): at worst the signal is
+// found by a later look, as before.
+void settle_holds() {
+  for (int i = 0; i < 2000 && g_holding.load(std::memory_order_seq_cst) != 0; ++i) {
+    if (i < 64) {
+      __builtin_ia32_pause();
+    } else {
+      raw_syscall(SYS_sched_yield);
+    }
+  }
+}
+
 // ---- default actions ----------------------------------------------------------------
 
 enum class Default { kTerm, kCore, kStop, kIgnore };
@@ -605,6 +630,35 @@ void borrowed_entry(ctx::Transfer t) {
   __builtin_unreachable();
 }
 
+// Waits of the program that a signal never ends (glibc restarts the futex
+// wait after the handler): a handler may run on top of them. Not the
+// library's own waits - an interrupted operation waiting for its
+// cancellation to complete (kIo), which runs the handlers itself right
+// after (the EINTR contract) and must know that they ran.
+bool borrowable_wait(WaitReason r) {
+  switch (r) {
+    case WaitReason::kMutex: case WaitReason::kCond: case WaitReason::kRwlock: case WaitReason::kBarrier:
+    case WaitReason::kOnce: case WaitReason::kJoin: case WaitReason::kSemaphore:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Points f's saved context, a parked wait, at a borrowed delivery
+// (borrowed_entry) that returns to it. f is held (kRunning) by the caller
+// and not running. False if there is no room below it or a borrowed
+// delivery is already set up.
+bool set_up_borrow(Fiber* f) {
+  char* sp = static_cast<char*>(f->ctx);
+  char* top = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(sp) - 512) & ~uintptr_t{63});
+  char* low = f->region.base ? f->region.stack_low() : top - (256 << 10);
+  if (f->sig.borrow_resume || top - low < kBorrowMinStack) return false;
+  f->sig.borrow_resume = f->ctx;
+  f->ctx = ctx::make(top, static_cast<size_t>(top - low), borrowed_entry);
+  return true;
+}
+
 // Makes f, parked, run its handlers on top of its wait. Under the registry
 // lock (f stays alive). False if f was not (or no longer) parked.
 bool try_borrow(Fiber* f) {
@@ -614,14 +668,7 @@ bool try_borrow(Fiber* f) {
                                             std::memory_order_acq_rel)) {
     return false;
   }
-  char* sp = static_cast<char*>(f->ctx);
-  char* top = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(sp) - 512) & ~uintptr_t{63});
-  char* low = f->region.base ? f->region.stack_low() : top - (256 << 10);
-  bool ok = !f->park_interruptible && !f->sig.borrow_resume && top - low >= kBorrowMinStack;
-  if (ok) {
-    f->sig.borrow_resume = f->ctx;
-    f->ctx = ctx::make(top, static_cast<size_t>(top - low), borrowed_entry);
-  }
+  bool ok = !f->park_interruptible && borrowable_wait(f->reason) && set_up_borrow(f);
   f->run_state.store(static_cast<int>(RunState::kParked), std::memory_order_seq_cst);
   if (ok) {
     sched::wake(f);
@@ -776,6 +823,10 @@ void dispatch(const siginfo_t& si) {
     raw_syscall(SYS_kill, g_pid, sig);
     return;
   }
+  struct Holding {
+    Holding() { g_holding.fetch_add(1, std::memory_order_seq_cst); }
+    ~Holding() { g_holding.fetch_sub(1, std::memory_order_seq_cst); }
+  } holding;
   for (int attempt = 0; attempt < 8; ++attempt) {
     Pick p;
     p.sig = sig;
@@ -1125,6 +1176,48 @@ void adopt_main_thread() {
   if (deliverable_now) poke();
 }
 
+// ---- the scheduler ---------------------------------------------------------------------------
+
+void before_resume(Fiber* f) {
+  if (!(f->sig.queue.pending() & ~load_mask(f))) return;
+  switch (f->action) {
+    case SwitchAction::kPark:
+      if (f->park_interruptible) {
+        // Its park returns kInterrupted (unless woken) and the hook runs the
+        // handlers (the EINTR contract).
+        f->parker.interrupted_.store(true, std::memory_order_seq_cst);
+      } else if (borrowable_wait(f->reason)) {
+        set_up_borrow(f);
+      }
+      break;
+    default:
+      // A yield (sched_yield delivers on its way out), a new fiber, or one
+      // moved to another worker: it runs the program's code at once, where
+      // the SIGURG marker reaches it.
+      break;
+  }
+}
+
+void before_exit(Fiber* f) {
+  settle_holds();
+  if (deliverable(f)) run_pending(f);
+  // From here every signal for the process goes to another thread.
+  store_mask(f, kAll);
+}
+
+void after_exit(Fiber* f) {
+  siginfo_t si;
+  bool any = false;
+  while (f->sig.queue.take(kAll, &si, nullptr, /*only_undirected=*/true)) {
+    process_push(si, false);
+    any = true;
+  }
+  if (any) {
+    g_process_dirty.store(true, std::memory_order_release);
+    poke();
+  }
+}
+
 // ---- the EINTR contract --------------------------------------------------------------------
 
 bool run_pending(Fiber* f) {
@@ -1188,6 +1281,7 @@ int change_mask(Fiber* f, int how, const sigset_t* set, sigset_t* old) {
     store_mask(f, next);
     if (old) set_bits(old, cur);
     if (next & ~cur) hand_back(f, next & ~cur);
+    if (cur & ~next) settle_holds();
     // As the kernel on return from sigprocmask: run what is now unblocked.
     if (cur & ~next & (f->sig.queue.hint() | g_process.hint())) run_pending(f);
     return 0;

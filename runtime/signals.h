@@ -31,6 +31,13 @@
 //     below); on top of its parked context if it waits non-interruptibly (a
 //     mutex, a join: the handler runs, the wait goes on); and through a SIGURG
 //     "marker" sent to its carrier if it is running the program's code.
+//   - Handlers run as soon as the kernel would run them, not only when the
+//     signal thread's kick lands: when the scheduler resumes a fiber with a
+//     signal queued (before_resume), on the way out of the blocking and sync
+//     hooks (hooks::deliver_due), when a fiber unblocks a signal (after the
+//     dispatches in flight settled) and before a fiber ends (before_exit);
+//     a process-directed signal still queued for an ending fiber goes back
+//     to the process (after_exit).
 //   - sigaction is emulated in a table; the kernel holds a trampoline for
 //     every handled signal, SIG_IGN/SIG_DFL are mirrored so exec and discard
 //     semantics stay the kernel's.
@@ -152,6 +159,29 @@ void start();
 // The adopted main thread became carrier 0: give it the carrier mask (its
 // fiber keeps the mask it had, read before this call).
 void adopt_main_thread();
+
+// ---- the scheduler (runtime/scheduler.cpp) ---------------------------------
+
+// f is about to be resumed by its scheduler (held in kRunning, not running
+// yet) and its queue may hold a signal it does not block: arranges for the
+// handlers to run before f runs the program's code again, as the kernel
+// delivers on a thread's return to user space. A fiber that parked
+// interruptibly sees its wait interrupted (the EINTR contract); one parked
+// in a wait of the program that signals do not end (a mutex, a condition,
+// a join...) runs the handlers on top of that wait first (a borrowed
+// delivery). Scheduler side, inside the runtime; does not
+// allocate.
+void before_resume(Fiber* f);
+// The thread f stands for is ending (sched::exit_fiber, on f, after its
+// destructors, outside the runtime): the handlers of what is deliverable to
+// it run now, then it blocks every signal, as glibc's exiting thread does.
+// May suspend.
+void before_exit(Fiber* f);
+// f has left the fiber registry (the scheduler, after its exit): signals
+// sent to the process that were queued for it go back to the process and
+// are dispatched again; those sent to it alone are discarded, as the kernel
+// discards an exiting thread's. Any thread; not a signal handler.
+void after_exit(Fiber* f);
 
 // ---- fault signals (runtime/stack.cpp) -------------------------------------
 

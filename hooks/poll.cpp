@@ -21,6 +21,7 @@
 
 #include "hooks/fault.h"
 #include "hooks/io_common.h"
+#include "runtime/alloc.h"
 #include "runtime/cancel.h"
 #include "runtime/fiber.h"
 #include "runtime/signals.h"
@@ -108,7 +109,11 @@ void on_poll(Completion* c, int res, uint32_t flags) {
   w->group->fiber->parker.unpark();
 }
 
-enum class Wake { kReady, kTimeout, kInterrupted };
+// kNoMemory: more than 16 descriptors and no memory for their waits. The
+// caller then waits in the kernel's own call on this OS thread, its worker
+// handed to another (as for calls the library cannot serve): never a
+// timeout that did not happen, never an error the plain call would not give.
+enum class Wake { kReady, kTimeout, kInterrupted, kNoMemory };
 
 // Parks until one of fdv[i] may be ready for events[i] (ending the wait on
 // the revents in counts[i]; without counts, on events[i] and what poll always
@@ -117,8 +122,9 @@ enum class Wake { kReady, kTimeout, kInterrupted };
 Wake wait_any(Fiber* f, const int* fdv, const short* events, const short* counts, int n, const Deadline& d) {
   cancel::point();  // poll, select, epoll_wait are cancellation points
   PollWait small[16];
-  PollWait* waits = n <= 16 ? small : new (std::nothrow) PollWait[n];
-  if (!waits) return Wake::kTimeout;
+  // Not new (std::nothrow): runtime/alloc.h says why.
+  PollWait* waits = n <= 16 ? small : alloc_objects<PollWait>(static_cast<size_t>(n));
+  if (!waits) return Wake::kNoMemory;
   Group g;
   g.fiber = f;
   Worker* w = sched::enter(f);
@@ -162,8 +168,27 @@ Wake wait_any(Fiber* f, const int* fdv, const short* events, const short* counts
   }
   while (g.pending > 0) f->parker.park(Deadline::never(), WaitReason::kIo, false);
   sched::leave(f);
-  if (waits != small) delete[] waits;
+  if (waits != small) {
+    for (int i = 0; i < n; ++i) waits[i].~PollWait();
+    free(waits);
+  }
   return why;
+}
+
+// What is left of d for the kernel's own poll/select (rounded up).
+int timeout_ms_left(const Deadline& d) {
+  if (d.infinite) return -1;
+  int64_t ns = d.remaining_ns();
+  if (ns <= 0) return 0;
+  int64_t ms = (ns + 999999) / 1000000;
+  return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
+}
+
+timeval timeval_left(const Deadline& d) {
+  int64_t ns = d.remaining_ns();
+  if (ns < 0) ns = 0;
+  int64_t us = (ns + 999) / 1000;
+  return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
 }
 
 Deadline deadline_ms(int timeout) {
@@ -228,6 +253,10 @@ int poll_common(Fiber* f, struct pollfd* pfd, nfds_t n, const Deadline& d, const
   int result;
   for (;;) {
     Wake why = wait_any(f, fdv, ev, nullptr, static_cast<int>(n), d);
+    if (why == Wake::kNoMemory) {
+      sched::begin_blocking(f);
+      return real::poll(pfd, n, timeout_ms_left(d));
+    }
     result = real::poll(pfd, n, 0);
     if (result != 0) break;
     if (why == Wake::kInterrupted) {
@@ -338,6 +367,14 @@ int select_common(Fiber* f, int nfds, fd_set* r, fd_set* w, fd_set* e, const Dea
   }
   for (;;) {
     Wake why = wait_any(f, fdv, ev, counts, n, d);
+    if (why == Wake::kNoMemory) {
+      if (r) *r = in_r;
+      if (w) *w = in_w;
+      if (e) *e = in_e;
+      sched::begin_blocking(f);
+      timeval tv = timeval_left(d);
+      return real::select(nfds, r, w, e, d.infinite ? nullptr : &tv);
+    }
     if (r) *r = in_r;
     if (w) *w = in_w;
     if (e) *e = in_e;

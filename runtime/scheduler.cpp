@@ -18,6 +18,7 @@
 #include <cstring>
 #include <new>
 
+#include "runtime/alloc.h"
 #include "runtime/cancel.h"
 #include "runtime/cpu_clock.h"
 #include "runtime/monitor.h"
@@ -131,7 +132,7 @@ TimerOp* timer_alloc() {
       return t;
     }
   }
-  auto* t = new (std::nothrow) TimerOp;
+  auto* t = alloc_objects<TimerOp>();
   if (t) t->on_complete = on_timer;
   return t;
 }
@@ -555,7 +556,7 @@ Carrier* new_carrier(Worker* w) {
     if (idx >= g_carrier_max) return nullptr;
     if (g_carrier_count.compare_exchange_weak(idx, idx + 1)) break;
   }
-  auto* c = new (std::nothrow) Carrier;
+  auto* c = alloc_objects<Carrier>();
   if (!c) return nullptr;
   c->index = idx;
   c->worker = w;
@@ -1073,7 +1074,7 @@ bool ensure_started() {
   g_state.store(kStarting, std::memory_order_relaxed);
 
   g_worker_count = cfg.workers;
-  g_workers = new (std::nothrow) Worker[g_worker_count];
+  g_workers = alloc_objects<Worker>(static_cast<size_t>(g_worker_count));
   g_carrier_max = g_worker_count + cfg.max_threads + 1;
   g_carriers = static_cast<Carrier**>(calloc(g_carrier_max, sizeof(Carrier*)));
   if (!g_workers || !g_carriers) return give_up("memory", "allocation failed");

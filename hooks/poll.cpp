@@ -21,6 +21,7 @@
 #include "hooks/io_common.h"
 #include "runtime/cancel.h"
 #include "runtime/fiber.h"
+#include "runtime/inspect.h"
 #include "runtime/signals.h"
 #include "shim/real.h"
 
@@ -79,6 +80,8 @@ Wake wait_any(Fiber* f, const int* fdv, const short* events, int n, const Deadli
     ++g.pending;
   }
   Wake why = Wake::kReady;
+  f->wait_op = kWaitPoll;
+  f->wait_arg = n;
   while (g.fired == 0 && g.pending > 0) {
     ParkResult r = f->parker.park(d, WaitReason::kIo, true);
     if (r == ParkResult::kTimedOut) {

@@ -3,12 +3,14 @@
 
 #include <linux/futex.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 
+#include "runtime/control.h"
 #include "runtime/scheduler.h"
 #include "runtime/signals.h"
 #include "shim/config.h"
@@ -21,6 +23,7 @@ namespace {
 std::atomic<int> g_busy{0};           // workers not sleeping in the kernel (set at start)
 std::atomic<uint32_t> g_wake_word{0};  // the monitor sleeps on it when all are idle
 std::atomic<bool> g_monitor_sleeping{false};
+std::atomic<int> g_tid{0};
 
 bool has_waiting_work(Worker* w) {
   // The eventfd read is always in flight, hence > 1.
@@ -29,6 +32,7 @@ bool has_waiting_work(Worker* w) {
 }
 
 void* monitor_main(void*) {
+  g_tid.store(static_cast<int>(errno_syscall(SYS_gettid)), std::memory_order_relaxed);
   long period_us = config::get().handoff_us / 2;
   if (period_us < 50) period_us = 50;
   const int checks_needed = 2;
@@ -45,6 +49,14 @@ void* monitor_main(void*) {
     }
     timespec ts{period_us / 1000000, (period_us % 1000000) * 1000};
     errno_syscall(SYS_nanosleep, &ts, nullptr);
+    {
+      // Worker 0 in the program's code without progress since the last
+      // tick cannot reap the control socket's poll: look at the socket here.
+      Worker* w0 = sched::worker_at(0);
+      bool stuck0 = (w0->owner_state.load(std::memory_order_acquire) & Worker::kUserBit) &&
+                    w0->progress.load(std::memory_order_relaxed) == w0->seen_progress;
+      control::on_monitor_tick(stuck0, period_us);
+    }
     int n = sched::worker_count();
     for (int i = 0; i < n; ++i) {
       Worker* w = sched::worker_at(i);
@@ -90,6 +102,14 @@ void start() {
   }
   errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
   pthread_attr_destroy(&attr);
+}
+
+int thread_id() { return g_tid.load(std::memory_order_relaxed); }
+
+void kick() {
+  g_wake_word.fetch_add(1, std::memory_order_release);
+  errno_syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake_word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, nullptr,
+                0);
 }
 
 void worker_idle(bool idle) {

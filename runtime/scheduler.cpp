@@ -15,7 +15,9 @@
 #include <new>
 
 #include "runtime/cancel.h"
+#include "runtime/control.h"
 #include "runtime/monitor.h"
+#include "runtime/inspect.h"
 #include "runtime/signals.h"
 #include "runtime/tls.h"
 #include "shim/config.h"
@@ -476,6 +478,7 @@ void schedule_round(Carrier* c, Worker* w) {
 
 [[noreturn]] void carrier_loop(Carrier* c) {
   tl_carrier = c;
+  if (c->index == 0 && c->worker) control::arm(c->worker->engine);
   for (;;) {
     Worker* w = c->worker;
     if (!w) {
@@ -664,6 +667,8 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible,
   f->park_interruptible = interruptible;
   f->park_cancellable = cancellable;
   f->reason = why;
+  f->wait_since = inspect::coarse_now_ns();
+  f->wait_deadline = d;
   ParkResult r;
   for (;;) {
     switch_out(f, SwitchAction::kPark);
@@ -814,6 +819,7 @@ int join(Fiber* target, void** result, const Deadline& d, bool try_only) {
     }
     if (try_only) return EBUSY;
     // pthread_join is a cancellation point: a due request ends the wait.
+    if (Fiber* mf = me->fiber()) mf->wait_arg = target->tid;
     ParkResult r = me->park(d, WaitReason::kJoin, false, /*cancellable=*/true);
     if (r == ParkResult::kInterrupted && target->join_state.load(std::memory_order_acquire) != kExited) {
       target->joiner.store(nullptr, std::memory_order_release);
@@ -915,6 +921,8 @@ void for_each_fiber(void (*fn)(Fiber*, void*), void* arg) {
   fn(nullptr, arg);
 }
 
+long live_fibers() { return g_live.load(std::memory_order_relaxed); }
+
 bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg) {
   SpinGuard g(g_registry_lock);
   for (Fiber* f = g_registry; f; f = f->all_next) {
@@ -961,6 +969,7 @@ bool ensure_started() {
   }
   stacks::install_overflow_reporter();
   stacks::setup_altstack();  // for this thread; carriers set up their own
+  control::setup();  // before carrier 0 runs: it arms the socket's poll (carrier_loop)
 
   bool adopt = errno_syscall(SYS_gettid) == getpid();
   Fiber* main_fiber = nullptr;
@@ -1039,6 +1048,7 @@ bool ensure_started() {
 }
 
 void forget_after_fork() {
+  control::forget_after_fork();
   g_active.store(false, std::memory_order_release);
   g_state.store(kUnavailable, std::memory_order_release);
 }

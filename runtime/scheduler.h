@@ -151,6 +151,11 @@ int detach(Fiber* target);
 // `tid` (Fiber::tid); false if none. fn must not block, switch, allocate or
 // take the registry lock. Any thread, not a signal handler. O(live fibers).
 bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg);
+// Calls fn(f, arg) for every live fiber, then fn(nullptr, arg), under the
+// registry lock (same rules as with_fiber_by_tid).
+void for_each_fiber(void (*fn)(Fiber*, void*), void* arg);
+// Fibers that have not ended (any thread).
+long live_fibers();
 
 // Enters/leaves the runtime from a fiber (see the header comment). enter()
 // returns the worker to use; if the carrier lost its worker it first moves

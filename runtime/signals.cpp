@@ -40,6 +40,7 @@
 #include "runtime/fiber.h"
 #include "runtime/scheduler.h"
 #include "runtime/spinlock.h"
+#include "runtime/inspect.h"
 #include "runtime/tls.h"
 #include "shim/log.h"
 #include "shim/raw_syscall.h"
@@ -1038,6 +1039,8 @@ bool forward_fault(int sig, siginfo_t* info, void* uctx) {
 void carrier_mask(sigset_t* out) { set_bits(out, kCarrierMask); }
 void runtime_thread_mask(sigset_t* out) { set_bits(out, kRuntimeThreadMask); }
 
+int signal_thread_id() { return g_sig_tid.load(std::memory_order_relaxed); }
+
 void start() {
   g_pid = sys_getpid();
   dl_iterate_phdr(find_text, reinterpret_cast<void*>(&start));
@@ -1245,6 +1248,7 @@ int wait(Fiber* f, const sigset_t* set, siginfo_t* info, const Deadline& d) {
       f->sig.waiting.store(0, std::memory_order_relaxed);
       break;
     }
+    f->wait_op = kWaitSigwait;
     ParkResult r = f->parker.park(d, WaitReason::kSignal, /*interruptible=*/true);
     f->sig.waiting.store(0, std::memory_order_seq_cst);
     if (r == ParkResult::kInterrupted) {
@@ -1274,6 +1278,7 @@ int suspend(Fiber* f, const sigset_t* mask) {
       if (mask) store_mask(f, old);
       cancel::point();
     }
+    f->wait_op = kWaitSigsuspend;
     f->parker.park(Deadline::never(), WaitReason::kSignal, /*interruptible=*/true);
   }
   if (mask) {

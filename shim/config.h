@@ -25,6 +25,8 @@ struct Config {
   int fs_switch = kFsAuto;
   unsigned ring_entries = 1024;     // UNBLOCK_RING_ENTRIES: submission queue size per worker
   const char* stats = nullptr;      // UNBLOCK_STATS: "stderr" or a path; counters written at exit
+  bool control = true;              // UNBLOCK_CONTROL: the unblock-ctl socket (runtime/control.h)
+  const char* control_dir = nullptr;  // UNBLOCK_CONTROL_DIR: where it lives
   // Fault injection (runtime/fault.h, docs/FAULTS.md).
   const char* faults = nullptr;     // UNBLOCK_FAULTS: fault commands applied at start-up, ';'-separated
   long fault_seed = -1;             // UNBLOCK_FAULT_SEED: seed of every fault decision (-1: FIU_PRNG_SEED or the clock)

@@ -1,0 +1,73 @@
+// Inspection: what `unblock-ctl stats` and `unblock-ctl dump` print - the
+// runtime's live counters and every thread of the program with its state
+// and what it waits for.
+//
+// Everything here runs on the control thread (runtime/control.cpp), a plain
+// OS thread, never on a fiber or a carrier: it reads the runtime's state
+// racily (counters, a fiber's wait fields) and holds the registry lock only
+// while it copies each live fiber's fields into a snapshot, so the program
+// is never stopped as a whole and a dump changes nothing it computes.
+// It must not call an exported hook: system calls go through raw_syscall.
+//
+// The park side costs a few plain stores: the code that parks a fiber
+// writes wait_op/wait_arg/wait_obj (Fiber), sched::park writes wait_since
+// and wait_deadline.
+#pragma once
+
+#include <time.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace unblock {
+
+// What Fiber::wait_op says, next to its WaitReason.
+enum WaitOp : uint8_t {
+  kWaitNone = 0,        // the reason says it all (wait_obj: the object parked on, if any)
+  kWaitPoll = 1,        // poll/select/epoll_wait: wait_arg fds
+  kWaitSigwait = 2,     // sigwait/sigtimedwait/sigwaitinfo
+  kWaitSigsuspend = 3,  // sigsuspend/pause
+  kWaitIoBase = 16,     // + IoOp::Kind: one I/O operation on fd wait_arg
+};
+
+namespace inspect {
+
+// CLOCK_MONOTONIC_COARSE in ns: a vDSO read, no system call. Any context.
+inline int64_t coarse_now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// A growable text buffer in its own mapping (raw mmap/mremap: no malloc, so
+// it may be filled with the registry lock released but from any thread).
+class Buffer {
+ public:
+  Buffer() = default;
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void append(const char* s, size_t n);
+  void puts(const char* s);
+  void printf(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+  // s as a JSON string, quotes included.
+  void json_string(const char* s);
+  const char* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  bool reserve(size_t n);
+  char* data_ = nullptr;
+  size_t size_ = 0;
+  size_t cap_ = 0;
+};
+
+// The runtime's counters, as "key value" lines (what `unblock-ctl top`
+// differences) or one JSON object. Control thread.
+void stats(Buffer* out, bool json);
+// Every thread: summary, then threads grouped by what they do; or JSON
+// with every field. Control thread.
+void dump(Buffer* out, bool json);
+
+}  // namespace inspect
+}  // namespace unblock

@@ -30,6 +30,10 @@ namespace unblock::control {
 namespace {
 
 int g_listen_fd = -1;
+// The socket's identity: the program may close our fd (close_range before
+// an exec, a daemon closing every fd) and reuse its number.
+dev_t g_dev = 0;
+ino_t g_ino = 0;
 long g_owner_pid = 0;  // the process that created the socket (a forked child must not unlink it)
 char g_path[sizeof(sockaddr_un::sun_path)];
 std::atomic<bool> g_wanted{false};   // a client connected: start the thread (monitor)
@@ -140,14 +144,23 @@ void serve(int fd) {
   write_all(fd, out.data(), out.size());
 }
 
+bool still_ours() {
+  struct stat st;
+  return raw_syscall(SYS_fstat, g_listen_fd, reinterpret_cast<long>(&st)) == 0 && st.st_dev == g_dev && st.st_ino == g_ino;
+}
+
 void* control_main(void*) {
   // As ps and /proc show it; dumps list it as the runtime's.
   raw_syscall(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("unblock-ctl"));
   for (;;) {
+    if (!still_ours()) {
+      LOG_WARN("control socket: its file descriptor was closed by the program; unblock-ctl no longer answers");
+      return nullptr;
+    }
     long fd = raw_syscall(SYS_accept4, g_listen_fd, 0, 0, SOCK_CLOEXEC);
     if (fd == -EINTR || fd == -ECONNABORTED) continue;
     if (fd < 0) {
-      if (fd == -EBADF || fd == -EINVAL) return nullptr;  // closed (fork child never gets here)
+      if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) return nullptr;
       timespec ts{0, 100 * 1000 * 1000};
       raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
       continue;
@@ -189,6 +202,13 @@ void setup() {
     raw_syscall(SYS_close, fd);
     return;
   }
+  struct stat st;
+  if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) != 0) {
+    raw_syscall(SYS_close, fd);
+    return;
+  }
+  g_dev = st.st_dev;
+  g_ino = st.st_ino;
   g_listen_fd = static_cast<int>(fd);
   g_owner_pid = pid;
   atexit(remove_socket);

@@ -1,6 +1,7 @@
 #include "runtime/scheduler.h"
 
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -758,8 +759,10 @@ int spawn(void* (*start)(void*), void* arg, size_t stack_size, bool detached, pt
     f->ioprio = creator->ioprio;
     f->affinity_set = creator->affinity_set;
     if (creator->affinity_set) f->affinity = creator->affinity;
+    memcpy(f->name, creator->name, sizeof f->name);  // clone copies the creator's comm
   } else {
     errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &f->sigmask, 8);
+    raw_syscall(SYS_prctl, PR_GET_NAME, reinterpret_cast<long>(f->name));
     long prio = raw_syscall(SYS_getpriority, PRIO_PROCESS, 0);  // the creating OS thread's, as clone copies it
     if (prio >= 0) f->nice = 20 - static_cast<int>(prio);
   }

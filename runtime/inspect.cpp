@@ -2,6 +2,12 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
+#include <dlfcn.h>
+#include <link.h>
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <ucontext.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -214,7 +220,7 @@ void describe_fd(int fd, char* out, size_t cap) {
     format_addr(local, ll, a, sizeof a);
     if (raw_syscall(SYS_getpeername, fd, reinterpret_cast<long>(&peer), reinterpret_cast<long>(&pl)) == 0) {
       format_addr(peer, pl, b, sizeof b);
-      snprintf(out, cap, "%s->%s", a, b);
+      snprintf(out, cap, "%.120s->%.120s", a, b);
     } else {
       snprintf(out, cap, "%s", a);
     }
@@ -250,6 +256,113 @@ const char* state_name(State s) {
   return "?";
 }
 
+constexpr int kMaxFrames = 32;
+// Fibers per registry pass (see snapshot).
+constexpr int kChunk = 128;
+
+// ---- stacks: libunwind, loaded when the first dump asks -----------------------------
+
+// dlopen'ed, not linked: a process that is never dumped never maps it.
+struct Unwinder {
+  bool tried = false;
+  bool ok = false;
+  int (*init_local)(unw_cursor_t*, unw_context_t*) = nullptr;
+  int (*step)(unw_cursor_t*) = nullptr;
+  int (*get_reg)(unw_cursor_t*, unw_regnum_t, unw_word_t*) = nullptr;
+  int (*get_proc_name)(unw_cursor_t*, char*, size_t, unw_word_t*) = nullptr;
+  uintptr_t own_base = 0;  // libunblock.so's load address and the end of its
+  uintptr_t own_end = 0;   // last loaded segment: its frames are left out
+};
+Unwinder g_unw;
+
+template <typename Fn>
+bool sym(void* h, const char* name, Fn* out) {
+  *out = reinterpret_cast<Fn>(dlsym(h, name));
+  return *out != nullptr;
+}
+
+bool unwinder() {
+  if (g_unw.tried) return g_unw.ok;
+  g_unw.tried = true;
+  void* h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return false;
+  g_unw.ok = sym(h, "_ULx86_64_init_local", &g_unw.init_local) && sym(h, "_ULx86_64_step", &g_unw.step) &&
+             sym(h, "_ULx86_64_get_reg", &g_unw.get_reg) && sym(h, "_ULx86_64_get_proc_name", &g_unw.get_proc_name);
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&unwinder), &info)) {
+    g_unw.own_base = reinterpret_cast<uintptr_t>(info.dli_fbase);
+    dl_iterate_phdr(
+        [](dl_phdr_info* pi, size_t, void*) -> int {
+          if (pi->dlpi_addr != g_unw.own_base) return 0;
+          for (int i = 0; i < pi->dlpi_phnum; ++i) {
+            if (pi->dlpi_phdr[i].p_type != PT_LOAD) continue;
+            uintptr_t end = pi->dlpi_addr + pi->dlpi_phdr[i].p_vaddr + pi->dlpi_phdr[i].p_memsz;
+            if (end > g_unw.own_end) g_unw.own_end = end;
+          }
+          return 1;
+        },
+        nullptr);
+  }
+  return g_unw.ok;
+}
+
+// One comparison per frame: dladdr would take the loader's lock each time.
+bool own_frame(uintptr_t ip) { return ip > g_unw.own_base && ip <= g_unw.own_end; }
+
+// Unwinds a context saved by jump_fcontext (Boost.Context, x86-64 SysV):
+// at ctx: mxcsr/x87 control word, r12, r13, r14, r15, rbx, rbp, then the
+// return address; the stack pointer after the jump returns is ctx + 0x40.
+// The fiber must be held (hold_parked) meanwhile. Keeps the program's frames.
+int unwind_saved(const void* ctx, uintptr_t* out, int max) {
+  const auto* saved = static_cast<const uint64_t*>(ctx);
+  unw_context_t uc;
+  memset(&uc, 0, sizeof uc);
+  greg_t* g = uc.uc_mcontext.gregs;
+  g[REG_R12] = static_cast<greg_t>(saved[1]);
+  g[REG_R13] = static_cast<greg_t>(saved[2]);
+  g[REG_R14] = static_cast<greg_t>(saved[3]);
+  g[REG_R15] = static_cast<greg_t>(saved[4]);
+  g[REG_RBX] = static_cast<greg_t>(saved[5]);
+  g[REG_RBP] = static_cast<greg_t>(saved[6]);
+  g[REG_RIP] = static_cast<greg_t>(saved[7]);
+  g[REG_RSP] = static_cast<greg_t>(reinterpret_cast<uintptr_t>(ctx) + 0x40);
+  unw_cursor_t cur;
+  if (g_unw.init_local(&cur, &uc) < 0) return 0;
+  int n = 0;
+  for (int depth = 0; depth < 128 && n < max; ++depth) {
+    unw_word_t ip = 0;
+    if (g_unw.get_reg(&cur, UNW_REG_IP, &ip) < 0 || ip == 0) break;
+    if (!own_frame(ip)) out[n++] = ip;
+    if (g_unw.step(&cur) <= 0) break;
+  }
+  return n;
+}
+
+// "function+0x1a (object)" for a return address.
+void symbolize(uintptr_t ip, char* out, size_t cap) {
+  Dl_info info{};
+  bool have_obj = dladdr(reinterpret_cast<void*>(ip - 1), &info);
+  const char* obj = have_obj && info.dli_fname ? strrchr(info.dli_fname, '/') : nullptr;
+  obj = obj ? obj + 1 : (have_obj && info.dli_fname ? info.dli_fname : "?");
+  char name[256];
+  unw_word_t off = 0;
+  // libunwind reads the object's full symbol table (static functions too);
+  // a cursor whose only register is the address is enough for that.
+  unw_context_t uc;
+  memset(&uc, 0, sizeof uc);
+  uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(ip - 1);
+  uc.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(reinterpret_cast<uintptr_t>(&uc));
+  unw_cursor_t cur;
+  if (g_unw.ok && g_unw.init_local(&cur, &uc) >= 0 && g_unw.get_proc_name(&cur, name, sizeof name, &off) == 0) {
+    snprintf(out, cap, "%s+0x%lx (%s)", name, static_cast<unsigned long>(off + 1), obj);
+  } else if (have_obj && info.dli_sname) {
+    snprintf(out, cap, "%s+0x%lx (%s)", info.dli_sname, static_cast<unsigned long>(ip - reinterpret_cast<uintptr_t>(info.dli_saddr)), obj);
+  } else {
+    snprintf(out, cap, "0x%lx (%s+0x%lx)", static_cast<unsigned long>(ip), obj,
+             static_cast<unsigned long>(ip - reinterpret_cast<uintptr_t>(info.dli_fbase)));
+  }
+}
+
 // One fiber's fields, copied under the registry lock.
 struct Snap {
   int tid;
@@ -265,6 +378,8 @@ struct Snap {
   int64_t wait_since;
   Deadline deadline;
   char name[16];
+  uint8_t nframes;  // program frames (the library's own are left out)
+  uintptr_t frames[kMaxFrames];
 };
 
 struct Collect {
@@ -272,6 +387,10 @@ struct Collect {
   long cap;
   long count;
   long missed;
+  // This chunk's parked fibers held for unwinding, and their snapshots.
+  Fiber* held[kChunk];
+  Snap* held_snap[kChunk];
+  int nheld;
 };
 
 void collect_cb(Fiber* f, void* arg) {
@@ -294,11 +413,19 @@ void collect_cb(Fiber* f, void* arg) {
   s.wait_arg = f->wait_arg;
   s.wait_since = f->wait_since;
   s.deadline = f->wait_deadline;
-  memcpy(s.name, f->name, sizeof s.name);
+  // An unnamed thread has its process's name, as pthread_getname_np says.
+  strncpy(s.name, f->name[0] ? f->name : program_invocation_short_name, sizeof s.name - 1);
   s.name[15] = 0;
+  s.nframes = 0;
   switch (static_cast<RunState>(rs)) {
     case RunState::kRunnable: s.state = State::kRunnable; break;
-    case RunState::kParked: s.state = State::kParked; break;
+    case RunState::kParked:
+      s.state = State::kParked;
+      if (g_unw.ok && c->nheld < kChunk && sched::hold_parked(f)) {
+        c->held[c->nheld] = f;
+        c->held_snap[c->nheld++] = &s;
+      }
+      break;
     case RunState::kDone: s.state = State::kExited; break;
     case RunState::kRunning: {
       s.state = State::kRunning;
@@ -315,23 +442,55 @@ void collect_cb(Fiber* f, void* arg) {
   }
 }
 
-// Takes the snapshot. The registry lock is held only for the copy; its
-// duration is reported (the only moment spawns and exits wait).
+int compare_tid(const void* a, const void* b) {
+  return static_cast<const Snap*>(a)->tid - static_cast<const Snap*>(b)->tid;
+}
+
+// Takes the snapshot in chunks of kChunk fibers: the registry lock is held
+// while a chunk's fields are copied and its parked fibers are held; then,
+// with the lock released, their stacks are unwound and each is let go. A
+// fiber is held at most one chunk's unwinding (~a millisecond); the
+// longest single lock hold is reported. Fibers created meanwhile may be
+// missed or seen twice (duplicates are dropped).
 long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
   long cap = sched::live_fibers() + 256;
   *cap_out = cap;
   size_t bytes = static_cast<size_t>(cap) * sizeof(Snap);
   long p = raw_syscall(SYS_mmap, 0, static_cast<long>(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p < 0 && p > -4096) return -1;
-  Collect c{reinterpret_cast<Snap*>(p), cap, 0, 0};
-  timespec a, b;
-  clock_gettime(CLOCK_MONOTONIC, &a);
-  sched::for_each_fiber(collect_cb, &c);
-  clock_gettime(CLOCK_MONOTONIC, &b);
-  *held_ns = (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec);
+  unwinder();
+  static Collect c;
+  c.snaps = reinterpret_cast<Snap*>(p);
+  c.cap = cap;
+  c.count = 0;
+  c.missed = 0;
+  *held_ns = 0;
+  for (long skip = 0;;) {
+    c.nheld = 0;
+    timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    long visited = sched::for_some_fibers(skip, kChunk, collect_cb, &c);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    int64_t ns = (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec);
+    if (ns > *held_ns) *held_ns = ns;
+    for (int i = 0; i < c.nheld; ++i) {
+      Fiber* f = c.held[i];
+      Snap* s = c.held_snap[i];
+      s->nframes = static_cast<uint8_t>(unwind_saved(f->ctx, s->frames, kMaxFrames));
+      sched::release_hold(f);
+    }
+    skip += visited;
+    if (visited < kChunk) break;
+  }
+  // Drop duplicates (a fiber seen in two chunks).
+  qsort(c.snaps, static_cast<size_t>(c.count), sizeof(Snap), compare_tid);
+  long n = 0;
+  for (long i = 0; i < c.count; ++i) {
+    if (n == 0 || c.snaps[n - 1].tid != c.snaps[i].tid) c.snaps[n++] = c.snaps[i];
+  }
   *out = c.snaps;
   *missed = c.missed;
-  return c.count;
+  return n;
 }
 
 // The kind of wait, without the object: threads with equal kinds form a group.
@@ -420,12 +579,69 @@ int compare_groups(const void* a, const void* b) {
   if (x->reason != y->reason) return static_cast<int>(x->reason) - static_cast<int>(y->reason);
   if (x->wait_op != y->wait_op) return x->wait_op - y->wait_op;
   if (x->state != State::kParked && x->worker != y->worker) return x->worker - y->worker;
+  if (x->nframes != y->nframes) return x->nframes - y->nframes;
+  for (int i = 0; i < x->nframes; ++i) {
+    if (x->frames[i] != y->frames[i]) return x->frames[i] < y->frames[i] ? -1 : 1;
+  }
   return x->tid - y->tid;
 }
 
-bool same_group(const Snap& x, const Snap& y) {
+bool same_kind(const Snap& x, const Snap& y) {
   return x.state == y.state && x.reason == y.reason && x.wait_op == y.wait_op &&
          (x.state == State::kParked || x.worker == y.worker);
+}
+
+// Symbol names by address, each looked up once per dump.
+class SymCache {
+ public:
+  const char* get(uintptr_t ip) {
+    if (!slots_) {
+      long p = raw_syscall(SYS_mmap, 0, kSlots * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p < 0 && p > -4096) return fallback(ip);
+      slots_ = reinterpret_cast<Slot*>(p);
+    }
+    size_t h = (ip * 0x9E3779B97F4A7C15ull) >> 51;  // 13 bits
+    for (size_t i = 0; i < kSlots; ++i) {
+      Slot& s = slots_[(h + i) & (kSlots - 1)];
+      if (s.ip == ip) return names_.data() + s.off;
+      if (s.ip == 0) {
+        if (used_ * 4 > kSlots * 3) return fallback(ip);
+        char buf[320];
+        symbolize(ip, buf, sizeof buf);
+        s.ip = ip;
+        s.off = names_.size();
+        names_.append(buf, strlen(buf) + 1);
+        ++used_;
+        return names_.data() + s.off;
+      }
+    }
+    return fallback(ip);
+  }
+  ~SymCache() {
+    if (slots_) raw_syscall(SYS_munmap, reinterpret_cast<long>(slots_), kSlots * sizeof(Slot));
+  }
+
+ private:
+  static constexpr size_t kSlots = 8192;
+  struct Slot {
+    uintptr_t ip;
+    size_t off;
+  };
+  const char* fallback(uintptr_t ip) {
+    symbolize(ip, tmp_, sizeof tmp_);
+    return tmp_;
+  }
+  Slot* slots_ = nullptr;
+  size_t used_ = 0;
+  Buffer names_;
+  char tmp_[320];
+};
+
+// Same state, same wait kind, same stack: one group (pprof's debug=1).
+bool same_group(const Snap& x, const Snap& y) {
+  return x.state == y.state && x.reason == y.reason && x.wait_op == y.wait_op &&
+         (x.state == State::kParked || x.worker == y.worker) && x.nframes == y.nframes &&
+         memcmp(x.frames, y.frames, x.nframes * sizeof(uintptr_t)) == 0;
 }
 
 // The library's own OS threads and the program's plain ones, from /proc/self/task.
@@ -486,7 +702,7 @@ void carrier_role(int index, char* out, size_t cap) {
   else snprintf(out, cap, "gave worker %d away (keeps one thread in the program's code)", w->index);
 }
 
-void json_snap(Buffer* out, const Snap& s, int64_t now) {
+void json_snap(Buffer* out, const Snap& s, int64_t now, SymCache* syms) {
   char kind[96], obj[384];
   describe_kind(s, kind, sizeof kind);
   describe_object(s, now, obj, sizeof obj);
@@ -509,6 +725,14 @@ void json_snap(Buffer* out, const Snap& s, int64_t now) {
       out->json_string(obj);
     }
   }
+  if (s.nframes) {
+    out->puts(",\"stack\":[");
+    for (int i = 0; i < s.nframes; ++i) {
+      if (i) out->puts(",");
+      out->json_string(syms->get(s.frames[i]));
+    }
+    out->puts("]");
+  }
   out->puts("}");
 }
 
@@ -527,12 +751,17 @@ void dump(Buffer* out, bool json) {
   long missed = 0;
   int64_t held = 0;
   long cap_for_unmap = 0;
+  timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   long n = snapshot(&snaps, &cap_for_unmap, &missed, &held);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double snap_ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
   if (n < 0) {
     out->puts(json ? "{\"error\":\"out of memory\"}\n" : "error: out of memory\n");
     return;
   }
   int64_t now = coarse_now_ns();
+  SymCache syms;
   qsort(snaps, static_cast<size_t>(n), sizeof(Snap), compare_groups);
   static Task tasks[1024];
   int ntasks = list_tasks(tasks, 1024);
@@ -543,13 +772,14 @@ void dump(Buffer* out, bool json) {
   for (int i = 0; i < ntasks; ++i) plain += tasks[i].role == nullptr;
 
   if (json) {
-    out->printf("{\"pid\":%ld,\"threads\":%ld,\"missed\":%ld,\"registry_held_us\":%.1f,\"workers\":%d,\"summary\":{", pid, n,
-                missed, held / 1e3, sched::worker_count());
+    out->printf("{\"pid\":%ld,\"threads\":%ld,\"missed\":%ld,\"registry_held_us\":%.1f,\"snapshot_ms\":%.1f,\"stacks\":%s,"
+                "\"workers\":%d,\"summary\":{",
+                pid, n, missed, held / 1e3, snap_ms, g_unw.ok ? "true" : "false", sched::worker_count());
     for (int s = 0; s < 5; ++s) out->printf("%s\"%s\":%ld", s ? "," : "", state_name(static_cast<State>(s)), counts[s]);
     out->printf(",\"plain OS thread\":%d},\"fibers\":[", plain);
     for (long i = 0; i < n; ++i) {
       if (i) out->puts(",\n");
-      json_snap(out, snaps[i], now);
+      json_snap(out, snaps[i], now, &syms);
     }
     out->puts("],\"os_threads\":[");
     for (int i = 0; i < ntasks; ++i) {
@@ -569,8 +799,8 @@ void dump(Buffer* out, bool json) {
     }
     out->puts("]}\n");
   } else {
-    out->printf("unblock dump of pid %ld: %ld threads on %d workers (registry held %.0f us)\n", pid, n + plain,
-                sched::worker_count(), held / 1e3);
+    out->printf("unblock dump of pid %ld: %ld threads on %d workers (snapshot %.1f ms, registry lock held at most %.0f us%s)\n",
+                pid, n + plain, sched::worker_count(), snap_ms, held / 1e3, g_unw.ok ? "" : ", no stacks: libunwind.so.8 not found");
     if (missed) out->printf("(%ld threads created during the dump are not shown)\n", missed);
     out->puts("summary:");
     for (int s = 0; s < 5; ++s) {
@@ -581,7 +811,7 @@ void dump(Buffer* out, bool json) {
     out->puts("waiting:");
     for (long i = 0; i < n;) {
       long j = i + 1;
-      while (j < n && same_group(snaps[i], snaps[j])) ++j;
+      while (j < n && same_kind(snaps[i], snaps[j])) ++j;
       if (snaps[i].state == State::kParked) {
         char kind[96];
         describe_kind(snaps[i], kind, sizeof kind);
@@ -596,6 +826,7 @@ void dump(Buffer* out, bool json) {
       char kind[96];
       describe_kind(snaps[i], kind, sizeof kind);
       out->printf("\n%ld thread%s %s\n", j - i, j - i == 1 ? "" : "s", kind);
+      for (int k = 0; k < snaps[i].nframes; ++k) out->printf("    #%d %s\n", k, syms.get(snaps[i].frames[k]));
       for (long k = i; k < j; ++k) {
         const Snap& s = snaps[k];
         char obj[384], d[32];
@@ -730,7 +961,7 @@ void stats(Buffer* out, bool json) {
     if (!sc.by_reason[r]) continue;
     const char* name = wait_reason_name(static_cast<WaitReason>(r));
     char key[48];
-    snprintf(key, sizeof key, "parked_%s", name);
+    snprintf(key, sizeof key, "parked_%s", static_cast<WaitReason>(r) == WaitReason::kIo ? "io" : name);
     for (char* p = key; *p; ++p) {
       if (*p == ' ' || *p == '/') *p = '_';
     }

@@ -926,6 +926,34 @@ void for_each_fiber(void (*fn)(Fiber*, void*), void* arg) {
 
 long live_fibers() { return g_live.load(std::memory_order_relaxed); }
 
+long for_some_fibers(long skip, long max, void (*fn)(Fiber*, void*), void* arg) {
+  SpinGuard g(g_registry_lock);
+  long done = 0;
+  for (Fiber* f = g_registry; f && done < max; f = f->all_next) {
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
+    fn(f, arg);
+    ++done;
+  }
+  return done;
+}
+
+bool hold_parked(Fiber* f) {
+  int expected = static_cast<int>(RunState::kParked);
+  // As signals' try_borrow: kRunning keeps every waker off it (they only
+  // leave a permit), and the scheduler never resumes a fiber it did not queue.
+  return f->run_state.compare_exchange_strong(expected, static_cast<int>(RunState::kRunning), std::memory_order_acq_rel);
+}
+
+void release_hold(Fiber* f) {
+  f->run_state.store(static_cast<int>(RunState::kParked), std::memory_order_seq_cst);
+  // A wake that came during the hold found it "running" and left its trace
+  // (as settle does after a park); so may a signal's borrowed context.
+  if (wake_pending(f) || f->sig.borrow_resume) wake(f);
+}
+
 bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg) {
   SpinGuard g(g_registry_lock);
   for (Fiber* f = g_registry; f; f = f->all_next) {

@@ -154,8 +154,18 @@ bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg);
 // Calls fn(f, arg) for every live fiber, then fn(nullptr, arg), under the
 // registry lock (same rules as with_fiber_by_tid).
 void for_each_fiber(void (*fn)(Fiber*, void*), void* arg);
+// Calls fn(f, arg) for at most `max` live fibers after skipping `skip`,
+// under the registry lock (same rules). Returns how many it called fn for.
+long for_some_fibers(long skip, long max, void (*fn)(Fiber*, void*), void* arg);
 // Fibers that have not ended (any thread).
 long live_fibers();
+// Inspection (runtime/inspect.cpp): keeps a parked fiber from being resumed
+// (and so from ending) while its saved stack is read: wakes meanwhile leave
+// their permit, timer or interruption behind, and release_hold() applies
+// them. Under the registry lock for hold_parked (the fiber must be live);
+// any thread, not a signal handler.
+bool hold_parked(Fiber* f);
+void release_hold(Fiber* f);
 
 // Enters/leaves the runtime from a fiber (see the header comment). enter()
 // returns the worker to use; if the carrier lost its worker it first moves

@@ -576,6 +576,8 @@ int compare_groups(const void* a, const void* b) {
   auto* x = static_cast<const Snap*>(a);
   auto* y = static_cast<const Snap*>(b);
   if (x->state != y->state) return static_cast<int>(x->state) - static_cast<int>(y->state);
+  // A thread that is not parked keeps the reason of its last park: not part of its group.
+  if (x->state != State::kParked) return x->worker != y->worker ? x->worker - y->worker : x->tid - y->tid;
   if (x->reason != y->reason) return static_cast<int>(x->reason) - static_cast<int>(y->reason);
   if (x->wait_op != y->wait_op) return x->wait_op - y->wait_op;
   if (x->state != State::kParked && x->worker != y->worker) return x->worker - y->worker;
@@ -587,8 +589,9 @@ int compare_groups(const void* a, const void* b) {
 }
 
 bool same_kind(const Snap& x, const Snap& y) {
-  return x.state == y.state && x.reason == y.reason && x.wait_op == y.wait_op &&
-         (x.state == State::kParked || x.worker == y.worker);
+  if (x.state != y.state) return false;
+  if (x.state != State::kParked) return x.worker == y.worker;
+  return x.reason == y.reason && x.wait_op == y.wait_op;
 }
 
 // Symbol names by address, each looked up once per dump.
@@ -639,9 +642,7 @@ class SymCache {
 
 // Same state, same wait kind, same stack: one group (pprof's debug=1).
 bool same_group(const Snap& x, const Snap& y) {
-  return x.state == y.state && x.reason == y.reason && x.wait_op == y.wait_op &&
-         (x.state == State::kParked || x.worker == y.worker) && x.nframes == y.nframes &&
-         memcmp(x.frames, y.frames, x.nframes * sizeof(uintptr_t)) == 0;
+  return same_kind(x, y) && x.nframes == y.nframes && memcmp(x.frames, y.frames, x.nframes * sizeof(uintptr_t)) == 0;
 }
 
 // The library's own OS threads and the program's plain ones, from /proc/self/task.
@@ -738,7 +739,8 @@ void json_snap(Buffer* out, const Snap& s, int64_t now, SymCache* syms) {
 
 const char* fmt_duration(int64_t ns, char* buf, size_t cap) {
   double s = ns / 1e9;
-  if (s < 60) snprintf(buf, cap, "%.1f s", s);
+  if (s < 1) snprintf(buf, cap, "%.0f ms", s * 1e3);
+  else if (s < 60) snprintf(buf, cap, "%.1f s", s);
   else if (s < 3600) snprintf(buf, cap, "%.1f min", s / 60);
   else snprintf(buf, cap, "%.1f h", s / 3600);
   return buf;

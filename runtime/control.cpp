@@ -62,8 +62,8 @@ bool private_dir(const char* dir) {
     return false;
   long euid = raw_syscall(SYS_geteuid);
   if (!S_ISDIR(st.st_mode) || st.st_uid != static_cast<uid_t>(euid) || (st.st_mode & 077) != 0) {
-    LOG_WARN("control socket: %s is not a private directory of uid %ld (owner %u, mode %o); no control channel", dir,
-             euid, st.st_uid, st.st_mode & 07777);
+    LOG_WARN("control socket: %s is not a private directory of uid %ld (owner %u, mode %d%d%d); no control channel", dir,
+             euid, st.st_uid, (st.st_mode >> 6) & 7, (st.st_mode >> 3) & 7, st.st_mode & 7);
     return false;
   }
   return true;
@@ -149,25 +149,82 @@ bool still_ours() {
   return raw_syscall(SYS_fstat, g_listen_fd, reinterpret_cast<long>(&st)) == 0 && st.st_dev == g_dev && st.st_ino == g_ino;
 }
 
+int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// UNBLOCK_TRACE: "1s", "500ms", "2" (seconds); 0 if unset or malformed.
+int64_t trace_period_ns() {
+  const char* t = config::get().trace;
+  if (!t || !*t) return 0;
+  char* end = nullptr;
+  double v = strtod(t, &end);
+  if (end == t || v <= 0) return 0;
+  if (!strcmp(end, "ms")) v /= 1000;
+  else if (*end && strcmp(end, "s") != 0) return 0;
+  int64_t ns = static_cast<int64_t>(v * 1e9);
+  return ns < 10 * 1000 * 1000 ? 10 * 1000 * 1000 : ns;
+}
+
 void* control_main(void*) {
   // As ps and /proc show it; dumps list it as the runtime's.
   raw_syscall(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("unblock-ctl"));
+  int64_t period = trace_period_ns();
+  int64_t next = period ? now_ns() + period : 0;
+  bool listening = g_listen_fd >= 0;
   for (;;) {
-    if (!still_ours()) {
+    if (listening && !still_ours()) {
       LOG_WARN("control socket: its file descriptor was closed by the program; unblock-ctl no longer answers");
-      return nullptr;
+      listening = false;
     }
+    if (!listening && !period) return nullptr;
+    // The listening socket is non-blocking: wait here, for a client or the
+    // next trace line.
+    pollfd p{listening ? g_listen_fd : -1, POLLIN, 0};
+    timespec ts{}, *timeout = nullptr;
+    if (period) {
+      int64_t left = next - now_ns();
+      if (left < 0) left = 0;
+      ts.tv_sec = left / 1000000000;
+      ts.tv_nsec = left % 1000000000;
+      timeout = &ts;
+    }
+    long r = raw_syscall(SYS_ppoll, reinterpret_cast<long>(&p), 1, reinterpret_cast<long>(timeout), 0, 8);
+    if (period && now_ns() >= next) {
+      inspect::Buffer line;
+      inspect::trace_line(&line);
+      line.append("", 1);
+      log::always("%s", line.data());
+      next += period;
+      if (next < now_ns()) next = now_ns() + period;
+    }
+    if (r <= 0 || !listening || !(p.revents & POLLIN)) continue;
     long fd = raw_syscall(SYS_accept4, g_listen_fd, 0, 0, SOCK_CLOEXEC);
-    if (fd == -EINTR || fd == -ECONNABORTED) continue;
     if (fd < 0) {
-      if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) return nullptr;
-      timespec ts{0, 100 * 1000 * 1000};
-      raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+      if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) listening = false;
       continue;
     }
     serve(static_cast<int>(fd));
     raw_syscall(SYS_close, fd);
   }
+}
+
+void start_thread() {
+  if (g_started.exchange(true, std::memory_order_relaxed)) return;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigset_t all, old;
+  signals::runtime_thread_mask(&all);
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
+  pthread_t t;
+  int err = real::pthread_create(&t, &attr, control_main, nullptr);
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
+  pthread_attr_destroy(&attr);
+  if (err != 0) LOG_WARN("cannot start the control thread: %s", strerror(err));
 }
 
 }  // namespace
@@ -179,7 +236,7 @@ void setup() {
   long pid = raw_syscall(SYS_getpid);
   int n = snprintf(g_path, sizeof g_path, "%s/%ld.sock", dir, pid);
   if (n <= 0 || n >= static_cast<int>(sizeof g_path)) return;
-  long fd = raw_syscall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  long fd = raw_syscall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return;
   // The directory keeps everyone else out already; 0600 on the socket too.
   raw_syscall(SYS_fchmod, fd, 0600);
@@ -236,19 +293,11 @@ void on_monitor_tick(bool worker0_stuck, long period_us) {
     timespec zero{0, 0};
     if (raw_syscall(SYS_ppoll, reinterpret_cast<long>(&p), 1, reinterpret_cast<long>(&zero), 0, 8) <= 0) return;
   }
-  g_started.store(true, std::memory_order_relaxed);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  sigset_t all, old;
-  signals::runtime_thread_mask(&all);
-  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
-  pthread_t t;
-  int err = real::pthread_create(&t, &attr, control_main, nullptr);
-  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
-  pthread_attr_destroy(&attr);
-  if (err != 0) LOG_WARN("cannot start the control thread: %s", strerror(err));
+  start_thread();
+}
+
+void start_if_tracing() {
+  if (trace_period_ns() > 0) start_thread();
 }
 
 void forget_after_fork() {

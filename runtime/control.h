@@ -38,6 +38,10 @@ void arm(Engine& e);
 // the socket itself, at most every 100 ms.
 void on_monitor_tick(bool worker0_stuck, long period_us);
 
+// Starts the control thread at once when UNBLOCK_TRACE asks for a trace
+// line every period (it writes them). Runtime start, after the monitor.
+void start_if_tracing();
+
 // Forked child: closes the socket without unlinking the parent's.
 void forget_after_fork();
 

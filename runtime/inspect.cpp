@@ -161,8 +161,9 @@ const char* syscall_name(long nr) {
 
 // What an OS thread is doing now, from /proc/self/task/TID/syscall:
 // "running", or the system call it sleeps in with its first argument.
-void describe_task_syscall(int tid, char* out, size_t cap) {
+void describe_task_syscall(int tid, char* out, size_t cap, uintptr_t* pc = nullptr) {
   char path[64], buf[256];
+  if (pc) *pc = 0;
   snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
   if (read_small(path, buf, sizeof buf) <= 0) {
     snprintf(out, cap, "unknown");
@@ -179,6 +180,11 @@ void describe_task_syscall(int tid, char* out, size_t cap) {
     return;
   }
   unsigned long arg0 = strtoul(end, nullptr, 16);
+  if (pc) {
+    // "nr a1 a2 a3 a4 a5 a6 sp pc": the last field.
+    const char* last = strrchr(buf, ' ');
+    if (last) *pc = strtoul(last + 1, nullptr, 16);
+  }
   const char* name = syscall_name(nr);
   if (nr == SYS_futex) {
     snprintf(out, cap, "in system call futex 0x%lx", arg0);
@@ -951,6 +957,8 @@ void stats(Buffer* out, bool json) {
       {"handoff_refused", st.handoff_refused.load()},
       {"carriers_created", st.carriers_created.load()},
       {"migrations", st.migrations.load()},
+      {"stalls", st.stalls.load()},
+      {"stall_reports", st.stall_reports.load()},
   };
   if (json) out->puts("{");
   bool first = true;
@@ -994,6 +1002,69 @@ void stats(Buffer* out, bool json) {
     }
   }
   if (json) out->puts("]}\n");
+}
+
+void describe_os_thread(int tid, char* out, size_t cap, uintptr_t* pc) { describe_task_syscall(tid, out, cap, pc); }
+
+void symbol_of(uintptr_t pc, char* out, size_t cap) {
+  Dl_info info{};
+  if (!pc || !dladdr(reinterpret_cast<void*>(pc), &info)) {
+    snprintf(out, cap, "0x%lx", static_cast<unsigned long>(pc));
+    return;
+  }
+  const char* obj = info.dli_fname ? strrchr(info.dli_fname, '/') : nullptr;
+  obj = obj ? obj + 1 : (info.dli_fname ? info.dli_fname : "?");
+  if (info.dli_sname) {
+    snprintf(out, cap, "%s+0x%lx (%s)", info.dli_sname, static_cast<unsigned long>(pc - reinterpret_cast<uintptr_t>(info.dli_saddr)), obj);
+  } else {
+    snprintf(out, cap, "0x%lx (%s+0x%lx)", static_cast<unsigned long>(pc), obj,
+             static_cast<unsigned long>(pc - reinterpret_cast<uintptr_t>(info.dli_fbase)));
+  }
+}
+
+void trace_line(Buffer* out) {
+  static uint64_t prev_sw = 0, prev_parks = 0, prev_enters = 0, prev_handoffs = 0;
+  static int64_t prev_ns = 0;
+  static int64_t start_ns = 0;
+  timespec now_ts;
+  clock_gettime(CLOCK_MONOTONIC, &now_ts);
+  int64_t now = static_cast<int64_t>(now_ts.tv_sec) * 1000000000 + now_ts.tv_nsec;
+  if (!start_ns) start_ns = now;
+  StateCount sc{};
+  sched::for_each_fiber(count_cb, &sc);
+  int nw = sched::worker_count();
+  uint64_t sw = 0, parks = 0, enters = 0;
+  int idle = 0;
+  long inflight = 0;
+  for (int i = 0; i < nw; ++i) {
+    Worker* w = sched::worker_at(i);
+    sw += w->switches.load(std::memory_order_relaxed);
+    parks += w->parks.load(std::memory_order_relaxed);
+    enters += w->engine.enters();
+    idle += w->sleeping.load(std::memory_order_relaxed);
+    inflight += w->engine.inflight() - 1;
+  }
+  uint64_t handoffs = sched::stats().handoffs.load();
+  double dt = prev_ns ? (now - prev_ns) / 1e9 : 0;
+  auto rate = [&](uint64_t cur, uint64_t prev) { return dt > 0 ? (cur - prev) / dt : 0.0; };
+  int spare = 0, carriers = sched::carrier_count();
+  for (int i = 0; i < carriers; ++i) {
+    Carrier* c = sched::carrier_at(i);
+    if (c && !c->worker) ++spare;
+  }
+  out->printf("trace %ldms: workers=%d idle=%d threads=%ld running=%ld runnable=%ld parked=%ld handedoff=%ld carriers=%d "
+              "spare=%d switches/s=%.0f parks/s=%.0f enters/s=%.0f handoffs=%lu(+%lu) inflight=%ld stalls=%lu runqueue=[",
+              static_cast<long>((now - start_ns) / 1000000), nw, idle, sched::live_fibers(), sc.by_state[0], sc.by_state[1],
+              sc.by_state[2], sc.by_state[3], carriers, spare, rate(sw, prev_sw), rate(parks, prev_parks),
+              rate(enters, prev_enters), static_cast<unsigned long>(handoffs), static_cast<unsigned long>(handoffs - prev_handoffs),
+              inflight < 0 ? 0 : inflight, static_cast<unsigned long>(sched::stats().stalls.load()));
+  for (int i = 0; i < nw; ++i) out->printf("%s%d", i ? " " : "", sched::worker_at(i)->run_count.load(std::memory_order_relaxed));
+  out->puts("]");
+  prev_sw = sw;
+  prev_parks = parks;
+  prev_enters = enters;
+  prev_handoffs = handoffs;
+  prev_ns = now;
 }
 
 }  // namespace unblock::inspect

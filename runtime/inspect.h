@@ -68,6 +68,15 @@ void stats(Buffer* out, bool json);
 // Every thread: summary, then threads grouped by what they do; or JSON
 // with every field. Control thread.
 void dump(Buffer* out, bool json);
+// One schedtrace line (UNBLOCK_TRACE): counters now and rates since the
+// previous call. Control thread.
+void trace_line(Buffer* out);
+// What OS thread `tid` of this process does: "running", or the system call
+// it sleeps in; *pc (if given) gets its user-space address in that call, or
+// 0. Any plain thread (reads /proc with raw system calls).
+void describe_os_thread(int tid, char* out, size_t cap, uintptr_t* pc);
+// "function+0x1a (object)" for a code address (dladdr only). Any plain thread.
+void symbol_of(uintptr_t pc, char* out, size_t cap);
 
 }  // namespace inspect
 }  // namespace unblock

@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 
 #include "runtime/control.h"
+#include "runtime/inspect.h"
 #include "runtime/scheduler.h"
 #include "runtime/signals.h"
 #include "shim/config.h"
@@ -31,11 +34,51 @@ bool has_waiting_work(Worker* w) {
          w->engine.inflight() > 1;
 }
 
+// UNBLOCK_STALL_MS: a thread kept worker w in the program's code too long.
+// Counted every time, logged once per call site (the user-space address of
+// the system call it is in; one site for "running": a loop).
+void report_stall(Worker* w, uint64_t state) {
+  sched::stats().stalls.fetch_add(1, std::memory_order_relaxed);
+  Carrier* c = sched::carrier_at(static_cast<int>(state >> 1) - 1);
+  if (!c) return;
+  char what[160], where[256] = "";
+  uintptr_t pc = 0;
+  inspect::describe_os_thread(c->tid, what, sizeof what, &pc);
+  static uintptr_t reported[64];
+  static int nreported = 0;
+  uintptr_t key = pc ? pc : 1;
+  for (int i = 0; i < nreported; ++i) {
+    if (reported[i] == key) return;
+  }
+  if (nreported < 64) reported[nreported++] = key;
+  sched::stats().stall_reports.fetch_add(1, std::memory_order_relaxed);
+  struct Who {
+    Carrier* c;
+    int tid;
+    char name[16];
+  } who{c, 0, {}};
+  sched::for_each_fiber(
+      [](Fiber* f, void* arg) {
+        auto* x = static_cast<Who*>(arg);
+        if (f && !x->tid && f->carrier == x->c && f->run_state.load(std::memory_order_relaxed) == static_cast<int>(RunState::kRunning)) {
+          x->tid = f->tid;
+          memcpy(x->name, f->name, sizeof x->name);
+          x->name[15] = 0;
+        }
+      },
+      &who);
+  if (pc) inspect::symbol_of(pc, where, sizeof where);
+  log::always("stall: thread %d \"%s\" kept worker %d over %ld ms: %s%s%s (reported once per call site)", who.tid,
+              who.name[0] ? who.name : program_invocation_short_name, w->index, config::get().stall_ms, what,
+              pc ? " at " : "", where);
+}
+
 void* monitor_main(void*) {
   g_tid.store(static_cast<int>(errno_syscall(SYS_gettid)), std::memory_order_relaxed);
   long period_us = config::get().handoff_us / 2;
   if (period_us < 50) period_us = 50;
   const int checks_needed = 2;
+  const long stall_us = config::get().stall_ms * 1000;
   bool logged_refusal = false;
   for (;;) {
     if (g_busy.load(std::memory_order_seq_cst) == 0) {
@@ -62,6 +105,15 @@ void* monitor_main(void*) {
       Worker* w = sched::worker_at(i);
       uint64_t state = w->owner_state.load(std::memory_order_acquire);
       uint64_t progress = w->progress.load(std::memory_order_relaxed);
+      if (stall_us > 0) {
+        if (!(state & Worker::kUserBit) || progress != w->seen_progress) {
+          w->stalled_us = 0;
+          w->stall_counted = false;
+        } else if ((w->stalled_us += period_us) >= stall_us && !w->stall_counted) {
+          w->stall_counted = true;
+          report_stall(w, state);
+        }
+      }
       if (!(state & Worker::kUserBit) || progress != w->seen_progress || !has_waiting_work(w)) {
         w->seen_progress = progress;
         w->stuck_checks = 0;
@@ -70,7 +122,16 @@ void* monitor_main(void*) {
       if (++w->stuck_checks < checks_needed) continue;
       w->stuck_checks = 0;
       if (sched::hand_off(w, state)) {
-        LOG_DEBUG("worker %d handed to another carrier (its thread is busy outside the runtime)", i);
+        if (log::enabled(log::Level::kInfo)) {
+          // Which call kept it: the stuck OS thread's system call, or "running".
+          Carrier* c = sched::carrier_at(static_cast<int>(state >> 1) - 1);
+          char what[160], where[256] = "";
+          uintptr_t pc = 0;
+          inspect::describe_os_thread(c ? c->tid : 0, what, sizeof what, &pc);
+          if (pc) inspect::symbol_of(pc, where, sizeof where);
+          LOG_INFO("worker %d handed to another carrier: its OS thread %d was %s%s%s", i, c ? c->tid : 0, what,
+                   pc ? " at " : "", where);
+        }
       } else if (!logged_refusal && sched::stats().handoff_refused.load() > 0) {
         logged_refusal = true;
         LOG_WARN("hand-off refused: UNBLOCK_MAX_THREADS=%d extra threads in use", config::get().max_threads);

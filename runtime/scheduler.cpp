@@ -1062,6 +1062,7 @@ bool ensure_started() {
   signals::start();
   if (adopt) signals::adopt_main_thread();
   monitor::start();
+  control::start_if_tracing();
   g_state.store(kActive, std::memory_order_release);
   g_active.store(true, std::memory_order_release);
   LOG_INFO("runtime started: %d workers, %s", g_worker_count, adopt ? "main adopted as a fiber" : "caller stays a plain thread");

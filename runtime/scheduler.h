@@ -75,6 +75,8 @@ class Worker {
   // Monitor bookkeeping (monitor thread only).
   uint64_t seen_progress = 0;
   int stuck_checks = 0;
+  long stalled_us = 0;       // in the program's code without progress (UNBLOCK_STALL_MS)
+  bool stall_counted = false;
 
   static constexpr uint64_t kUserBit = 1;
 };
@@ -189,6 +191,8 @@ struct Stats {
   std::atomic<uint64_t> handoff_refused{0};
   std::atomic<uint64_t> carriers_created{0};
   std::atomic<uint64_t> migrations{0};
+  std::atomic<uint64_t> stalls{0};         // UNBLOCK_STALL_MS exceeded (monitor)
+  std::atomic<uint64_t> stall_reports{0};  // of which reported (a new call site)
 };
 Stats& stats();
 void write_stats();

@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "runtime/engine.h"
+#include "runtime/fault.h"
 #include "runtime/inspect.h"
 #include "runtime/monitor.h"
 #include "runtime/signals.h"
@@ -138,8 +139,31 @@ void serve(int fd) {
     inspect::stats(&out, json);
   } else if (!strncmp(line, "dump", 4)) {
     inspect::dump(&out, json);
+  } else if (!strcmp(line, "faults list")) {
+    fault::for_each_rule(
+        [](const fault::Rule& r, void* arg) {
+          auto* b = static_cast<inspect::Buffer*>(arg);
+          b->printf("%s fired=%u%s", r.pattern, r.fired.load(std::memory_order_relaxed), r.ours ? "" : " (libfiu)");
+          if (r.random) b->printf(" probability=%.4f", static_cast<double>(r.threshold) / 18446744073709551616.0);
+          if (r.scope.fd >= 0) b->printf(" fd=%d", r.scope.fd);
+          if (r.scope.port >= 0) b->printf(" port=%d", r.scope.port);
+          if (r.scope.lport >= 0) b->printf(" lport=%d", r.scope.lport);
+          if (r.scope.every) b->printf(" every=%u", r.scope.every);
+          if (r.scope.after) b->printf(" after=%u", r.scope.after);
+          if (r.scope.count) b->printf(" count=%u", r.scope.count);
+          b->puts("\n");
+        },
+        &out);
+  } else if (!strncmp(line, "faults add ", 11)) {
+    // libfiu's remote-control syntax, as fiu-ctrl and UNBLOCK_FAULTS take it.
+    const char* error = nullptr;
+    if (fault::apply(line + 11, &error) == 0) out.puts("ok\n");
+    else out.printf("error: %s\n", error ? error : "refused");
+  } else if (!strncmp(line, "faults remove ", 14)) {
+    if (fault::disable(line + 14) == 0) out.puts("ok\n");
+    else out.printf("error: no fault point %s, or libfiu unavailable\n", line + 14);
   } else {
-    out.printf("error: unknown request \"%s\" (stats, dump)\n", line);
+    out.printf("error: unknown request \"%s\" (stats, dump, faults list|add|remove)\n", line);
   }
   write_all(fd, out.data(), out.size());
 }

@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "runtime/engine.h"
+#include "runtime/fault.h"
 #include "runtime/fiber.h"
 #include "runtime/monitor.h"
 #include "runtime/signals.h"
@@ -928,6 +929,9 @@ void stats(Buffer* out, bool json) {
     Carrier* c = sched::carrier_at(i);
     if (c && !c->worker) ++spare;
   }
+  unsigned long faults_fired = 0;
+  fault::for_each_rule([](const fault::Rule& r, void* arg) { *static_cast<unsigned long*>(arg) += r.fired.load(std::memory_order_relaxed); },
+                       &faults_fired);
   struct Kv {
     const char* k;
     unsigned long v;
@@ -959,6 +963,7 @@ void stats(Buffer* out, bool json) {
       {"migrations", st.migrations.load()},
       {"stalls", st.stalls.load()},
       {"stall_reports", st.stall_reports.load()},
+      {"faults_fired", faults_fired},
   };
   if (json) out->puts("{");
   bool first = true;

@@ -3,6 +3,7 @@
 //   unblock-ctl dump PID [--json]    every thread, its state and what it waits for
 //   unblock-ctl stats PID [--json]   the runtime's counters, now
 //   unblock-ctl top PID [-d SECONDS] [-n COUNT]   the counters as rates, refreshed
+//   unblock-ctl faults PID list|add CMD|remove NAME  fault rules (fiu-ctrl's syntax)
 //
 // It talks to the process's control socket (runtime/control.h): PID.sock in
 // the directory the process chose, found from its environment
@@ -31,7 +32,9 @@ int usage() {
   fprintf(stderr,
           "usage: unblock-ctl dump PID [--json]\n"
           "       unblock-ctl stats PID [--json]\n"
-          "       unblock-ctl top PID [-d SECONDS] [-n COUNT]\n");
+          "       unblock-ctl top PID [-d SECONDS] [-n COUNT]\n"
+          "       unblock-ctl faults PID list | add 'COMMAND' | remove NAME\n"
+          "         (COMMAND as fiu-ctrl takes it: enable name=posix/io/net/recv,failinfo=104,fd=5 ...)\n");
   return 2;
 }
 
@@ -208,6 +211,22 @@ int main(int argc, char** argv) {
   char* end = nullptr;
   long pid = strtol(argv[2], &end, 10);
   if (!*argv[2] || *end || pid <= 0) return usage();
+  signal(SIGPIPE, SIG_IGN);
+  if (cmd == "faults") {
+    if (argc < 4) return usage();
+    std::string sub = argv[3], req = "faults " + sub;
+    if (sub == "add" || sub == "remove") {
+      if (argc != 5) return usage();
+      req += " " + std::string(argv[4]);
+    } else if (sub != "list" || argc != 4) {
+      return usage();
+    }
+    if (req.find('\n') != std::string::npos) return usage();
+    std::string out;
+    if (!ask(pid, req.c_str(), &out)) return 1;
+    fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  }
   bool json = false;
   double delay = 1.0;
   long count = 0;

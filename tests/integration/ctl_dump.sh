@@ -100,6 +100,16 @@ if command -v setpriv > /dev/null && [ "$(id -u)" = 0 ]; then
   echo "uid 65534 refused: $(cat "$dir/other")"
 fi
 
+# Fault control on the same channel: a rule added, listed, removed.
+if [ -z "$mode" ]; then
+  "$ctl" faults "$pid" add 'enable name=posix/io/net/send,failinfo=104,port=1' > "$dir/f" 2>&1 || fail "faults add: $(cat "$dir/f")"
+  "$ctl" faults "$pid" list > "$dir/f" 2>&1 || fail "faults list"
+  grep -q '^posix/io/net/send fired=0 port=1$' "$dir/f" || fail "faults list: $(cat "$dir/f")"
+  "$ctl" faults "$pid" remove posix/io/net/send > /dev/null 2>&1 || fail "faults remove"
+  [ -z "$("$ctl" faults "$pid" list)" ] || fail "rule still listed after remove"
+  echo "faults add/list/remove ok"
+fi
+
 echo go > "$dir/in"
 kill "$holder" 2>/dev/null
 for _ in $(seq 1 300); do

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <dlfcn.h>
+#include <elfutils/libdwfl.h>
 #include <link.h>
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -345,7 +346,68 @@ int unwind_saved(const void* ctx, uintptr_t* out, int max) {
   return n;
 }
 
-// "function+0x1a (object)" for a return address.
+// ---- file:line: libdw's Dwfl, loaded when the first dump asks ---------------------------
+
+struct Lines {
+  bool tried = false;
+  bool ok = false;
+  Dwfl* (*begin)(const Dwfl_Callbacks*) = nullptr;
+  int (*proc_report)(Dwfl*, pid_t) = nullptr;
+  int (*report_end)(Dwfl*, int (*)(Dwfl_Module*, void*, const char*, Dwarf_Addr, void*), void*) = nullptr;
+  Dwfl_Line* (*getsrc)(Dwfl*, Dwarf_Addr) = nullptr;
+  const char* (*lineinfo)(Dwfl_Line*, Dwarf_Addr*, int*, int*, Dwarf_Word*, Dwarf_Word*) = nullptr;
+  void (*end)(Dwfl*) = nullptr;
+  Dwfl_Callbacks callbacks{};
+  char* debuginfo_path = nullptr;
+  Dwfl* dwfl = nullptr;  // this dump's view of the process's objects
+};
+Lines g_lines;
+
+bool lines_loaded() {
+  if (g_lines.tried) return g_lines.ok;
+  g_lines.tried = true;
+  void* h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return false;
+  g_lines.ok = sym(h, "dwfl_begin", &g_lines.begin) && sym(h, "dwfl_linux_proc_report", &g_lines.proc_report) &&
+               sym(h, "dwfl_report_end", &g_lines.report_end) && sym(h, "dwfl_getsrc", &g_lines.getsrc) &&
+               sym(h, "dwfl_lineinfo", &g_lines.lineinfo) && sym(h, "dwfl_end", &g_lines.end) &&
+               sym(h, "dwfl_linux_proc_find_elf", &g_lines.callbacks.find_elf) &&
+               sym(h, "dwfl_standard_find_debuginfo", &g_lines.callbacks.find_debuginfo);
+  g_lines.callbacks.debuginfo_path = &g_lines.debuginfo_path;
+  return g_lines.ok;
+}
+
+// Opens this dump's view (the objects mapped now); false without libdw.
+bool lines_begin() {
+  if (!lines_loaded()) return false;
+  g_lines.dwfl = g_lines.begin(&g_lines.callbacks);
+  if (!g_lines.dwfl) return false;
+  if (g_lines.proc_report(g_lines.dwfl, static_cast<pid_t>(raw_syscall(SYS_getpid))) != 0 ||
+      g_lines.report_end(g_lines.dwfl, nullptr, nullptr) != 0) {
+    g_lines.end(g_lines.dwfl);
+    g_lines.dwfl = nullptr;
+  }
+  return g_lines.dwfl != nullptr;
+}
+
+void lines_end() {
+  if (g_lines.dwfl) g_lines.end(g_lines.dwfl);
+  g_lines.dwfl = nullptr;
+}
+
+// " file.c:73" for a return address, or nothing without debug information.
+void append_line(uintptr_t ip, char* out, size_t cap) {
+  if (!g_lines.dwfl) return;
+  Dwfl_Line* l = g_lines.getsrc(g_lines.dwfl, ip - 1);
+  if (!l) return;
+  int line = 0;
+  const char* file = g_lines.lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
+  if (!file || line <= 0) return;
+  size_t n = strlen(out);
+  if (n < cap) snprintf(out + n, cap - n, " %s:%d", file, line);
+}
+
+// "function+0x1a (object) file.c:73" for a return address.
 void symbolize(uintptr_t ip, char* out, size_t cap) {
   Dl_info info{};
   bool have_obj = dladdr(reinterpret_cast<void*>(ip - 1), &info);
@@ -368,6 +430,7 @@ void symbolize(uintptr_t ip, char* out, size_t cap) {
     snprintf(out, cap, "0x%lx (%s+0x%lx)", static_cast<unsigned long>(ip), obj,
              static_cast<unsigned long>(ip - reinterpret_cast<uintptr_t>(info.dli_fbase)));
   }
+  append_line(ip, out, cap);
 }
 
 // One fiber's fields, copied under the registry lock.
@@ -771,6 +834,7 @@ void dump(Buffer* out, bool json) {
   }
   int64_t now = coarse_now_ns();
   SymCache syms;
+  if (g_unw.ok) lines_begin();
   qsort(snaps, static_cast<size_t>(n), sizeof(Snap), compare_groups);
   static Task tasks[1024];
   int ntasks = list_tasks(tasks, 1024);
@@ -867,6 +931,7 @@ void dump(Buffer* out, bool json) {
       }
     }
   }
+  lines_end();
   raw_syscall(SYS_munmap, reinterpret_cast<long>(snaps), static_cast<long>(cap_for_unmap) * static_cast<long>(sizeof(Snap)));
 }
 

@@ -63,6 +63,14 @@ missing=$(awk '
 $(echo "$missing" | head -20)"
 echo "all $(wc -l < "$dir/expect") waiting threads dumped as expected"
 
+# Stacks: the mutex waiters' group shows run() at its pthread_mutex_lock
+# line (ctl_waits is built with debug information).
+src=$(dirname "$0")/ctl_waits.c
+line=$(grep -n 'pthread_mutex_lock(&g_mutex);' "$src" | head -1 | cut -d: -f1)
+grep -A1 'threads\? parked: mutex$' "$dir/dump" | grep -q "#0 run+0x[0-9a-f]* (ctl_waits) .*ctl_waits.c:$line$" ||
+  fail "no stack with run() at ctl_waits.c:$line for the mutex waiters: $(grep -A2 'parked: mutex$' "$dir/dump")"
+echo "stacks: mutex waiters at ctl_waits.c:$line"
+
 if [ "$mode" = spin ]; then
   grep -q '"w-spin": on OS thread' "$dir/dump" || fail "the spinning thread is not shown running"
 fi

@@ -324,6 +324,20 @@ void start_if_tracing() {
   if (trace_period_ns() > 0) start_thread();
 }
 
+void dump_to_log() {
+  inspect::Buffer b;
+  inspect::dump(&b, false);
+  b.append("", 1);
+  char* p = const_cast<char*>(b.data());
+  while (*p) {
+    char* nl = strchr(p, '\n');
+    if (nl) *nl = 0;
+    log::always("%s", p);
+    if (!nl) break;
+    p = nl + 1;
+  }
+}
+
 void forget_after_fork() {
   if (g_listen_fd < 0) return;
   raw_syscall(SYS_close, g_listen_fd);

@@ -42,6 +42,10 @@ void on_monitor_tick(bool worker0_stuck, long period_us);
 // line every period (it writes them). Runtime start, after the monitor.
 void start_if_tracing();
 
+// Writes a text dump to the log, line by line (UNBLOCK_DUMP_SIGNAL). The
+// signal thread; not a signal handler.
+void dump_to_log();
+
 // Forked child: closes the socket without unlinking the parent's.
 void forget_after_fork();
 

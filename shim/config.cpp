@@ -67,6 +67,8 @@ const Option kOptions[] = {
    "write a line of scheduler counters to the log at this period, e.g. 1s or 500ms (schedtrace)"},
   {"UNBLOCK_STALL_MS", Kind::kLong, 0, 3600L * 1000, &g_config.stall_ms,
    "report (once per call site, in the log) a thread that keeps its worker longer than this (default 0: off)"},
+  {"UNBLOCK_DUMP_SIGNAL", Kind::kString, 0, 0, &g_config.dump_signal,
+   "a signal (USR1, USR2, HUP, WINCH or a number) that writes a thread dump to the log instead of reaching the program (default: none)"},
   {"UNBLOCK_FAULTS", Kind::kString, 0, 0, &g_config.faults,
    "fault commands applied at start-up, ';'-separated, e.g. 'enable_random name=posix/io/net/recv,probability=0.1' (docs/FAULTS.md)"},
   {"UNBLOCK_FAULT_SEED", Kind::kLong, 0, LONG_MAX, &g_config.fault_seed,

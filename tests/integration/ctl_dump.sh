@@ -34,7 +34,7 @@ printf 'go\n' | "$prog" "$per_kind" "$dir/expect.plain" $spin_arg > "$dir/out.pl
 mkfifo "$dir/in"
 sleep 600 > "$dir/in" &  # holds the FIFO open until we write "go"
 holder=$!
-env "${env_extra[@]}" LD_PRELOAD="$lib" "$prog" "$per_kind" "$dir/expect" $spin_arg < "$dir/in" > "$dir/out" 2>&1 &
+env "${env_extra[@]}" UNBLOCK_DUMP_SIGNAL=USR2 UNBLOCK_LOG_FILE="$dir/log" LD_PRELOAD="$lib" "$prog" "$per_kind" "$dir/expect" $spin_arg < "$dir/in" > "$dir/out" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do
   grep -q ready "$dir/out" 2>/dev/null && break
@@ -106,6 +106,21 @@ if command -v setpriv > /dev/null && [ "$(id -u)" = 0 ]; then
   fi
   grep -q "permission denied" "$dir/other" || fail "refusal does not say why: $(cat "$dir/other")"
   echo "uid 65534 refused: $(cat "$dir/other")"
+fi
+
+# UNBLOCK_DUMP_SIGNAL=USR2: the signal writes a dump to the log instead of
+# reaching the program (whose default action would end it).
+if [ -z "$mode" ]; then
+  kill -USR2 "$pid"
+  for _ in $(seq 1 100); do
+    grep -q 'OS threads:' "$dir/log" 2>/dev/null && break
+    sleep 0.1
+  done
+  first=$(head -1 "$dir/expect")
+  want="thread ${first%% *} \"$(echo "$first" | cut -d' ' -f2)\": $(echo "$first" | cut -d' ' -f3-)"
+  grep -qF "$want" "$dir/log" || fail "no dump in the log after SIGUSR2 (want [$want]): $(head -5 "$dir/log")"
+  kill -0 "$pid" || fail "SIGUSR2 reached the program"
+  echo "UNBLOCK_DUMP_SIGNAL: dump of $(grep -c '  thread [0-9]' "$dir/log") threads in the log"
 fi
 
 # Fault control on the same channel: a rule added, listed, removed.

@@ -371,8 +371,12 @@ bool lines_loaded() {
   g_lines.ok = sym(h, "dwfl_begin", &g_lines.begin) && sym(h, "dwfl_linux_proc_report", &g_lines.proc_report) &&
                sym(h, "dwfl_report_end", &g_lines.report_end) && sym(h, "dwfl_getsrc", &g_lines.getsrc) &&
                sym(h, "dwfl_lineinfo", &g_lines.lineinfo) && sym(h, "dwfl_end", &g_lines.end) &&
-               sym(h, "dwfl_linux_proc_find_elf", &g_lines.callbacks.find_elf) &&
-               sym(h, "dwfl_standard_find_debuginfo", &g_lines.callbacks.find_debuginfo);
+               sym(h, "dwfl_linux_proc_find_elf", &g_lines.callbacks.find_elf);
+  // Only the debug information inside the mapped objects: the standard
+  // search would also ask debuginfod servers (DEBUGINFOD_URLS) - network
+  // access from inside the program, for a dump.
+  g_lines.callbacks.find_debuginfo = [](Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*, const char*, GElf_Word,
+                                        char**) { return -1; };
   g_lines.callbacks.debuginfo_path = &g_lines.debuginfo_path;
   return g_lines.ok;
 }

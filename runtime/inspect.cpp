@@ -581,6 +581,7 @@ void describe_kind(const Snap& s, char* out, size_t cap) {
     case WaitReason::kIo:
       if (s.wait_op >= kWaitIoBase) what = io_op_name(s.wait_op - kWaitIoBase);
       else if (s.wait_op == kWaitPoll) what = "poll";
+      else if (s.wait_op == kWaitFault) what = "injected fault";
       else what = "io";
       break;
     case WaitReason::kSignal: what = s.wait_op == kWaitSigwait ? "sigwait" : "sigsuspend"; break;

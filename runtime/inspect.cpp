@@ -34,6 +34,8 @@
 
 namespace unblock::inspect {
 
+std::atomic<int64_t> g_park_clock{0};
+
 // ---- Buffer -----------------------------------------------------------------------
 
 Buffer::~Buffer() {
@@ -486,7 +488,10 @@ void collect_cb(Fiber* f, void* arg) {
   s.wait_obj = f->wait_obj;
   s.wait_arg = f->wait_arg;
   s.wait_since = f->wait_since;
-  s.deadline = f->wait_deadline;
+  // The park's deadline lives in its frame while it is parked (and the
+  // stack stays mapped while the fiber lives): copied, not trusted beyond.
+  if (const Deadline* d = f->wait_deadline) s.deadline = *d;
+  else s.deadline = Deadline::never();
   // An unnamed thread has its process's name, as pthread_getname_np says.
   strncpy(s.name, f->name[0] ? f->name : program_invocation_short_name, sizeof s.name - 1);
   s.name[15] = 0;

@@ -92,6 +92,7 @@ void* monitor_main(void*) {
     }
     timespec ts{period_us / 1000000, (period_us % 1000000) * 1000};
     errno_syscall(SYS_nanosleep, &ts, nullptr);
+    inspect::tick_park_clock();
     {
       // Worker 0 in the program's code without progress since the last
       // tick cannot reap the control socket's poll: look at the socket here.
@@ -144,6 +145,7 @@ void* monitor_main(void*) {
 }  // namespace
 
 void start() {
+  inspect::tick_park_clock();
   // Carriers started before the monitor may already have gone idle (each
   // idle period subtracts one): add rather than store, so the count stays
   // exact and the monitor can sleep when every worker sleeps.
@@ -178,6 +180,8 @@ void worker_idle(bool idle) {
     g_busy.fetch_sub(1, std::memory_order_seq_cst);
     return;
   }
+  // Parks stamp themselves with this clock; the monitor may have slept.
+  inspect::tick_park_clock();
   // seq_cst: pairs with the monitor's store to g_monitor_sleeping + re-check.
   if (g_busy.fetch_add(1, std::memory_order_seq_cst) == 0 && g_monitor_sleeping.load(std::memory_order_seq_cst)) {
     g_wake_word.fetch_add(1, std::memory_order_release);

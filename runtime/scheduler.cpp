@@ -668,8 +668,8 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible,
   f->park_interruptible = interruptible;
   f->park_cancellable = cancellable;
   f->reason = why;
-  f->wait_since = inspect::coarse_now_ns();
-  f->wait_deadline = d;
+  f->wait_since = inspect::park_clock_ns();
+  f->wait_deadline = d.infinite ? nullptr : &d;
   ParkResult r;
   for (;;) {
     switch_out(f, SwitchAction::kPark);

@@ -11,6 +11,9 @@
 set -u
 lib=$1 ctl=$2 prog=$3 per_kind=$4 mode=${5:-}
 dir=$(mktemp -d)
+# Not root (no /run/unblock) and no XDG_RUNTIME_DIR: a private directory of
+# our own (mktemp makes it 0700); unblock-ctl finds it in the environment.
+if [ "$(id -u)" != 0 ] && [ -z "${XDG_RUNTIME_DIR:-}" ]; then export UNBLOCK_CONTROL_DIR=$dir; fi
 pid=
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null

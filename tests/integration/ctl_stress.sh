@@ -7,6 +7,9 @@
 set -u
 lib=$1 ctl=$2 prog=$3 runs=${4:-20}
 dir=$(mktemp -d)
+# Not root (no /run/unblock) and no XDG_RUNTIME_DIR: a private directory of
+# our own (mktemp makes it 0700); unblock-ctl finds it in the environment.
+if [ "$(id -u)" != 0 ] && [ -z "${XDG_RUNTIME_DIR:-}" ]; then export UNBLOCK_CONTROL_DIR=$dir; fi
 trap 'rm -rf "$dir"' EXIT
 "$prog" > "$dir/plain" 2>&1 || { echo "plain run failed"; exit 1; }
 dumps=0

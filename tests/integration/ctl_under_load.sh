@@ -9,6 +9,9 @@ set -u
 lib=$1 ctl=$2 server=$3 loadgen=$4 conns=${5:-1000} save=${6:-}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 dir=$(mktemp -d)
+# Not root (no /run/unblock) and no XDG_RUNTIME_DIR: a private directory of
+# our own (mktemp makes it 0700); unblock-ctl finds it in the environment.
+if [ "$(id -u)" != 0 ] && [ -z "${XDG_RUNTIME_DIR:-}" ]; then export UNBLOCK_CONTROL_DIR=$dir; fi
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT

@@ -32,6 +32,8 @@
 #include "hooks/io_common.h"
 #include "runtime/cancel.h"
 #include "runtime/fdtable.h"
+#include "runtime/fiber.h"
+#include "runtime/inspect.h"
 #include "runtime/parker.h"
 #include "runtime/signals.h"
 
@@ -166,6 +168,7 @@ uint64_t rnd(const fault::Call& c, uint64_t salt) {
 int park_until(const Deadline& d, bool interruptible) {
   Fiber* f = fiber_for_call();
   Parker* p = Parker::current();
+  if (Fiber* pf = p->fiber()) pf->wait_op = kWaitFault;
   while (!d.passed()) {
     ParkResult r = p->park(d, WaitReason::kIo, f && interruptible);
     if (r == ParkResult::kInterrupted) {
@@ -185,6 +188,7 @@ int hang(Op op, Kind k, int64_t timeout_ns, bool interruptible) {
   fault::HangWaiter w;
   w.parker = Parker::current();
   fault::add_hang_waiter(&w);
+  if (Fiber* pf = w.parker->fiber()) pf->wait_op = kWaitFault;
   Deadline d = timeout_ns > 0 ? Deadline::after_ns(timeout_ns) : Deadline::never();
   int result = 0;
   for (;;) {

@@ -24,6 +24,7 @@
 #include "runtime/alloc.h"
 #include "runtime/cancel.h"
 #include "runtime/fiber.h"
+#include "runtime/inspect.h"
 #include "runtime/signals.h"
 #include "shim/real.h"
 
@@ -147,6 +148,8 @@ Wake wait_any(Fiber* f, const int* fdv, const short* events, const short* counts
   // the kernel. Returning at once made the caller's re-check loop spin on its
   // worker without ever switching (the asyncio livelock, issue 16).
   Wake why = Wake::kReady;
+  f->wait_op = kWaitPoll;
+  f->wait_arg = n;
   while (g.fired == 0) {
     ParkResult r = f->parker.park(d, WaitReason::kIo, true);
     if (r == ParkResult::kTimedOut) {

@@ -17,7 +17,11 @@
 #include <string.h>
 #include <linux/capability.h>
 #include <sys/resource.h>
+#include <stdarg.h>
+#include <cerrno>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -482,6 +486,56 @@ UNBLOCK_HOOK int pthread_getname_np(pthread_t thread, char* buf, size_t len) {
   if (len <= n) return ERANGE;
   memcpy(buf, name, n);
   buf[n] = '\0';
+  return 0;
+}
+
+// prctl: a fiber's PR_SET_NAME/PR_GET_NAME act on its own name (the one
+// pthread_setname_np sets, dumps show), not on whichever OS thread carries
+// it; every other option is the kernel's. The name is copied with
+// process_vm_readv/writev so that a bad pointer gives EFAULT, as the kernel
+// does, instead of a crash. Fiber or plain thread; does not suspend.
+UNBLOCK_HOOK int prctl(int option, ...) {
+  va_list ap;
+  va_start(ap, option);
+  unsigned long a2 = va_arg(ap, unsigned long);
+  unsigned long a3 = va_arg(ap, unsigned long);
+  unsigned long a4 = va_arg(ap, unsigned long);
+  unsigned long a5 = va_arg(ap, unsigned long);
+  va_end(ap);
+  Fiber* f = (option == PR_SET_NAME || option == PR_GET_NAME) && sched::active() ? Fiber::current() : nullptr;
+  if (!f) return static_cast<int>(errno_syscall(SYS_prctl, option, a2, a3, a4, a5));
+  long pid = raw_syscall(SYS_getpid);
+  char name[16] = {};
+  if (option == PR_SET_NAME) {
+    // As strncpy_from_user: up to 15 bytes, stopping at a NUL, without
+    // reading past it (the string may end just before an unmapped page).
+    size_t have = 0;
+    while (have < sizeof name - 1) {
+      size_t to_page = 4096 - ((a2 + have) & 4095);
+      size_t want = sizeof name - 1 - have < to_page ? sizeof name - 1 - have : to_page;
+      iovec local{name + have, want};
+      iovec remote{reinterpret_cast<void*>(a2 + have), want};
+      if (raw_syscall(SYS_process_vm_readv, pid, reinterpret_cast<long>(&local), 1, reinterpret_cast<long>(&remote), 1, 0) !=
+          static_cast<long>(want)) {
+        errno = EFAULT;
+        return -1;
+      }
+      if (memchr(name + have, 0, want)) break;
+      have += want;
+    }
+    name[sizeof name - 1] = 0;
+    memcpy(f->name, name, sizeof name);
+    return 0;
+  }
+  const char* cur = f->name[0] ? f->name : program_invocation_short_name;
+  strncpy(name, cur, sizeof name - 1);
+  iovec local{name, sizeof name};
+  iovec remote{reinterpret_cast<void*>(a2), sizeof name};
+  if (raw_syscall(SYS_process_vm_writev, pid, reinterpret_cast<long>(&local), 1, reinterpret_cast<long>(&remote), 1, 0) !=
+      static_cast<long>(sizeof name)) {
+    errno = EFAULT;
+    return -1;
+  }
   return 0;
 }
 

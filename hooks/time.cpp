@@ -18,6 +18,7 @@
 #include "hooks/hook.h"
 #include "runtime/cancel.h"
 #include "runtime/cpu_clock.h"
+#include "runtime/inspect.h"
 #include "runtime/signals.h"
 
 using namespace unblock;
@@ -59,6 +60,7 @@ int fiber_sleep(Fiber* f, clockid_t clock, const timespec& abs, bool relative, t
   Deadline d = Deadline::at(clock, abs);
   cancel::point();  // sleeps are cancellation points
   for (;;) {
+    f->wait_op = kWaitNone;
     ParkResult r = f->parker.park(d, WaitReason::kSleep, /*interruptible=*/true);
     if (r == ParkResult::kTimedOut) {
       hooks::deliver_due();  // a signal that came as the sleep ended: its handler runs now

@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include <liburing.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -21,6 +22,8 @@ namespace {
 constexpr uint64_t kIgnore = 1;
 // Set in an urgent completion's user_data (Completions are 8-byte aligned).
 constexpr uint64_t kUrgentBit = 2;
+// user_data bit of arm_background_poll's operation: not counted in inflight_.
+constexpr uint64_t kBackgroundBit = 4;
 
 uint64_t user_data(const Completion* c) { return reinterpret_cast<uint64_t>(c) | (c->urgent ? kUrgentBit : 0); }
 }  // namespace
@@ -133,6 +136,11 @@ int Engine::reap() {
         inflight_.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
+      if (data & kBackgroundBit) {
+        auto* c = reinterpret_cast<Completion*>(data & ~kBackgroundBit);
+        c->on_complete(c, res, flags);
+        continue;
+      }
       if (!(flags & IORING_CQE_F_MORE)) {
         inflight_.fetch_sub(1, std::memory_order_relaxed);
         if (data & kUrgentBit) --urgent_inflight_;
@@ -163,6 +171,22 @@ void Engine::notify() {
   uint64_t one = 1;
   // Raw syscall: never through a hooked write().
   errno_syscall(SYS_write, event_fd_, &one, sizeof one);
+}
+
+void Engine::arm_background_poll(int fd, Completion* c) {
+  io_uring_sqe* s = sqe();
+  inflight_.fetch_sub(1, std::memory_order_relaxed);  // sqe() counted it
+  io_uring_prep_poll_add(s, fd, POLLIN);
+  io_uring_sqe_set_data64(s, reinterpret_cast<uint64_t>(c) | kBackgroundBit);
+}
+
+void Engine::occupancy(unsigned* sq, unsigned* cq) const {
+  if (!ring_) {
+    *sq = *cq = 0;
+    return;
+  }
+  *sq = ring_->sq.sqe_tail - io_uring_smp_load_acquire(ring_->sq.khead);
+  *cq = io_uring_smp_load_acquire(ring_->cq.ktail) - IO_URING_READ_ONCE(*ring_->cq.khead);
 }
 
 void Engine::arm_eventfd() {

@@ -102,6 +102,14 @@ class Engine {
   // io_uring_enter calls made so far (UNBLOCK_STATS). Read from any thread.
   uint64_t enters() const { return enters_.load(std::memory_order_relaxed); }
 
+  // Polls fd for input on behalf of the runtime itself (the control socket,
+  // runtime/control.cpp): not counted in inflight(), so it never makes the
+  // worker look busy to the monitor. `c` must live until its completion.
+  void arm_background_poll(int fd, Completion* c);
+  // Submission and completion queue entries not yet consumed. Any thread
+  // (racy: for stats).
+  void occupancy(unsigned* sq, unsigned* cq) const;
+
   // Arms a timer completing `t` at the absolute deadline.
   void arm_timer(TimerOp* t, clockid_t clock, const timespec& abs);
   // Asks the kernel to drop an armed timer (its CQE still arrives, cancelled).

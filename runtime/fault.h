@@ -170,6 +170,8 @@ class RuleTable {
   // Recomputes the armed masks from the live rules.
   void compute_masks(std::atomic<uint16_t>* masks) const;
   int live() const;
+  // Slot i (0 <= i < kMaxRules), for listing: check state first.
+  const Rule& at(int i) const { return slots_[i]; }
 
  private:
   Rule slots_[kMaxRules];
@@ -255,6 +257,9 @@ int apply(const Command& c);
 // register_fn performs the real libfiu call and returns its result.
 int enable_foreign(const char* name, int (*register_fn)(void*), void* arg);
 int disable(const char* name);
+// Calls fn for every live rule of the process's table (unblock-ctl faults
+// list), under the control lock: fn must not block or call back in.
+void for_each_rule(void (*fn)(const Rule& r, void* arg), void* arg);
 
 // Serves fiu-ctrl on <basename>-<pid>.in/.out from an OS thread of its own.
 // Idempotent per basename. 0 or -1.

@@ -546,6 +546,14 @@ int enable_foreign(const char* name, int (*register_fn)(void*), void* arg) {
   return 0;
 }
 
+void for_each_rule(void (*fn)(const Rule& r, void* arg), void* arg) {
+  SpinGuard g(g_control_lock);
+  for (int i = 0; i < RuleTable::kMaxRules; ++i) {
+    const Rule& r = g_rules.at(i);
+    if (r.state.load(std::memory_order_acquire) == Rule::kLive) fn(r, arg);
+  }
+}
+
 int disable(const char* name) {
   if (!name || !ensure_ready()) return -1;
   int rc;

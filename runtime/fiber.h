@@ -56,6 +56,17 @@ class Fiber {
   Carrier* carrier = nullptr;  // the OS thread running it (valid while running)
   std::atomic<int> run_state{static_cast<int>(RunState::kRunnable)};
   WaitReason reason = WaitReason::kNone;
+  // What it waits for, for dumps (runtime/inspect.cpp): plain stores by the
+  // code that parks it, read racily by the dumper (a torn value only makes
+  // one dump line wrong). wait_obj/wait_arg/wait_op mean what `reason` and
+  // wait_op say (inspect.h, WaitOp); sched::park sets wait_since
+  // (inspect::park_clock_ns) and wait_deadline (the park's own deadline,
+  // which lives as long as the park; nullptr: none).
+  const void* wait_obj = nullptr;
+  int64_t wait_arg = 0;
+  uint8_t wait_op = 0;
+  int64_t wait_since = 0;
+  const Deadline* wait_deadline = nullptr;
   Fiber* next_run = nullptr;   // run-queue link
   // next_run's saved context and TCB, recorded when it was queued behind
   // this fiber: the scheduler prefetches them one run ahead (scheduler.cpp).

@@ -43,6 +43,13 @@ Verdict judge(Worker* w, const Sample& now, int checks_needed);
 // Starts the monitor thread. Runtime start only.
 void start();
 
+// The monitor's OS thread id (0 before it runs), for dumps. Any thread.
+int thread_id();
+
+// Wakes the monitor if it sleeps (the control socket's first client,
+// runtime/control.h). Any thread, not a signal handler.
+void kick();
+
 // A worker's carrier is going to sleep in the kernel (true) or woke (false).
 // Carriers only.
 void worker_idle(bool idle);

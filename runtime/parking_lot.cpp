@@ -8,7 +8,9 @@
 
 #include <atomic>
 
+#include "runtime/fiber.h"
 #include "runtime/spinlock.h"
+#include "runtime/inspect.h"
 
 namespace unblock::parking_lot {
 namespace {
@@ -275,6 +277,10 @@ ParkOutcome park(const void* key, FnRef<bool()> validate, FnRef<bool()> before_s
   if (!before_sleep()) {
     if (remove_self()) return {ParkStatus::kAborted, 0, w.requeued};
     return selected();
+  }
+  if (Fiber* f = parker->fiber()) {
+    f->wait_obj = key;
+    f->wait_op = kWaitNone;
   }
   for (;;) {
     ParkResult r = parker->park(deadline, why, interruptible, cancellable, uncancellable);

@@ -1,6 +1,7 @@
 #include "runtime/scheduler.h"
 
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -21,7 +22,9 @@
 #include "runtime/alloc.h"
 #include "runtime/cancel.h"
 #include "runtime/cpu_clock.h"
+#include "runtime/control.h"
 #include "runtime/monitor.h"
+#include "runtime/inspect.h"
 #include "runtime/signals.h"
 #include "runtime/tls.h"
 #include "shim/config.h"
@@ -517,6 +520,7 @@ void schedule_round(Carrier* c, Worker* w) {
 
 [[noreturn]] void carrier_loop(Carrier* c) {
   tl_carrier = c;
+  if (c->index == 0 && c->worker) control::arm(c->worker->engine);
   for (;;) {
     Worker* w = c->worker;
     if (!w) {
@@ -710,6 +714,8 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible,
   f->park_interruptible = interruptible;
   f->park_cancellable = cancellable;
   f->reason = why;
+  f->wait_since = inspect::park_clock_ns();
+  f->wait_deadline = d.infinite ? nullptr : &d;
   ParkResult r;
   for (;;) {
     switch_out(f, SwitchAction::kPark);
@@ -835,8 +841,10 @@ int spawn(void* (*start)(void*), void* arg, const SpawnAttrs& attrs, pthread_t* 
     f->ioprio = creator->ioprio;
     f->affinity_set = creator->affinity_set;
     if (creator->affinity_set) f->affinity = creator->affinity;
+    memcpy(f->name, creator->name, sizeof f->name);  // clone copies the creator's comm
   } else {
     errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, nullptr, &f->sigmask, 8);
+    raw_syscall(SYS_prctl, PR_GET_NAME, reinterpret_cast<long>(f->name));
     long prio = raw_syscall(SYS_getpriority, PRIO_PROCESS, 0);  // the creating OS thread's, as clone copies it
     if (prio >= 0) f->nice = 20 - static_cast<int>(prio);
   }
@@ -924,6 +932,7 @@ int join(Fiber* target, void** result, const Deadline& d, bool try_only) {
     }
     if (try_only) return EBUSY;
     // pthread_join is a cancellation point: a due request ends the wait.
+    if (Fiber* mf = me->fiber()) mf->wait_arg = target->tid;
     ParkResult r = me->park(d, WaitReason::kJoin, false, /*cancellable=*/true);
     if (r == ParkResult::kInterrupted && target->join_state.load(std::memory_order_acquire) != kExited) {
       target->joiner.store(nullptr, std::memory_order_release);
@@ -1026,6 +1035,36 @@ void for_each_fiber(void (*fn)(Fiber*, void*), void* arg) {
   fn(nullptr, arg);
 }
 
+long live_fibers() { return g_live.load(std::memory_order_relaxed); }
+
+long for_some_fibers(long skip, long max, void (*fn)(Fiber*, void*), void* arg) {
+  SpinGuard g(g_registry_lock);
+  long done = 0;
+  for (Fiber* f = g_registry; f && done < max; f = f->all_next) {
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
+    fn(f, arg);
+    ++done;
+  }
+  return done;
+}
+
+bool hold_parked(Fiber* f) {
+  int expected = static_cast<int>(RunState::kParked);
+  // As signals' try_borrow: kRunning keeps every waker off it (they only
+  // leave a permit), and the scheduler never resumes a fiber it did not queue.
+  return f->run_state.compare_exchange_strong(expected, static_cast<int>(RunState::kRunning), std::memory_order_acq_rel);
+}
+
+void release_hold(Fiber* f) {
+  f->run_state.store(static_cast<int>(RunState::kParked), std::memory_order_seq_cst);
+  // A wake that came during the hold found it "running" and left its trace
+  // (as settle does after a park); so may a signal's borrowed context.
+  if (wake_pending(f) || f->sig.borrow_resume) wake(f);
+}
+
 bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg) {
   SpinGuard g(g_registry_lock);
   for (Fiber* f = g_registry; f; f = f->all_next) {
@@ -1088,6 +1127,7 @@ bool ensure_started() {
   }
   stacks::install_overflow_reporter();
   stacks::setup_altstack();  // for this thread; carriers set up their own
+  control::setup();  // before carrier 0 runs: it arms the socket's poll (carrier_loop)
 
   bool adopt = errno_syscall(SYS_gettid) == getpid();
   Fiber* main_fiber = nullptr;
@@ -1154,6 +1194,7 @@ bool ensure_started() {
   signals::start();
   if (adopt) signals::adopt_main_thread();
   monitor::start();
+  control::start_if_tracing();
   g_state.store(kActive, std::memory_order_release);
   g_active.store(true, std::memory_order_release);
   LOG_INFO("runtime started: %d workers, %s", g_worker_count, adopt ? "main adopted as a fiber" : "caller stays a plain thread");
@@ -1171,6 +1212,7 @@ bool ensure_started() {
 }
 
 void forget_after_fork() {
+  control::forget_after_fork();
   g_active.store(false, std::memory_order_release);
   g_state.store(kUnavailable, std::memory_order_release);
 }

@@ -78,6 +78,9 @@ class Worker {
   uint64_t seen_switches = 0;
   uint64_t hold_progress = 0;
   int stuck_checks = 0;
+  uint64_t stall_switches = 0;  // switches at the last stall sample
+  long stalled_us = 0;       // in the program's code without progress (UNBLOCK_STALL_MS)
+  bool stall_counted = false;
 
   static constexpr uint64_t kUserBit = 1;
 };
@@ -181,6 +184,21 @@ int detach(Fiber* target);
 // `tid` (Fiber::tid); false if none. fn must not block, switch, allocate or
 // take the registry lock. Any thread, not a signal handler. O(live fibers).
 bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg);
+// Calls fn(f, arg) for every live fiber, then fn(nullptr, arg), under the
+// registry lock (same rules as with_fiber_by_tid).
+void for_each_fiber(void (*fn)(Fiber*, void*), void* arg);
+// Calls fn(f, arg) for at most `max` live fibers after skipping `skip`,
+// under the registry lock (same rules). Returns how many it called fn for.
+long for_some_fibers(long skip, long max, void (*fn)(Fiber*, void*), void* arg);
+// Fibers that have not ended (any thread).
+long live_fibers();
+// Inspection (runtime/inspect.cpp): keeps a parked fiber from being resumed
+// (and so from ending) while its saved stack is read: wakes meanwhile leave
+// their permit, timer or interruption behind, and release_hold() applies
+// them. Under the registry lock for hold_parked (the fiber must be live);
+// any thread, not a signal handler.
+bool hold_parked(Fiber* f);
+void release_hold(Fiber* f);
 
 // Enters/leaves the runtime from a fiber (see the header comment). enter()
 // returns the worker to use; if the carrier lost its worker it first moves
@@ -209,6 +227,8 @@ struct Stats {
   std::atomic<uint64_t> migrations{0};
   std::atomic<uint64_t> futex_waits{0};         // raw futex waits of fibers served by the parking lot (runtime/futex.cpp)
   std::atomic<uint64_t> futex_kernel_waits{0};  // raw futex waits a fiber left to the kernel (hand-off route)
+  std::atomic<uint64_t> stalls{0};         // UNBLOCK_STALL_MS exceeded (monitor)
+  std::atomic<uint64_t> stall_reports{0};  // of which reported (a new call site)
 };
 Stats& stats();
 void write_stats();

@@ -33,14 +33,18 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "runtime/cancel.h"
 #include "runtime/context.h"
+#include "runtime/control.h"
 #include "runtime/fiber.h"
 #include "runtime/scheduler.h"
 #include "runtime/spinlock.h"
+#include "runtime/inspect.h"
 #include "runtime/tls.h"
+#include "shim/config.h"
 #include "shim/log.h"
 #include "shim/raw_syscall.h"
 #include "shim/real.h"
@@ -178,6 +182,31 @@ bool g_sig_thread_started = false;
 // when the runtime started (futex word; adopt_main_thread waits for it).
 std::atomic<uint32_t> g_first_pass{0};
 int g_pid = 0;
+int g_dump_signal = 0;  // UNBLOCK_DUMP_SIGNAL, 0: none
+
+// "USR2", "SIGUSR2", "12": a managed signal, else 0 (with a message).
+int parse_dump_signal(const char* s) {
+  if (!s || !*s) return 0;
+  if (!strncmp(s, "SIG", 3)) s += 3;
+  struct {
+    const char* name;
+    int sig;
+  } const kNames[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP}, {"WINCH", SIGWINCH}, {"QUIT", SIGQUIT}};
+  int sig = 0;
+  for (const auto& n : kNames) {
+    if (!strcmp(s, n.name)) sig = n.sig;
+  }
+  if (!sig) {
+    char* end = nullptr;
+    long v = strtol(s, &end, 10);
+    if (end != s && !*end && v > 0 && v <= kMaxSig) sig = static_cast<int>(v);
+  }
+  if (!sig || !(kManaged & bit(sig))) {
+    log::always("UNBLOCK_DUMP_SIGNAL=\"%s\" ignored: not a signal the library can take (USR1, USR2, HUP, WINCH, QUIT or a number)", s);
+    return 0;
+  }
+  return sig;
+}
 uintptr_t g_text_lo = 0, g_text_hi = 0;  // this library's code
 char g_marker_magic;
 
@@ -818,6 +847,11 @@ void recheck_cb(Fiber* f, void* arg) {
 void dispatch(const siginfo_t& si) {
   int sig = si.si_signo;
   if (sig < 1 || sig > kMaxSig) return;
+  if (sig == g_dump_signal) {
+    // UNBLOCK_DUMP_SIGNAL: the user gave this signal to the library.
+    control::dump_to_log();
+    return;
+  }
   if (g_program_signalfd.load(std::memory_order_acquire) & bit(sig)) {
     // The program reads it through its own signalfd: give it back to the kernel.
     raw_syscall(SYS_kill, g_pid, sig);
@@ -1089,8 +1123,11 @@ bool forward_fault(int sig, siginfo_t* info, void* uctx) {
 void carrier_mask(sigset_t* out) { set_bits(out, kCarrierMask); }
 void runtime_thread_mask(sigset_t* out) { set_bits(out, kRuntimeThreadMask); }
 
+int signal_thread_id() { return g_sig_tid.load(std::memory_order_relaxed); }
+
 void start() {
   g_pid = sys_getpid();
+  g_dump_signal = parse_dump_signal(config::get().dump_signal);
   dl_iterate_phdr(find_text, reinterpret_cast<void*>(&start));
 
   // The program's dispositions become the table; the kernel gets trampolines.
@@ -1339,6 +1376,7 @@ int wait(Fiber* f, const sigset_t* set, siginfo_t* info, const Deadline& d) {
       f->sig.waiting.store(0, std::memory_order_relaxed);
       break;
     }
+    f->wait_op = kWaitSigwait;
     ParkResult r = f->parker.park(d, WaitReason::kSignal, /*interruptible=*/true);
     f->sig.waiting.store(0, std::memory_order_seq_cst);
     if (r == ParkResult::kInterrupted) {
@@ -1368,6 +1406,7 @@ int suspend(Fiber* f, const sigset_t* mask) {
       if (mask) store_mask(f, old);
       cancel::point();
     }
+    f->wait_op = kWaitSigsuspend;
     f->parker.park(Deadline::never(), WaitReason::kSignal, /*interruptible=*/true);
   }
   if (mask) {

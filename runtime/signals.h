@@ -153,6 +153,8 @@ void carrier_mask(sigset_t* out);
 // The mask of the runtime's other threads (monitor, signal thread): every
 // signal blocked except glibc's SIGCANCEL/SIGSETXID and the fault signals.
 void runtime_thread_mask(sigset_t* out);
+// The signal thread's OS thread id (0 if none), for dumps. Any thread.
+int signal_thread_id();
 // Takes over delivery: reads the program's dispositions, installs the
 // trampolines, starts the signal thread. Once, after the carriers exist.
 void start();

@@ -25,6 +25,11 @@ struct Config {
   int fs_switch = kFsAuto;
   unsigned ring_entries = 1024;     // UNBLOCK_RING_ENTRIES: submission queue size per worker
   const char* stats = nullptr;      // UNBLOCK_STATS: "stderr" or a path; counters written at exit
+  bool control = true;              // UNBLOCK_CONTROL: the unblock-ctl socket (runtime/control.h)
+  const char* control_dir = nullptr;  // UNBLOCK_CONTROL_DIR: where it lives
+  const char* trace = nullptr;      // UNBLOCK_TRACE: period of the schedtrace log line ("1s", "500ms")
+  long stall_ms = 0;                // UNBLOCK_STALL_MS: report threads keeping a worker longer (0: off)
+  const char* dump_signal = nullptr;  // UNBLOCK_DUMP_SIGNAL: a signal that dumps to the log (runtime/signals.cpp)
   // Fault injection (runtime/fault.h, docs/FAULTS.md).
   const char* faults = nullptr;     // UNBLOCK_FAULTS: fault commands applied at start-up, ';'-separated
   long fault_seed = -1;             // UNBLOCK_FAULT_SEED: seed of every fault decision (-1: FIU_PRNG_SEED or the clock)

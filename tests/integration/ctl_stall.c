@@ -1,0 +1,40 @@
+// A thread that keeps its worker: spins twice for 300 ms (one call site),
+// with nothing else to run, so no hand-off ends it. ctl_stall.sh runs it
+// with UNBLOCK_STALL_MS and UNBLOCK_TRACE and reads the log.
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void spin(double seconds) {
+  double end = now() + seconds;
+  volatile unsigned long n = 0;
+  while (now() < end) n++;
+}
+
+static void* spinner(void* arg) {
+  (void)arg;
+  pthread_setname_np(pthread_self(), "spinner");
+  for (int i = 0; i < 2; i++) {
+    spin(0.3);
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return NULL;
+}
+
+int main(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, spinner, NULL);
+  pthread_join(t, NULL);
+  struct timespec ts = {0, 400 * 1000 * 1000};  // a few trace lines while idle
+  nanosleep(&ts, NULL);
+  printf("done\n");
+  return 0;
+}

@@ -4,6 +4,7 @@
 // each thread then answers for itself what others did to its id:
 // tgkill/tkill/rt_tgsigqueueinfo ran the handler in that thread,
 // sched_setaffinity/getaffinity and pthread_{get,set}affinity_np,
+// sched_setscheduler/getscheduler,
 // setpriority/getpriority(PRIO_PROCESS) and ioprio_set/get see the same
 // per-thread values from inside and outside, a thread created by a reniced
 // thread inherits its nice value, and an id that ended gives ESRCH.
@@ -81,6 +82,7 @@ static void* worker(void* arg) {
     pthread_join(c, &r);
     REPORT(i, "thread 3: its new thread's nice %ld\n", (long)r);
   }
+  if (i == 5) REPORT(i, "thread 5: own policy %s\n", sched_getscheduler(0) == SCHED_BATCH ? "SCHED_BATCH" : "other");
   if (i == 4) {
     long p = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0);
     REPORT(i, "thread 4: own ioprio class %ld level %ld\n", p >> 13, p & 7);
@@ -163,6 +165,14 @@ int main(void) {
   errno = 0;
   long iobad = syscall(SYS_ioprio_set, 1, ids[4], (7 << 13) | 1);
   printf("ioprio_set(thread 4, bad class): %ld %s\n", iobad, iobad ? strerror(errno) : "");
+
+  // Thread 5: scheduling policy set from outside, by id.
+  struct sched_param sp = {0};
+  printf("sched_getscheduler(thread 5): %s\n", sched_getscheduler(ids[5]) == SCHED_OTHER ? "SCHED_OTHER" : "other");
+  printf("sched_setscheduler(thread 5, SCHED_BATCH): %d\n", sched_setscheduler(ids[5], SCHED_BATCH, &sp));
+  printf("sched_getscheduler(thread 5): %s, main: %s\n",
+         sched_getscheduler(ids[5]) == SCHED_BATCH ? "SCHED_BATCH" : "other",
+         sched_getscheduler(0) == SCHED_OTHER ? "SCHED_OTHER" : "other");
 
   atomic_store(&go, 1);
   while (atomic_load(&done_checks) < kThreads) sleep_ms(1);

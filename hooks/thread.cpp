@@ -28,6 +28,7 @@
 
 #include "hooks/hook.h"
 #include "runtime/cancel.h"
+#include "runtime/signals.h"
 #include "runtime/spinlock.h"
 #include "runtime/sync.h"
 #include "runtime/tls.h"
@@ -196,6 +197,21 @@ UNBLOCK_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, v
     if (addr != nullptr) {
       // The program supplied its own stack memory: honour it with a real thread.
       LOG_INFO("pthread_create with a caller-supplied stack: runs as an OS thread");
+      // It starts with its creator's signal mask, as under glibc: a fiber's
+      // is emulated, its carrier's real one blocks every signal.
+      Fiber* self = hooks::fiber_for_call();
+      if (self && signals::table_ready()) {
+        struct Create {
+          pthread_t* thread;
+          const pthread_attr_t* attr;
+          void* (*start)(void*);
+          void* arg;
+        } c{thread, attr, start, arg};
+        return static_cast<int>(signals::with_program_mask(self, [](void* p) -> long {
+          auto* c = static_cast<Create*>(p);
+          return real::pthread_create(c->thread, c->attr, c->start, c->arg);
+        }, &c));
+      }
       return real::pthread_create(thread, attr, start, arg);
     }
     stack_size = requested_stack_size(attr);

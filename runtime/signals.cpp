@@ -567,6 +567,13 @@ void program_trampoline(int sig, siginfo_t* si, void* ucv) {
     }
     return;
   }
+  if (!f && !sched::current_carrier()) {
+    // A plain OS thread of the program (one with a program-supplied stack;
+    // the runtime's own threads block every such signal): the kernel chose
+    // it by its own mask, as without the library, so its handler runs here.
+    pass_through(sig, si, uc);
+    return;
+  }
   bool to_this_thread =
       f && si->si_pid == g_pid &&
       (si->si_code == SI_TKILL || ((kCarrierDelivered & bit(sig)) && si->si_code == SI_USER));

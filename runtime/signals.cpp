@@ -1277,7 +1277,7 @@ void settle_before_change(int sig) {
   }
   settle_holds();
   Fiber* f = Fiber::current();
-  if (f && (deliverable(f) & bit(sig))) run_pending(f);
+  if (f && f->runtime_depth == 0 && (deliverable(f) & bit(sig))) run_pending(f);
 }
 
 }  // namespace

@@ -11,6 +11,10 @@
 #     --out DIR         logs (default: build/peer/cpython)
 #     --ignore PAT      skip test cases/methods matching PAT (regrtest -i),
 #                       in both runs; repeatable
+#     --jobs N          regrtest's parallel mode: all the tests in one
+#                       `python -m test -jN` per mode (N worker processes),
+#                       one row for the whole run; under a DIFF, the tests
+#                       whose own result differs
 #     -- ARGS           passed to `python -m test` for every test instead of
 #                       the default -v (verbose: the logs name each test
 #                       method's result)
@@ -37,6 +41,7 @@ out=$root/build/peer/cpython
 extra=(-v)
 ignores=('*ThreadedVSOCKSocketStreamTest*')
 tests=()
+jobs=
 while [ $# -gt 0 ]; do
   case $1 in
     --lib) lib=$2; shift 2 ;;
@@ -44,6 +49,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout_s=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --ignore) ignores+=("$2"); shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) tests+=("$1"); shift ;;
@@ -63,16 +69,17 @@ mkdir -p "$out"
 ignore_args=()
 for pat in "${ignores[@]}"; do ignore_args+=(-i "$pat"); done
 
-# run MODE TEST -> prints "OUTCOME SECONDS", log in $out/TEST.MODE.log
+# run MODE LABEL ARGS... -> prints "OUTCOME SECONDS", log in $out/LABEL.MODE.log
 run() {
-  local mode=$1 t=$2 log=$out/$2.$1.log start end rc outcome
+  local mode=$1 label=$2 log=$out/$2.$1.log start end rc outcome
+  shift 2
   local env_args=(env -u LD_PRELOAD)
   [ "$mode" = preload ] && env_args=(env "LD_PRELOAD=$lib")
   start=$(date +%s.%N)
   # --kill-after: a run that ignores SIGTERM still ends. Own temp dir, so the
   # two runs never share files.
   (cd "$out" && TMPDIR=$(mktemp -d "$out/tmp.XXXX") timeout --kill-after=10 "$timeout_s" \
-      "${env_args[@]}" "$python" -m test "${extra[@]}" "${ignore_args[@]}" "$t") >"$log" 2>&1
+      "${env_args[@]}" "$python" -m test "${extra[@]}" "${ignore_args[@]}" "$@") >"$log" 2>&1
   rc=$?
   end=$(date +%s.%N)
   if [ $rc = 124 ] || [ $rc = 137 ]; then
@@ -85,11 +92,27 @@ run() {
   awk -v o="$outcome" -v s="$start" -v e="$end" 'BEGIN { printf "%s %.1f\n", o, e - s }'
 }
 
+# regrtest's progress lines ("[ 3/10] test_x passed (1.2 sec)"): "test_x passed".
+per_test() { sed -n 's/.*\] \(test[^ ]*\) \([a-z][a-z ]*[a-z]\).*/\1 \2/p' "$1" | sort -u; }
+
 printf '%-22s %-14s %-14s %-5s %9s %9s\n' test plain preload same plain_s preload_s
 status=0
+if [ -n "$jobs" ]; then
+  label=j$jobs
+  read -r p_out p_time < <(run plain "$label" "-j$jobs" "${tests[@]}")
+  read -r l_out l_time < <(run preload "$label" "-j$jobs" "${tests[@]}")
+  same=same
+  if [ "$p_out" != "$l_out" ]; then same=DIFF; status=1; fi
+  printf '%-22s %-14s %-14s %-5s %9s %9s\n' "-j$jobs (${#tests[@]} tests)" "$p_out" "$l_out" "$same" "$p_time" "$l_time"
+  if [ "$same" = DIFF ]; then
+    diff <(per_test "$out/$label.plain.log") <(per_test "$out/$label.preload.log") |
+      sed -n 's/^< /    plain:   /p; s/^> /    preload: /p' | head -24
+  fi
+  tests=()
+fi
 for t in "${tests[@]}"; do
-  read -r p_out p_time < <(run plain "$t")
-  read -r l_out l_time < <(run preload "$t")
+  read -r p_out p_time < <(run plain "$t" "$t")
+  read -r l_out l_time < <(run preload "$t" "$t")
   same=same
   if [ "$p_out" != "$l_out" ]; then same=DIFF; status=1; fi
   printf '%-22s %-14s %-14s %-5s %9s %9s\n' "$t" "$p_out" "$l_out" "$same" "$p_time" "$l_time"

@@ -73,8 +73,12 @@ for pat in "${ignores[@]}"; do ignore_args+=(-i "$pat"); done
 run() {
   local mode=$1 label=$2 log=$out/$2.$1.log start end rc outcome
   shift 2
+  rm -f "$out/$label.stats"
   local env_args=(env -u LD_PRELOAD)
-  [ "$mode" = preload ] && env_args=(env "LD_PRELOAD=$lib")
+  # UNBLOCK_STATS: the preloaded run must show that threads ran as fibers
+  # (checked at the end), so a library that silently passed everything
+  # through cannot agree with plain by accident.
+  [ "$mode" = preload ] && env_args=(env "LD_PRELOAD=$lib" "UNBLOCK_STATS=$out/$label.stats")
   start=$(date +%s.%N)
   # --kill-after: a run that ignores SIGTERM still ends. Own temp dir, so the
   # two runs never share files.
@@ -124,5 +128,10 @@ for t in "${tests[@]}"; do
   fi
 done
 rm -rf "$out"/tmp.* 2>/dev/null
+# Every statistics file is the last process's to end with a started runtime:
+# together they must count fibers.
+fibers=$(cat "$out"/*.stats 2>/dev/null | awk '$1=="fibers_spawned"{s+=$2} END{print s+0}')
+echo "threads run as fibers in the preloaded runs: $fibers"
+if [ "$fibers" -lt 1 ]; then echo "the preloaded runs ran no thread as a fiber: the library did not act"; status=1; fi
 echo "logs: $out"
 exit $status

@@ -21,6 +21,7 @@
 #include <climits>
 
 #include "hooks/hook.h"
+#include "hooks/signal.h"
 #include "runtime/signals.h"
 
 using namespace unblock;
@@ -154,15 +155,15 @@ Fiber* target_fiber(pthread_t t) {
   return Fiber::from_thread(t);
 }
 
-int thread_signal(Fiber* target, const siginfo_t& si) {
+}  // namespace
+
+int hooks::thread_signal(Fiber* target, const siginfo_t& si) {
   int sig = si.si_signo;
   if (sig < 0 || sig >= NSIG || internal_signal(sig)) return EINVAL;
   if (sig == 0) return 0;  // exists (or ended and not yet joined: glibc 2.34+ says 0 too)
   if (sig == SIGKILL || sig == SIGSTOP) return real_kill()(getpid(), sig) == 0 ? 0 : errno;
   return signals::send_to_fiber(target, si);
 }
-
-}  // namespace
 
 // ---- dispositions -----------------------------------------------------------------
 
@@ -274,7 +275,7 @@ UNBLOCK_HOOK int siggetmask(void) { return sigblock(0); }
 UNBLOCK_HOOK int pthread_kill(pthread_t t, int sig) {
   Fiber* target = target_fiber(t);
   if (!target) return real::pthread_kill(t, sig);
-  return thread_signal(target, make_info(sig, SI_TKILL));
+  return hooks::thread_signal(target, make_info(sig, SI_TKILL));
 }
 
 UNBLOCK_HOOK int pthread_sigqueue(pthread_t t, int sig, const union sigval value) {
@@ -282,13 +283,13 @@ UNBLOCK_HOOK int pthread_sigqueue(pthread_t t, int sig, const union sigval value
   if (!target) return real_pthread_sigqueue()(t, sig, value);
   siginfo_t si = make_info(sig, SI_QUEUE);
   si.si_value = value;
-  return thread_signal(target, si);
+  return hooks::thread_signal(target, si);
 }
 
 UNBLOCK_HOOK int raise(int sig) {
   Fiber* f = sig_fiber();
   if (!f) return real::raise(sig);
-  int r = thread_signal(f, make_info(sig, SI_TKILL));
+  int r = hooks::thread_signal(f, make_info(sig, SI_TKILL));
   return r ? hooks::fail(r) : 0;
 }
 UNBLOCK_HOOK int gsignal(int sig) { return raise(sig); }

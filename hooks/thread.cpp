@@ -27,6 +27,7 @@
 #include <atomic>
 
 #include "hooks/hook.h"
+#include "hooks/thread_ids.h"
 #include "runtime/cancel.h"
 #include "runtime/signals.h"
 #include "runtime/spinlock.h"
@@ -292,20 +293,12 @@ UNBLOCK_HOOK int pthread_getschedparam(pthread_t thread, int* policy, struct sch
 
 namespace {
 
-// The sched_* calls name a thread by id, 0 for the caller: a fiber's own
-// id (what gettid() gives it, hooks/thread_ids.cpp) or another live fiber's
-// means that thread, never the carrier they share. fn(f) runs on it (under
-// the registry lock for another fiber's: it must not block). False: the id
-// is no fiber's (the kernel's call serves it).
+// The sched_* calls name a thread by id, 0 for the caller: a fiber's own id
+// or another live fiber's means that thread, never the carrier they share
+// (hooks/thread_ids.h).
 template <typename Fn>
 bool on_sched_thread(pid_t pid, Fn&& fn) {
-  Fiber* self = hooks::fiber_for_call();
-  if (self && (pid == 0 || pid == self->tid)) {
-    fn(self);
-    return true;
-  }
-  if (pid <= 0 || !sched::active()) return false;
-  return sched::with_fiber_by_tid(pid, [](Fiber* f, void* a) { (*static_cast<Fn*>(a))(f); }, &fn);
+  return hooks::for_thread_id(hooks::fiber_for_call(), pid, static_cast<Fn&&>(fn));
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 //
 // Must not: change a carrier's real attributes; call the exported hooks.
 #include <errno.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "hooks/hook.h"
+#include "hooks/signal.h"
 #include "hooks/thread_ids.h"
 #include "runtime/signals.h"
 #include "shim/raw_syscall.h"
@@ -36,65 +38,26 @@ using namespace unblock;
 
 namespace {
 
-// The fiber the call is for: the caller for id 0 (and for its own id), else
-// the live fiber with that id. Inside fn under the registry lock for others.
-struct ById {
-  Fiber* self;
-  int id;
-};
-
-// fn(target, arg) for the fiber `id` names, with the calling fiber `self`
-// (nullptr on a plain thread). False: no fiber has that id.
-template <typename Fn>
-bool for_id(Fiber* self, int id, Fn&& fn) {
-  if (self && (id == 0 || id == self->tid)) {
-    fn(self);
-    return true;
-  }
-  if (!sched::active() || id <= 0) return false;
-  struct Ctx {
-    Fn* fn;
-  } ctx{&fn};
-  return sched::with_fiber_by_tid(id, [](Fiber* f, void* a) { (*static_cast<Ctx*>(a)->fn)(f); }, &ctx);
-}
-
-constexpr int kCapSysNice = 23;
-constexpr int kCapSysAdmin = 21;
-
 pid_t own_pid() { return static_cast<pid_t>(raw_syscall(SYS_getpid)); }
 
-// pthread_kill's rules for the signal number (SIGCANCEL and SIGSETXID are
-// glibc's; the kernel would accept them, glibc's tgkill callers never send
-// them, and the emulation must not take them).
-bool library_signal(int sig) { return sig == 32 || sig == 33; }
-
 // tgkill/tkill/rt_tgsigqueueinfo to thread `id`: 0 or -errno; 1: the id is
-// no fiber's (the kernel handles it).
+// no fiber's (the kernel handles it, ESRCH for an ended thread). As the
+// kernel, the thread is looked up before the signal number is checked.
 struct Send {
   const siginfo_t* info;
   int err;
 };
 
 long signal_id(int id, const siginfo_t& info) {
-  int sig = info.si_signo;
   if (!signals::table_ready() || !sched::active()) return 1;
-  if (sig < 0 || sig >= NSIG) return -EINVAL;
   Fiber* self = hooks::fiber_for_call();
-  bool to_self = self && id == self->tid;
-  bool found = to_self || (id > 0 && sched::with_fiber_by_tid(id, [](Fiber*, void*) {}, nullptr));
-  if (!found) return 1;
-  if (sig == 0) return 0;  // the thread exists
-  // SIGKILL and SIGSTOP act on the whole process whichever thread they name;
-  // glibc's own signals are not the emulation's.
-  if (sig == SIGKILL || sig == SIGSTOP) return raw_syscall(SYS_kill, own_pid(), sig);
-  if (library_signal(sig)) return -EINVAL;
-  if (to_self) return -signals::send_to_fiber(self, info);
-  Send s{&info, ESRCH};  // it may have ended since the look-up
-  sched::with_fiber_by_tid(id, [](Fiber* f, void* a) {
+  if (self && id == self->tid) return -hooks::thread_signal(self, info);
+  Send s{&info, 0};
+  bool found = id > 0 && sched::with_fiber_by_tid(id, [](Fiber* f, void* a) {
     auto* s = static_cast<Send*>(a);
-    s->err = signals::send_to_fiber(f, *s->info);
+    s->err = hooks::thread_signal(f, *s->info);
   }, &s);
-  return -s.err;
+  return found ? -s.err : 1;
 }
 
 siginfo_t tkill_info(int sig) {
@@ -163,7 +126,7 @@ long set_nice(Fiber* f, int nice) {
     struct rlimit rl;
     bool allowed = raw_syscall(SYS_getrlimit, RLIMIT_NICE, reinterpret_cast<long>(&rl)) == 0 &&
                    (rl.rlim_cur == RLIM_INFINITY || static_cast<long>(20 - nice) <= static_cast<long>(rl.rlim_cur));
-    if (!allowed && !hooks::has_capability(kCapSysNice)) return -EACCES;
+    if (!allowed && !sched::has_capability(CAP_SYS_NICE)) return -EACCES;
   }
   f->nice = nice;
   return 0;
@@ -177,7 +140,7 @@ long check_ioprio(int prio) {
   int level = prio & 7;
   switch (cls) {
     case 1:  // IOPRIO_CLASS_RT
-      if (!hooks::has_capability(kCapSysNice) && !hooks::has_capability(kCapSysAdmin)) return -EPERM;
+      if (!sched::has_capability(CAP_SYS_NICE) && !sched::has_capability(CAP_SYS_ADMIN)) return -EPERM;
       return 0;
     case 2:  // IOPRIO_CLASS_BE
     case 3:  // IOPRIO_CLASS_IDLE
@@ -192,18 +155,6 @@ long check_ioprio(int prio) {
 }  // namespace
 
 namespace unblock::hooks {
-
-bool has_capability(int cap) {
-  struct {
-    uint32_t version;
-    int pid;
-  } hdr{0x20080522, 0};  // _LINUX_CAPABILITY_VERSION_3
-  struct {
-    uint32_t effective, permitted, inheritable;
-  } data[2] = {};
-  if (raw_syscall(SYS_capget, reinterpret_cast<long>(&hdr), reinterpret_cast<long>(data)) != 0) return false;
-  return data[cap / 32].effective & (1u << (cap % 32));
-}
 
 bool thread_id_syscall(long nr, const long* a, long* ret) {
   Fiber* self = fiber_for_call();
@@ -239,7 +190,7 @@ bool thread_id_syscall(long nr, const long* a, long* ret) {
     }
     case SYS_sched_setaffinity: {
       long r = -ESRCH;
-      if (!for_id(self, static_cast<int>(a[0]), [&](Fiber* f) {
+      if (!hooks::for_thread_id(self, static_cast<int>(a[0]), [&](Fiber* f) {
             r = set_affinity(f, static_cast<size_t>(a[1]), reinterpret_cast<const cpu_set_t*>(a[2]));
           })) {
         return false;
@@ -249,7 +200,7 @@ bool thread_id_syscall(long nr, const long* a, long* ret) {
     }
     case SYS_sched_getaffinity: {
       long r = -ESRCH;
-      if (!for_id(self, static_cast<int>(a[0]), [&](Fiber* f) {
+      if (!hooks::for_thread_id(self, static_cast<int>(a[0]), [&](Fiber* f) {
             r = get_affinity(f, static_cast<size_t>(a[1]), reinterpret_cast<cpu_set_t*>(a[2]));
           })) {
         return false;
@@ -261,7 +212,7 @@ bool thread_id_syscall(long nr, const long* a, long* ret) {
     case SYS_getpriority: {
       if (a[0] != PRIO_PROCESS) return false;
       long r = 0;
-      if (!for_id(self, static_cast<int>(a[1]), [&](Fiber* f) {
+      if (!hooks::for_thread_id(self, static_cast<int>(a[1]), [&](Fiber* f) {
             r = nr == SYS_setpriority ? set_nice(f, static_cast<int>(a[2])) : 20 - f->nice;  // the syscall's 40..1 form
           })) {
         return false;
@@ -275,7 +226,7 @@ bool thread_id_syscall(long nr, const long* a, long* ret) {
       if (a[0] != kWhoProcess) return false;
       long r = 0;
       if (nr == SYS_ioprio_set) r = check_ioprio(static_cast<int>(a[2]));
-      if (!for_id(self, static_cast<int>(a[1]), [&](Fiber* f) {
+      if (!hooks::for_thread_id(self, static_cast<int>(a[1]), [&](Fiber* f) {
             if (nr == SYS_ioprio_get) {
               // Never set: what the kernel reports for this process's threads.
               r = f->ioprio >= 0 ? f->ioprio : raw_syscall(SYS_ioprio_get, kWhoProcess, 0);

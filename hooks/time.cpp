@@ -107,7 +107,7 @@ bool fiber_clock(clockid_t clk, uint64_t* ns, bool* virt) {
     *ns = cpu::fiber_ns(self);
     return true;
   }
-  return sched::cpu_ns_of_tid(tid, ns);
+  return sched::with_fiber_by_tid(tid, [](Fiber* f, void* a) { *static_cast<uint64_t*>(a) = cpu::fiber_ns(f); }, ns);
 }
 
 // A VIRT clock counts user time only: the carrier's user share.

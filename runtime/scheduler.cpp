@@ -1076,17 +1076,6 @@ bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg) {
   return false;
 }
 
-bool cpu_ns_of_tid(int tid, uint64_t* ns) {
-  SpinGuard g(g_registry_lock);
-  for (Fiber* f = g_registry; f; f = f->all_next) {
-    if (f->tid == tid) {
-      *ns = cpu::fiber_ns(f);
-      return true;
-    }
-  }
-  return false;
-}
-
 bool ensure_started() {
   int s = g_state.load(std::memory_order_acquire);
   if (s == kActive) return true;

@@ -151,10 +151,6 @@ void refresh_nproc_limit();
 // True if the calling OS thread has capability `cap` in its effective set.
 bool has_capability(int cap);
 
-// The CPU time (ns) of the live fiber whose thread id (its TCB's tid) is
-// tid; false if there is none. Any thread; walks the registry under its lock.
-bool cpu_ns_of_tid(int tid, uint64_t* ns);
-
 // Parks the calling fiber (Parker::park for fibers). May suspend.
 ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible, bool cancellable);
 // Wakes a parked fiber if it is parked (any thread, not a signal handler).

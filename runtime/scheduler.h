@@ -188,7 +188,8 @@ void for_each_fiber(void (*fn)(Fiber*, void*), void* arg);
 long for_some_fibers(long skip, long max, void (*fn)(Fiber*, void*), void* arg);
 // Fibers that have not ended (any thread).
 long live_fibers();
-// Inspection (runtime/inspect.cpp): keeps a parked fiber from being resumed
+// Inspection (runtime/inspect.cpp) and borrowed signal delivery
+// (runtime/signals.cpp try_borrow): keeps a parked fiber from being resumed
 // (and so from ending) while its saved stack is read: wakes meanwhile leave
 // their permit, timer or interruption behind, and release_hold() applies
 // them. Under the registry lock for hold_parked (the fiber must be live);

@@ -698,28 +698,14 @@ bool set_up_borrow(Fiber* f) {
 // Makes f, parked, run its handlers on top of its wait. Under the registry
 // lock (f stays alive). False if f was not (or no longer) parked.
 bool try_borrow(Fiber* f) {
-  int expected = static_cast<int>(RunState::kParked);
-  // Holding f in kRunning keeps every waker off it: they only leave a permit.
-  if (!f->run_state.compare_exchange_strong(expected, static_cast<int>(RunState::kRunning),
-                                            std::memory_order_acq_rel)) {
-    return false;
-  }
+  // Held, every waker only leaves a permit (sched::hold_parked).
+  if (!sched::hold_parked(f)) return false;
   bool ok = !f->park_interruptible && borrowable_wait(f->reason) && set_up_borrow(f);
-  f->run_state.store(static_cast<int>(RunState::kParked), std::memory_order_seq_cst);
-  if (ok) {
-    sched::wake(f);
-    return true;
-  }
-  // Put it back as the scheduler would have: a wake that came meanwhile
-  // counts. So does a borrowed context another kick set up: its own wake may
-  // have failed against our hold, and nothing else would run it.
-  TimerOp* t = f->timer;
-  if (f->sig.borrow_resume || f->parker.permit_.load(std::memory_order_seq_cst) ||
-      (f->park_interruptible && f->parker.interrupted_.load(std::memory_order_seq_cst)) ||
-      (f->park_cancellable && cancel::due(f)) || (t && t->state.load(std::memory_order_seq_cst) == TimerOp::kFired)) {
-    sched::wake(f);
-  }
-  return false;
+  // Put back as the scheduler would have: a wake that came meanwhile
+  // counts, and so does a borrowed context - ours, or one another kick set
+  // up whose own wake failed against our hold - which runs it.
+  sched::release_hold(f);
+  return ok;
 }
 
 // ---- dispatch (signal thread, or a fiber sending to its own process) ------------------------------

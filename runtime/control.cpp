@@ -237,17 +237,7 @@ void* control_main(void*) {
 
 void start_thread() {
   if (g_started.exchange(true, std::memory_order_relaxed)) return;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  sigset_t all, old;
-  signals::runtime_thread_mask(&all);
-  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
-  pthread_t t;
-  int err = real::pthread_create(&t, &attr, control_main, nullptr);
-  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
-  pthread_attr_destroy(&attr);
+  int err = signals::start_runtime_thread(control_main, nullptr, 256 * 1024);
   if (err != 0) LOG_WARN("cannot start the control thread: %s", strerror(err));
 }
 

@@ -589,17 +589,7 @@ int serve_fifo(const char* basename) {
     raw_syscall(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(s->in), 0);
     return -1;
   }
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  sigset_t all, old;
-  signals::runtime_thread_mask(&all);
-  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
-  pthread_t t;
-  int err = real::pthread_create(&t, &attr, server_main, s);
-  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
-  pthread_attr_destroy(&attr);
+  int err = signals::start_runtime_thread(server_main, s, 64 * 1024);
   if (err != 0) {
     raw_syscall(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(s->in), 0);
     raw_syscall(SYS_unlinkat, AT_FDCWD, reinterpret_cast<long>(s->out), 0);

@@ -182,21 +182,11 @@ void start() {
   // idle period subtracts one): add rather than store, so the count stays
   // exact and the monitor can sleep when every worker sleeps.
   g_busy.fetch_add(sched::worker_count(), std::memory_order_seq_cst);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   // Every signal blocked except glibc's SIGCANCEL/SIGSETXID (setuid() from a
   // thread waits until every thread ran the SIGSETXID handler) and faults.
-  sigset_t all, old;
-  signals::runtime_thread_mask(&all);
-  errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
-  pthread_t t;
-  if (real::pthread_create(&t, &attr, monitor_main, nullptr) != 0) {
+  if (signals::start_runtime_thread(monitor_main, nullptr, 64 * 1024) != 0) {
     log::always("cannot start the monitor thread: a blocked worker will stall its fibers");
   }
-  errno_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
-  pthread_attr_destroy(&attr);
 }
 
 int thread_id() { return g_tid.load(std::memory_order_relaxed); }

@@ -1116,6 +1116,20 @@ bool forward_fault(int sig, siginfo_t* info, void* uctx) {
 void carrier_mask(sigset_t* out) { set_bits(out, kCarrierMask); }
 void runtime_thread_mask(sigset_t* out) { set_bits(out, kRuntimeThreadMask); }
 
+int start_runtime_thread(void* (*fn)(void*), void* arg, size_t stack_size) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, stack_size);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  uint64_t mask = kRuntimeThreadMask, old = 0;
+  sys_sigmask(SIG_SETMASK, &mask, &old);
+  pthread_t t;
+  int err = real::pthread_create(&t, &attr, fn, arg);
+  sys_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  return err;
+}
+
 int signal_thread_id() { return g_sig_tid.load(std::memory_order_relaxed); }
 
 void start() {
@@ -1148,16 +1162,7 @@ void start() {
 
   g_ready.store(true, std::memory_order_release);
 
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 128 * 1024);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  uint64_t mask = kRuntimeThreadMask, old = 0;
-  sys_sigmask(SIG_SETMASK, &mask, &old);
-  pthread_t t;
-  int err = real::pthread_create(&t, &attr, signal_thread, nullptr);
-  sys_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
+  int err = start_runtime_thread(signal_thread, nullptr, 128 * 1024);
   if (err) log::always("cannot start the signal thread: signals to the program's threads are not delivered");
   g_sig_thread_started = err == 0;
 
@@ -1235,18 +1240,7 @@ void before_exit(Fiber* f) {
   store_mask(f, kAll);
 }
 
-void after_exit(Fiber* f) {
-  siginfo_t si;
-  bool any = false;
-  while (f->sig.queue.take(kAll, &si, nullptr, /*only_undirected=*/true)) {
-    process_push(si, false);
-    any = true;
-  }
-  if (any) {
-    g_process_dirty.store(true, std::memory_order_release);
-    poke();
-  }
-}
+void after_exit(Fiber* f) { hand_back(f, kAll); }
 
 // ---- the EINTR contract --------------------------------------------------------------------
 

@@ -153,6 +153,12 @@ void carrier_mask(sigset_t* out);
 // The mask of the runtime's other threads (monitor, signal thread): every
 // signal blocked except glibc's SIGCANCEL/SIGSETXID and the fault signals.
 void runtime_thread_mask(sigset_t* out);
+// Starts a detached OS thread of the runtime's own (monitor, signal thread,
+// control and fault-control servers) running fn(arg) on a stack of
+// `stack_size`, with the mask above from its first instruction (the
+// creating thread's mask is swapped around the creation). Returns 0 or
+// pthread_create's error. Any thread, not a signal handler.
+int start_runtime_thread(void* (*fn)(void*), void* arg, size_t stack_size);
 // The signal thread's OS thread id (0 if none), for dumps. Any thread.
 int signal_thread_id();
 // Takes over delivery: reads the program's dispositions, installs the

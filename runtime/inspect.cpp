@@ -598,6 +598,16 @@ void describe_kind(const Snap& s, char* out, size_t cap) {
   snprintf(out, cap, "parked: %s", what);
 }
 
+// A lock's address and, when its owner word (at `owner_off` in the lock,
+// read without faulting) names a thread, "<verb> by thread N".
+size_t describe_lock(const void* obj, size_t owner_off, const char* verb, char* out, size_t cap) {
+  int owner = 0;
+  if (obj && peek(static_cast<const char*>(obj) + owner_off, &owner, sizeof owner) && owner != 0) {
+    return static_cast<size_t>(snprintf(out, cap, "%p %s by thread %d", obj, verb, owner));
+  }
+  return static_cast<size_t>(snprintf(out, cap, "%p", obj));
+}
+
 // The object: "fd=7 127.0.0.1:41000->127.0.0.1:5000", "0x... held by thread 12", ...
 void describe_object(const Snap& s, int64_t now, char* out, size_t cap) {
   out[0] = 0;
@@ -617,27 +627,13 @@ void describe_object(const Snap& s, int64_t now, char* out, size_t cap) {
         n = snprintf(out, cap, "%ld fds", static_cast<long>(s.wait_arg));
       }
       break;
-    case WaitReason::kMutex: {
-      int owner = 0;
+    case WaitReason::kMutex:
       // glibc's pthread_mutex_t: __owner at offset 8 (runtime/sync.h).
-      if (s.wait_obj && peek(static_cast<const char*>(s.wait_obj) + offsetof(pthread_mutex_t, __data.__owner), &owner, sizeof owner) &&
-          owner != 0) {
-        n = snprintf(out, cap, "%p held by thread %d", s.wait_obj, owner);
-      } else {
-        n = snprintf(out, cap, "%p", s.wait_obj);
-      }
+      n = describe_lock(s.wait_obj, offsetof(pthread_mutex_t, __data.__owner), "held", out, cap);
       break;
-    }
-    case WaitReason::kRwlock: {
-      int writer = 0;
-      if (s.wait_obj && peek(static_cast<const char*>(s.wait_obj) + offsetof(pthread_rwlock_t, __data.__cur_writer), &writer, sizeof writer) &&
-          writer != 0) {
-        n = snprintf(out, cap, "%p write-locked by thread %d", s.wait_obj, writer);
-      } else {
-        n = snprintf(out, cap, "%p", s.wait_obj);
-      }
+    case WaitReason::kRwlock:
+      n = describe_lock(s.wait_obj, offsetof(pthread_rwlock_t, __data.__cur_writer), "write-locked", out, cap);
       break;
-    }
     case WaitReason::kJoin: n = snprintf(out, cap, "thread %ld", static_cast<long>(s.wait_arg)); break;
     case WaitReason::kSleep: break;
     case WaitReason::kSignal: break;

@@ -39,7 +39,7 @@ int run(Fiber* f, const IoOp& op, int64_t timeout_ns, bool interruptible, bool* 
   Worker* worker = sched::enter(f);
   worker->engine.submit_op(op, &w, timeout_ns, &w.ts);
   bool cancelled = false;
-  f->wait_op = static_cast<uint8_t>(kWaitIoBase + op.kind);
+  f->wait_op = static_cast<uint8_t>(static_cast<int>(kWaitIoBase) + static_cast<int>(op.kind));
   f->wait_arg = op.fd;
   while (!w.done.load(std::memory_order_acquire)) {
     ParkResult r = f->parker.park(Deadline::never(), WaitReason::kIo, interruptible && !cancelled);

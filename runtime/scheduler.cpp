@@ -376,6 +376,19 @@ void settle(Worker* w, Fiber* f) {
   }
 }
 
+// f is about to run on c for w (from the scheduler or a direct switch):
+// the bookkeeping before the jump. A signal queued for f while it was
+// switched out is handled before f runs the program's code again (one load
+// each when there is none; it may replace f->ctx, so read it after this).
+void begin_run(Carrier* c, Worker* w, Fiber* f) {
+  f->carrier = c;
+  f->worker = w;
+  c->current = f;
+  f->run_state.store(static_cast<int>(RunState::kRunning), std::memory_order_relaxed);
+  bump(w->switches);
+  if (__builtin_expect((f->sig.queue.hint() & ~signals::mask_of(f)) != 0, 0)) signals::before_resume(f);
+}
+
 // The scheduler's work after one run, done by a fiber about to switch
 // straight to the next: then the next runnable fiber, or nullptr.
 Fiber* next_direct(Carrier* c, Worker* w) {
@@ -406,16 +419,9 @@ void switch_out(Fiber* f, SwitchAction a) {
       // came meanwhile (park() re-checks it).
       if (a == SwitchAction::kYield || wake_pending(f)) return;
     } else {
-      n->carrier = c;
-      n->worker = w;
-      c->current = n;
-      n->run_state.store(static_cast<int>(RunState::kRunning), std::memory_order_relaxed);
-      bump(w->switches);
-      bump(w->direct_switches);
       cpu::account_switch(c, f);  // f's run ends here
-      // As resume(): a signal queued for n while it was switched out is
-      // handled before n runs the program's code (may replace n->ctx).
-      if (__builtin_expect((n->sig.queue.hint() & ~signals::mask_of(n)) != 0, 0)) signals::before_resume(n);
+      bump(w->direct_switches);
+      begin_run(c, w, n);
       tls::pass_malloc_cache(n->tp, f->tp);
       bump(w->fs_writes);
       tls::set_tp(n->tp);
@@ -434,14 +440,7 @@ void switch_out(Fiber* f, SwitchAction a) {
 // Scheduler side: runs f, and whatever f switched straight to, until one of
 // them comes back here.
 void resume(Carrier* c, Worker* w, Fiber* f) {
-  f->carrier = c;
-  f->worker = w;
-  c->current = f;
-  f->run_state.store(static_cast<int>(RunState::kRunning), std::memory_order_relaxed);
-  bump(w->switches);
-  // A signal queued for f while it was switched out is handled before f
-  // runs the program's code again (one load each when there is none).
-  if (__builtin_expect((f->sig.queue.hint() & ~signals::mask_of(f)) != 0, 0)) signals::before_resume(f);
+  begin_run(c, w, f);
   tls::lend_malloc_cache(c->own_tp, f->tp);
   bump(w->fs_writes);
   tls::set_tp(f->tp);

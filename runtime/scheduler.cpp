@@ -780,7 +780,8 @@ void refresh_nproc_limit() {
 bool has_capability(int cap) {
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
-  if (errno_syscall(SYS_capget, &hdr, data) != 0) return false;
+  // raw: a hook that goes on to succeed must not leave capget's errno behind.
+  if (raw_syscall(SYS_capget, reinterpret_cast<long>(&hdr), reinterpret_cast<long>(data)) != 0) return false;
   return (data[cap / 32].effective >> (cap % 32)) & 1;
 }
 

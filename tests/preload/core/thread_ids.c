@@ -73,6 +73,14 @@ static void* worker(void* arg) {
     CPU_ZERO(&s);
     pthread_getaffinity_np(pthread_self(), sizeof s, &s);
     REPORT(i, "thread 2: pthread_getaffinity_np %d CPU(s)\n", CPU_COUNT(&s));
+    // Back to every CPU the process may use, through the pthread call.
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    sched_getaffinity(getpid(), sizeof all, &all);
+    int r = pthread_setaffinity_np(pthread_self(), sizeof all, &all);
+    CPU_ZERO(&s);
+    sched_getaffinity(0, sizeof s, &s);
+    REPORT(i, "thread 2: pthread_setaffinity_np(all): %d, now %s\n", r, CPU_EQUAL(&s, &all) ? "all" : "not all");
   }
   if (i == 3) {
     REPORT(i, "thread 3: own nice %d\n", getpriority(PRIO_PROCESS, 0));

@@ -342,6 +342,11 @@ void default_action(int sig, const siginfo_t& si) {
 
 // Asks the signal thread to look again (undispatched signals, fibers to
 // kick). Async-signal-safe.
+// Completed passes of the signal thread's loop (each ends after it
+// dispatched everything it had taken from the kernel). seq_cst: pairs with
+// settle_before_change's load before its poke.
+std::atomic<uint64_t> g_sig_passes{0};
+
 void poke() {
   // seq_cst: pairs with the signal thread's store of its tid before its
   // first pass. A poke that finds no tid yet is covered by that pass.
@@ -943,6 +948,7 @@ void* signal_thread(void*) {
     uint64_t set = (kManaged & ~g_program_signalfd.load(std::memory_order_acquire)) | kMarkerBit;
     timespec ts{backoff_ns / 1000000000, backoff_ns % 1000000000};
     event = drain_kernel(set, backoff_ns ? &ts : nullptr);
+    g_sig_passes.fetch_add(1, std::memory_order_seq_cst);
   }
   return nullptr;
 }
@@ -1298,6 +1304,24 @@ void settle_before_change(int sig) {
                          reinterpret_cast<long>(&zero), 8);
     if (r <= 0) break;
     dispatch(si);
+  }
+  // A copy the signal thread already took from the kernel but has not
+  // dispatched yet (it returned from its wait a moment ago) must meet the
+  // old disposition too: poke it and wait until it completed a pass, which
+  // dispatches everything it took before. Bounded (~20 ms): a signal
+  // thread that never runs must not hang the program's sigaction.
+  int sig_tid = g_sig_tid.load(std::memory_order_seq_cst);
+  if (sig_tid > 0 && sig_tid != sys_gettid()) {
+    uint64_t seen = g_sig_passes.load(std::memory_order_seq_cst);
+    poke();
+    for (int i = 0; i < 400 && g_sig_passes.load(std::memory_order_seq_cst) == seen; ++i) {
+      if (i < 64) {
+        __builtin_ia32_pause();
+      } else {
+        timespec ts{0, 50 * 1000};
+        raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+      }
+    }
   }
   settle_holds();
   Fiber* f = Fiber::current();

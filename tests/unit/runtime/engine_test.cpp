@@ -138,3 +138,85 @@ TEST(Engine, NotifyWakesAWaiterFromAnotherThread) {
   EXPECT_EQ(e.inflight(), 1);  // the eventfd read was re-armed
   e.shutdown();
 }
+
+namespace {
+
+struct OneOp : Op {
+  int res = 1;
+  int count = 0;
+  OneOp() {
+    on_complete = [](unblock::Completion* c, int r, uint32_t) {
+      auto* self = static_cast<OneOp*>(c);
+      self->res = r;
+      ++self->count;
+    };
+  }
+};
+
+void run_until(Engine& e, const int& count) {
+  while (count == 0) {
+    e.flush();
+    if (!e.reap()) e.wait();
+  }
+}
+
+}  // namespace
+
+TEST(Engine, CancelledReadCompletesWithEcanceled) {
+  Engine e;
+  int why = 0;
+  ASSERT_TRUE(e.init(8, &why));
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  char c;
+  OneOp op;
+  op.io.kind = IoOp::kRead;
+  op.io.fd = p[0];
+  op.io.addr = &c;
+  op.io.len = 1;
+  op.io.off = static_cast<uint64_t>(-1);
+  e.submit(&op);
+  e.flush();
+  e.cancel(&op);
+  run_until(e, op.count);
+  EXPECT_EQ(op.res, -ECANCELED);
+  close(p[0]);
+  close(p[1]);
+  e.shutdown();
+}
+
+TEST(Engine, OperationWithATimeoutEndsWithEcanceledWhenItExpires) {
+  Engine e;
+  int why = 0;
+  ASSERT_TRUE(e.init(8, &why));
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  char c;
+  OneOp op;
+  op.io.kind = IoOp::kRead;
+  op.io.fd = p[0];
+  op.io.addr = &c;
+  op.io.len = 1;
+  op.io.off = static_cast<uint64_t>(-1);
+  op.timeout_ns = 20 * 1000000LL;
+  timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  e.submit(&op);
+  run_until(e, op.count);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  EXPECT_EQ(op.res, -ECANCELED);
+  EXPECT_GE((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec), 20 * 1000000LL);
+  close(p[0]);
+  close(p[1]);
+  e.shutdown();
+}
+
+TEST(Engine, ChosenEngineHasAName) {
+  Engine e;
+  EXPECT_STREQ(e.name(), "none");
+  int why = 0;
+  ASSERT_TRUE(e.init(8, &why));
+  EXPECT_STREQ(e.name(), "io_uring");
+  e.shutdown();
+  EXPECT_FALSE(e.ready());
+}

@@ -799,7 +799,11 @@ long sendfile(int out_fd, int in, off64_t* offset, size_t count) {
     }
     if (static_cast<size_t>(in_pipe) < chunk) break;  // end of file
   }
+  // What lookup learnt about the pipe goes with it: the numbers are free
+  // for the program's next descriptors.
+  fds::forget(pipefd[0]);
   raw_syscall(SYS_close, pipefd[0]);
+  fds::forget(pipefd[1]);
   raw_syscall(SYS_close, pipefd[1]);
   if (offset) *offset = pos >= 0 ? pos : *offset;
   if (done == 0 && err < 0) {

@@ -3,11 +3,10 @@
 // fdatasync; the calls that change what the runtime knows about an fd
 // (fcntl, ioctl FIONBIO, dup2/dup3, pipe/pipe2, fclose).
 //
-// Regular files go through the ring too (io_uring runs buffered reads and
-// writes in its own workers, so the carrier never sleeps on the disk).
-// Writes to pipes and character devices are left to the kernel: io_uring
-// would raise their SIGPIPE on the wrong thread; if such a write blocks for
-// long, the monitor hands the worker off.
+// Each forwards to the runtime's blocking-call API (runtime/api.h), which
+// decides whether the call waits in the engine (a fiber, a blocking fd) or
+// goes to the kernel at once; regular files wait in the engine too, so the
+// carrier never sleeps on the disk.
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,8 +2,9 @@
 // recvmsg, send/sendto/sendmsg (and the _FORTIFY_SOURCE recv forms),
 // shutdown, setsockopt (timeouts are remembered, see runtime/fdtable.h).
 //
-// Blocking sockets wait in io_uring; MSG_DONTWAIT and non-blocking sockets go
-// to the kernel directly. SO_RCVTIMEO covers recv*/accept, SO_SNDTIMEO
+// Each forwards to the runtime's blocking-call API (runtime/api.h):
+// blocking sockets wait in the engine; MSG_DONTWAIT and non-blocking sockets
+// go to the kernel directly. SO_RCVTIMEO covers recv*/accept, SO_SNDTIMEO
 // send*/connect, as in Linux (a timed-out connect reports EINPROGRESS).
 #include <sys/socket.h>
 #include <sys/time.h>

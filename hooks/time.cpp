@@ -2,12 +2,13 @@
 // CPU-time clocks of fibers (clock_gettime, clock_getres, getrusage, and
 // clock_nanosleep on another fiber's clock).
 //
-// A fiber sleeps by parking with a deadline, which is an io_uring timeout on
-// its worker's ring: the worker runs other fibers meanwhile. The sleep is
-// interruptible: a signal handler run for this thread ends it with EINTR and
-// the remaining time, as the kernel's sleeps do (never restarted, whatever
-// SA_RESTART says). Clocks other than REALTIME/MONOTONIC/BOOTTIME and fibers'
-// CPU clocks (e.g. the process's CPU clock) go to the real call.
+// Each forwards to the runtime (runtime/api.h; runtime/api_wait.cpp): a
+// fiber sleeps by parking with a deadline, a timer on its worker's engine,
+// while the worker runs other fibers. The sleep is interruptible: a signal
+// handler run for this thread ends it with EINTR and the remaining time, as
+// the kernel's sleeps do (never restarted, whatever SA_RESTART says). Clocks
+// other than REALTIME/MONOTONIC/BOOTTIME and fibers' CPU clocks (e.g. the
+// process's CPU clock) go to the real call.
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "hooks/hook.h"
+#include "runtime/fiber.h"
+#include "runtime/scheduler.h"
 #include "shim/raw_syscall.h"
 
 using namespace unblock;

@@ -18,9 +18,7 @@
 using namespace unblock;
 
 namespace {
-inline void before_lookup() {
-  if (Fiber* f = hooks::fiber_for_call()) sched::begin_blocking(f);
-}
+inline void before_lookup() { rt::begin_blocking(); }
 }  // namespace
 
 UNBLOCK_HOOK int getaddrinfo(const char* node, const char* service, const struct addrinfo* hints,

@@ -22,6 +22,7 @@
 
 #include "hooks/hook.h"
 #include "hooks/signal.h"
+#include "runtime/scheduler.h"
 #include "runtime/signals.h"
 
 using namespace unblock;

@@ -12,7 +12,7 @@
 //
 // Must not: unwind from inside the runtime (between sched::enter/leave), from
 // a park whose I/O is still in flight, or with a parking-lot node queued:
-// every caller of point() has finished its wait (io::run waits for the
+// every caller of point() has finished its wait (the API's engine wait, runtime/api.cpp, waits for the
 // cancelled operation's completion) before calling it.
 //
 // How a request reaches a parked fiber: every interruptible park (the EINTR

@@ -1,21 +1,31 @@
-// Engine: one io_uring per worker - the only file that includes liburing.h.
+// The engine interface: what the blocking-call API (runtime/api.h) and the
+// scheduler need from the thing that waits for the kernel, one per worker.
 //
-// Submissions are batched: sqe() only fills an entry; the scheduler calls
-// flush() once per scheduling round and wait() when it has nothing to run,
-// so a round costs one io_uring_enter however many fibers submitted.
-// A full SQ is flushed and retried; the kernel keeps overflowed completions
-// (IORING_FEAT_NODROP), so no completion is ever lost and the program never
-// sees an error for it.
+// An engine queues operations and timers, reports each one's end to a
+// Completion on the worker's carrier (in the scheduler context), cancels,
+// and sleeps the worker until something completes or notify() is called.
+// It knows nothing of fibers, signals, timeouts' meaning or errno policy:
+// that protocol is runtime/api.cpp's, written once for every engine.
 //
-// Completions carry a pointer to a Completion that lives until its CQE is
-// handled (on the waiting fiber's stack, or in the timer pool).
+// Engines: io_uring (runtime/engine_uring.{h,cpp}, the only file including
+// liburing.h). A readiness engine (epoll, issue 13) implements the same
+// Backend: it tries an operation at once, parks it on readiness when it
+// would block, runs calls without readiness (regular files, fsync, open) on
+// helper threads, and reports through the same Completions. engine::create()
+// is the one place an engine is chosen.
 //
-// An urgent operation (IoOp::urgent: accept) is submitted at once
-// and looked for after every fiber run (urgent_ready), not once a round: a
-// listener otherwise accepts one connection per scheduling round, ~1,000 a
-// second on a busy server, and new connections wait seconds.
-// Owner only (the carrier driving the worker), except notify(), which any
-// thread may call to wake a worker sleeping in wait().
+// Batching: submit() only queues; the scheduler calls flush() once per
+// scheduling round and wait() when it has nothing to run, so a round costs
+// one io_uring_enter however many fibers submitted. No completion is ever
+// lost or turned into an error the program sees.
+//
+// An urgent operation (IoOp::urgent: accept) is submitted at once and looked
+// for after every fiber run (urgent_ready), not once a round: a listener
+// otherwise accepts one connection per scheduling round, ~1,000 a second on
+// a busy server, and new connections wait seconds.
+//
+// Owner only (the carrier driving the worker), except notify(), enters(),
+// inflight() and occupancy(), which any thread may call.
 #pragma once
 
 #include <linux/time_types.h>
@@ -24,16 +34,17 @@
 
 #include <atomic>
 #include <cstdint>
-
-struct io_uring;
-struct io_uring_sqe;
+#include <cstdlib>
 
 namespace unblock {
 
 struct Completion {
+  // More completions follow for the same operation (a multishot poll still
+  // armed): a bit of on_complete's `flags`, whatever the engine.
+  static constexpr uint32_t kMore = 1;
   // Runs on the worker's carrier, in the scheduler context.
   void (*on_complete)(Completion* self, int res, uint32_t flags) = nullptr;
-  bool urgent = false;  // set by submit_op from IoOp::urgent (see above)
+  bool urgent = false;  // set by submit from IoOp::urgent (see above)
 };
 
 // A timed park: fires with -ETIME unless cancelled first.
@@ -41,12 +52,11 @@ struct TimerOp : Completion {
   enum : int { kArmed, kFired, kCancelled };
   std::atomic<int> state{kArmed};
   class Fiber* fiber = nullptr;
-  __kernel_timespec ts{};
+  __kernel_timespec ts{};  // the engine's copy of the deadline while armed
   TimerOp* next_free = nullptr;
 };
 
-// One I/O operation, described without liburing types (hooks build these;
-// only engine.cpp turns them into SQEs).
+// One I/O operation, described without any engine's types.
 struct IoOp {
   enum Kind : uint8_t {
     kRead, kWrite, kReadv, kWritev, kRecv, kSend, kRecvmsg, kSendmsg, kAccept, kConnect,
@@ -60,89 +70,130 @@ struct IoOp {
   uint32_t flags = 0;        // MSG_*, accept4 flags, open flags, fsync flags, SPLICE_F_*, kPollMultishot
   int fd_in = -1;            // splice: source fd and offset (-1: current position / pipe)
   int64_t off_in = -1;
-  // Run it in io_uring's worker pool at once (IOSQE_ASYNC), where it may
-  // block like the real call. The inline attempt of some operations is not
-  // the real call: openat adds O_NONBLOCK there, so a FIFO would not wait.
+  // Run it where it may block like the real call (io_uring: IOSQE_ASYNC,
+  // its worker pool). The inline attempt of some operations is not the
+  // real call: openat adds O_NONBLOCK there, so a FIFO would not wait.
   bool blocking_async = false;
-  // Wake the fiber first and see the completion early (accept; Engine).
+  // Wake the fiber first and see the completion early (accept; see above).
   bool urgent = false;
-  // kPollAdd: stay armed after each completion (IORING_POLL_ADD_MULTI,
-  // Linux 5.13); every CQE but the last carries IORING_CQE_F_MORE.
+  // kPollAdd: stay armed after each completion (io_uring:
+  // IORING_POLL_ADD_MULTI, Linux 5.13); every completion but the last
+  // carries Completion::kMore.
   static constexpr uint32_t kPollMultishot = 1;
 };
 
-class Engine {
+// An operation in flight: what to do, where it reports, its timeout, and
+// room for the engine's own state. It lives (with the memory `io` points to)
+// until its last completion has run: on the waiting fiber's stack, which
+// cannot unwind before then (api.cpp waits for the completion of a
+// cancelled operation).
+struct Op : Completion {
+  IoOp io{};
+  // > 0: the operation ends with -ECANCELED if nothing happened in time
+  // (io_uring: a linked IORING_OP_LINK_TIMEOUT).
+  int64_t timeout_ns = 0;
+  // The engine's, while in flight (io_uring: the linked timeout's
+  // timespec; a readiness engine: wait-list links, retry state).
+  alignas(8) unsigned char engine_data[48] = {};
+};
+
+namespace engine {
+
+// What every engine implements. See the file comment for who may call what.
+class Backend {
  public:
-  // False if io_uring cannot be used here (ENOSYS, EPERM from seccomp or
-  // kernel.io_uring_disabled); errno-free, the reason is in *why.
-  bool init(unsigned entries, int* why);
-  void shutdown();
-  bool ready() const { return ring_ != nullptr; }
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  virtual void shutdown() = 0;
 
-  // An SQE to fill, never null: flushes a full queue first. The caller must
-  // fill it completely (prep helpers below) before the next scheduling point.
-  io_uring_sqe* sqe();
-
-  // Submits what is queued without waiting.
-  void flush();
-  // Submits and sleeps until at least one completion or a notify().
-  void wait();
-  // Handles every available completion. Returns how many.
-  int reap();
-  // True when an urgent completion is waiting in the completion queue
-  // (cheap when none is in flight: one load).
-  bool urgent_ready();
-
-  // Any thread: wakes wait().
-  void notify();
-
-  // Number of operations submitted and not yet completed.
-  int inflight() const { return inflight_.load(std::memory_order_relaxed); }
-  bool has_pending_submissions() const;
-  // io_uring_enter calls made so far (UNBLOCK_STATS). Read from any thread.
-  uint64_t enters() const { return enters_.load(std::memory_order_relaxed); }
-
+  // Queues op (reports to op itself); submitted at the next flush(), or at
+  // once if op->io.urgent.
+  virtual void submit(Op* op) = 0;
+  // Asks for op to end early; its completion still arrives (with its own
+  // result if it had finished, else -ECANCELED).
+  virtual void cancel(Op* op) = 0;
+  // Arms a timer completing `t` at the absolute deadline; cancel_timer asks
+  // for it to be dropped (its completion still arrives).
+  virtual void arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) = 0;
+  virtual void cancel_timer(TimerOp* t) = 0;
   // Polls fd for input on behalf of the runtime itself (the control socket,
   // runtime/control.cpp): not counted in inflight(), so it never makes the
   // worker look busy to the monitor. `c` must live until its completion.
-  void arm_background_poll(int fd, Completion* c);
-  // Submission and completion queue entries not yet consumed. Any thread
-  // (racy: for stats).
-  void occupancy(unsigned* sq, unsigned* cq) const;
+  virtual void arm_background_poll(int fd, Completion* c) = 0;
 
-  // Arms a timer completing `t` at the absolute deadline.
-  void arm_timer(TimerOp* t, clockid_t clock, const timespec& abs);
-  // Asks the kernel to drop an armed timer (its CQE still arrives, cancelled).
-  void cancel_timer(TimerOp* t);
+  // Submits what is queued without waiting.
+  virtual void flush() = 0;
+  // Submits and sleeps until at least one completion or a notify().
+  virtual void wait() = 0;
+  // Runs every available completion. Returns how many.
+  virtual int reap() = 0;
+  // True when an urgent completion is waiting (cheap when none is in flight).
+  virtual bool urgent_ready() = 0;
+  // Any thread: wakes wait().
+  virtual void notify() = 0;
 
-  // Prepares a completion that the op will report to (sets user_data).
-  static void set_data(io_uring_sqe* sqe, Completion* c);
+  // Operations submitted and not yet completed (any thread, relaxed).
+  virtual int inflight() const = 0;
+  // Kernel entries made so far (UNBLOCK_STATS; any thread).
+  virtual uint64_t enters() const = 0;
+  // Submission and completion queue entries not yet consumed (any thread,
+  // racy: for stats).
+  virtual void occupancy(unsigned* sq, unsigned* cq) const = 0;
+};
 
-  // Queues `op` reporting to `c`; with timeout_ns > 0 a linked timeout
-  // (IORING_OP_LINK_TIMEOUT, relative, kept in *ts until submission) cancels
-  // it with -ECANCELED when it expires.
-  void submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kernel_timespec* ts);
-  // Asks the kernel to cancel the operation reporting to `c`.
-  void cancel(Completion* c);
-  // True if a completion's flags say more completions follow for the same
-  // operation (a multishot poll still armed). Any thread.
-  static bool more_follow(uint32_t flags);
+// Creates the engine for one worker: the single place an engine is chosen.
+// nullptr if none can run here (then *why is an errno value, e.g. ENOSYS or
+// EPERM from a seccomp filter, and the runtime passes every call through).
+// Runtime start, plain thread; allocates (alloc_objects, freed by
+// Engine::shutdown).
+Backend* create(unsigned entries, int* why);
+
+}  // namespace engine
+
+// A worker's engine: the Backend engine::create() chose, under the names
+// the scheduler, monitor and dumps use. Calls forward (one indirect call).
+class Engine {
+ public:
+  // False if no engine can run here (errno-free, the reason is in *why).
+  bool init(unsigned entries, int* why) {
+    impl_ = engine::create(entries, why);
+    return impl_ != nullptr;
+  }
+  void shutdown() {
+    if (!impl_) return;
+    impl_->shutdown();
+    impl_->~Backend();
+    free(impl_);  // made with alloc_objects (runtime/alloc.h)
+    impl_ = nullptr;
+  }
+  bool ready() const { return impl_ != nullptr; }
+  const char* name() const { return impl_ ? impl_->name() : "none"; }
+
+  void submit(Op* op) { impl_->submit(op); }
+  void cancel(Op* op) { impl_->cancel(op); }
+  void arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) { impl_->arm_timer(t, clock, abs); }
+  void cancel_timer(TimerOp* t) { impl_->cancel_timer(t); }
+  void arm_background_poll(int fd, Completion* c) { impl_->arm_background_poll(fd, c); }
+
+  void flush() { impl_->flush(); }
+  void wait() { impl_->wait(); }
+  int reap() { return impl_->reap(); }
+  bool urgent_ready() { return impl_->urgent_ready(); }
+  void notify() { impl_->notify(); }
+
+  int inflight() const { return impl_ ? impl_->inflight() : 0; }
+  uint64_t enters() const { return impl_ ? impl_->enters() : 0; }
+  void occupancy(unsigned* sq, unsigned* cq) const {
+    if (!impl_) {
+      *sq = *cq = 0;
+      return;
+    }
+    impl_->occupancy(sq, cq);
+  }
+  static bool more_follow(uint32_t flags) { return (flags & Completion::kMore) != 0; }
 
  private:
-  // Only the driving carrier enters: a plain load and store, no locked add.
-  void count_enter() { enters_.store(enters_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
-  void arm_eventfd();
-  static void on_eventfd(Completion* self, int res, uint32_t flags);
-
-  io_uring* ring_ = nullptr;
-  int event_fd_ = -1;
-  uint64_t event_buf_ = 0;
-  Completion event_completion_;
-  std::atomic<int> inflight_{0};
-  unsigned queued_ = 0;
-  unsigned urgent_inflight_ = 0;
-  unsigned urgent_scanned_ = 0;  // completion queue index up to which urgent_ready looked
-  std::atomic<uint64_t> enters_{0};
+  engine::Backend* impl_ = nullptr;
 };
 
 }  // namespace unblock

@@ -74,10 +74,10 @@ class Fiber {
   void* next_tp_hint = nullptr;
   // Its next wake by a completion runs it before the run queue's head
   // (accept: a listener's thread must not wait a pass through thousands of
-  // busy connections per accepted one). Set by io::run while an urgent
+  // busy connections per accepted one). Set by the API's engine wait (runtime/api.cpp) while an urgent
   // operation (IoOp::urgent) waits.
   bool wake_urgent = false;
-  uint8_t direct_sends = 0;    // sends completed without switching since the last switch (hooks/io_common.cpp)
+  uint8_t direct_sends = 0;    // sends completed without switching since the last switch (send_now, runtime/api.cpp)
   SwitchAction action = SwitchAction::kNone;
   int runtime_depth = 0;       // > 0 while inside the runtime (enter/leave)
 

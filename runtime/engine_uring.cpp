@@ -1,4 +1,4 @@
-#include "runtime/engine.h"
+#include "runtime/engine_uring.h"
 
 #include <liburing.h>
 #include <poll.h>
@@ -12,10 +12,11 @@
 #include <cstring>
 #include <new>
 
+#include "runtime/alloc.h"
 #include "shim/log.h"
 #include "shim/raw_syscall.h"
 
-namespace unblock {
+namespace unblock::engine {
 
 namespace {
 // user_data with this value marks a completion nobody waits for.
@@ -28,7 +29,7 @@ constexpr uint64_t kBackgroundBit = 4;
 uint64_t user_data(const Completion* c) { return reinterpret_cast<uint64_t>(c) | (c->urgent ? kUrgentBit : 0); }
 }  // namespace
 
-bool Engine::init(unsigned entries, int* why) {
+bool Uring::init(unsigned entries, int* why) {
   auto* ring = static_cast<io_uring*>(calloc(1, sizeof(io_uring)));
   if (!ring) {
     *why = ENOMEM;
@@ -70,11 +71,12 @@ bool Engine::init(unsigned entries, int* why) {
   ring_ = ring;
   event_fd_ = efd;
   event_completion_.on_complete = on_eventfd;
+  event_completion_.engine = this;
   arm_eventfd();
   return true;
 }
 
-void Engine::shutdown() {
+void Uring::shutdown() {
   if (!ring_) return;
   io_uring_queue_exit(ring_);
   free(ring_);
@@ -83,9 +85,7 @@ void Engine::shutdown() {
   event_fd_ = -1;
 }
 
-void Engine::set_data(io_uring_sqe* sqe, Completion* c) { io_uring_sqe_set_data(sqe, c); }
-
-io_uring_sqe* Engine::sqe() {
+io_uring_sqe* Uring::sqe() {
   for (;;) {
     io_uring_sqe* s = io_uring_get_sqe(ring_);
     if (s) {
@@ -102,24 +102,20 @@ io_uring_sqe* Engine::sqe() {
   }
 }
 
-bool Engine::has_pending_submissions() const { return queued_ != 0; }
-
-void Engine::flush() {
+void Uring::flush() {
   if (!queued_ && !(IO_URING_READ_ONCE(*ring_->sq.kflags) & IORING_SQ_TASKRUN)) return;
   count_enter();
   int ret = io_uring_submit(ring_);
   if (ret >= 0) queued_ = 0;
 }
 
-void Engine::wait() {
+void Uring::wait() {
   count_enter();
   int ret = io_uring_submit_and_wait(ring_, 1);
   if (ret >= 0) queued_ = 0;
 }
 
-bool Engine::more_follow(uint32_t flags) { return (flags & IORING_CQE_F_MORE) != 0; }
-
-int Engine::reap() {
+int Uring::reap() {
   io_uring_cqe* cqes[64];
   int total = 0;
   for (;;) {
@@ -128,7 +124,8 @@ int Engine::reap() {
     for (unsigned i = 0; i < n; ++i) {
       uint64_t data = cqes[i]->user_data;
       int res = cqes[i]->res;
-      uint32_t flags = cqes[i]->flags;
+      // The engine-neutral flag (engine.h): more completions follow.
+      uint32_t flags = (cqes[i]->flags & IORING_CQE_F_MORE) ? Completion::kMore : 0;
       // Advance first: the callback may free the completion's memory
       // (by waking its fiber) and may queue new SQEs.
       io_uring_cqe_seen(ring_, cqes[i]);
@@ -141,7 +138,7 @@ int Engine::reap() {
         c->on_complete(c, res, flags);
         continue;
       }
-      if (!(flags & IORING_CQE_F_MORE)) {
+      if (!(flags & Completion::kMore)) {
         inflight_.fetch_sub(1, std::memory_order_relaxed);
         if (data & kUrgentBit) --urgent_inflight_;
       }
@@ -155,7 +152,7 @@ int Engine::reap() {
   return total;
 }
 
-bool Engine::urgent_ready() {
+bool Uring::urgent_ready() {
   if (!urgent_inflight_) return false;
   unsigned tail = io_uring_smp_load_acquire(ring_->cq.ktail);
   unsigned i = *ring_->cq.khead;
@@ -167,20 +164,20 @@ bool Engine::urgent_ready() {
   return false;
 }
 
-void Engine::notify() {
+void Uring::notify() {
   uint64_t one = 1;
   // Raw syscall: never through a hooked write().
   errno_syscall(SYS_write, event_fd_, &one, sizeof one);
 }
 
-void Engine::arm_background_poll(int fd, Completion* c) {
+void Uring::arm_background_poll(int fd, Completion* c) {
   io_uring_sqe* s = sqe();
   inflight_.fetch_sub(1, std::memory_order_relaxed);  // sqe() counted it
   io_uring_prep_poll_add(s, fd, POLLIN);
   io_uring_sqe_set_data64(s, reinterpret_cast<uint64_t>(c) | kBackgroundBit);
 }
 
-void Engine::occupancy(unsigned* sq, unsigned* cq) const {
+void Uring::occupancy(unsigned* sq, unsigned* cq) const {
   if (!ring_) {
     *sq = *cq = 0;
     return;
@@ -189,19 +186,18 @@ void Engine::occupancy(unsigned* sq, unsigned* cq) const {
   *cq = io_uring_smp_load_acquire(ring_->cq.ktail) - IO_URING_READ_ONCE(*ring_->cq.khead);
 }
 
-void Engine::arm_eventfd() {
+void Uring::arm_eventfd() {
   io_uring_sqe* s = sqe();
   io_uring_prep_read(s, event_fd_, &event_buf_, sizeof event_buf_, 0);
-  set_data(s, &event_completion_);
+  io_uring_sqe_set_data(s, &event_completion_);
 }
 
-void Engine::on_eventfd(Completion* self, int res, uint32_t) {
-  auto* e = reinterpret_cast<Engine*>(reinterpret_cast<char*>(self) - offsetof(Engine, event_completion_));
+void Uring::on_eventfd(Completion* self, int res, uint32_t) {
   (void)res;
-  e->arm_eventfd();
+  static_cast<EventCompletion*>(self)->engine->arm_eventfd();
 }
 
-void Engine::arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) {
+void Uring::arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) {
   t->ts.tv_sec = abs.tv_sec;
   t->ts.tv_nsec = abs.tv_nsec;
   io_uring_sqe* s = sqe();
@@ -209,10 +205,12 @@ void Engine::arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) {
   if (clock == CLOCK_REALTIME) flags |= IORING_TIMEOUT_REALTIME;
   else if (clock == CLOCK_BOOTTIME) flags |= IORING_TIMEOUT_BOOTTIME;
   io_uring_prep_timeout(s, &t->ts, 0, flags);
-  set_data(s, t);
+  io_uring_sqe_set_data(s, t);
 }
 
-void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kernel_timespec* ts) {
+void Uring::submit(Op* o) {
+  const IoOp& op = o->io;
+  Completion* c = o;
   io_uring_sqe* s = sqe();
   switch (op.kind) {
     case IoOp::kRead:
@@ -269,7 +267,11 @@ void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kern
   io_uring_sqe_set_data64(s, user_data(c));
   if (c->urgent) ++urgent_inflight_;
   if (op.blocking_async) s->flags |= IOSQE_ASYNC;
-  if (timeout_ns > 0) {
+  if (o->timeout_ns > 0) {
+    // The timespec must stay valid until the SQE is consumed: in the Op.
+    static_assert(sizeof(__kernel_timespec) <= sizeof o->engine_data);
+    auto* ts = reinterpret_cast<__kernel_timespec*>(o->engine_data);
+    int64_t timeout_ns = o->timeout_ns;
     s->flags |= IOSQE_IO_LINK;
     ts->tv_sec = timeout_ns / 1000000000;
     ts->tv_nsec = timeout_ns % 1000000000;
@@ -280,16 +282,37 @@ void Engine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kern
   if (op.urgent) flush();  // not at the round's end
 }
 
-void Engine::cancel(Completion* c) {
+void Uring::cancel(Op* c) {
   io_uring_sqe* s = sqe();
   io_uring_prep_cancel64(s, user_data(c), 0);
   io_uring_sqe_set_data64(s, kIgnore);
 }
 
-void Engine::cancel_timer(TimerOp* t) {
+void Uring::cancel_timer(TimerOp* t) {
   io_uring_sqe* s = sqe();
   io_uring_prep_timeout_remove(s, reinterpret_cast<uint64_t>(t), 0);
   io_uring_sqe_set_data64(s, kIgnore);
 }
 
-}  // namespace unblock
+}  // namespace unblock::engine
+
+namespace unblock::engine {
+
+// The single place an engine is chosen. Today: io_uring or none (calls pass
+// through); the readiness engine (issue 13) is tried here when io_uring
+// cannot be set up.
+Backend* create(unsigned entries, int* why) {
+  Uring* u = alloc_objects<Uring>();
+  if (!u) {
+    *why = ENOMEM;
+    return nullptr;
+  }
+  if (!u->init(entries, why)) {
+    u->~Uring();
+    free(u);
+    return nullptr;
+  }
+  return u;
+}
+
+}  // namespace unblock::engine

@@ -1,0 +1,816 @@
+// The blocking-call protocol for fd I/O (runtime/api.h), written once for
+// every hook and every engine. docs/DESIGN.md ("The blocking-call state
+// machine") is the essay; the steps, in the order a call takes them:
+//
+//  1. Whose call. A plain thread, a fiber outside a running runtime, a
+//     non-blocking fd (the program's O_NONBLOCK, MSG_DONTWAIT), an fd the
+//     runtime does not know to be open, a read of nothing: the real call,
+//     at once - it cannot block, or the kernel's error is the answer.
+//  2. Timeout. Sockets' SO_RCVTIMEO (reads, accept) or SO_SNDTIMEO (writes,
+//     connect), learnt once per fd (runtime/fdtable.h); a whole-call
+//     deadline for calls made of several operations (a long send).
+//  3. A direct attempt where one pays: a send on a blocking socket is tried
+//     with MSG_DONTWAIT first; only one that would wait goes on.
+//  4. Submit and park (wait()): one Op on the worker's engine, the fiber
+//     parked with WaitReason::kIo; it is a cancellation point on entry.
+//  5. Interrupt: a signal handler due for the fiber, or its cancellation
+//     request, wakes the park; the operation is cancelled through the
+//     engine, and the fiber waits for its completion however it ends (the
+//     Op and the buffers live on this stack).
+//  6. Epilogue (after_interrupt(), the only copy): the handlers run, a
+//     cancellation request unwinds (the operation has completed, so the
+//     unwind is safe), and the call returns EINTR - or starts again when
+//     the handler had SA_RESTART and the call may be restarted (not a
+//     socket call with a timeout, as Linux; never poll/select/sleep).
+//  7. Result: -ECANCELED of an expired timeout becomes EAGAIN (EINPROGRESS
+//     for connect); EPIPE raises SIGPIPE unless MSG_NOSIGNAL or bytes went
+//     out; the handlers due run on the way out (deliver_due), as the kernel
+//     runs them on the return from a system call.
+//
+// Fiber only below the public functions, which check step 1 themselves.
+#include "runtime/api.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "runtime/api_internal.h"
+#include "runtime/cancel.h"
+#include "runtime/engine.h"
+#include "runtime/fdtable.h"
+#include "runtime/fiber.h"
+#include "runtime/inspect.h"
+#include "runtime/scheduler.h"
+#include "runtime/signals.h"
+#include "shim/raw_syscall.h"
+#include "shim/real.h"
+
+namespace unblock::rt {
+
+// Step 6: the epilogue of an interrupted wait (api_internal.h).
+bool detail::after_interrupt(Fiber* f) {
+  bool restart = signals::run_pending(f);
+  cancel::point();
+  return restart;
+}
+
+void deliver_due() {
+  Fiber* f = Fiber::current();
+  if (!f) return;
+  uint64_t mask = __atomic_load_n(reinterpret_cast<const uint64_t*>(&f->sigmask), __ATOMIC_RELAXED);
+  if (__builtin_expect((f->sig.queue.hint() & ~mask) != 0, 0) && f->runtime_depth == 0 && sched::active()) {
+    signals::run_pending(f);
+  }
+}
+
+void begin_blocking() {
+  if (Fiber* f = fiber_for_call()) sched::begin_blocking(f);
+}
+
+// SIGPIPE to the calling thread, as the kernel raises it for a failed send:
+// through the emulation for a fiber, not through the exported pthread_kill.
+void raise_sigpipe() {
+  Fiber* f = Fiber::current();
+  if (!f || !signals::table_ready()) {
+    real::pthread_kill(pthread_self(), SIGPIPE);
+    return;
+  }
+  siginfo_t si{};
+  si.si_signo = SIGPIPE;
+  si.si_code = SI_TKILL;
+  si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
+  si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
+  signals::send_to_fiber(f, si);
+}
+
+void fd_created(int fd, bool nonblock, FdKind kind) { fds::created(fd, nonblock, static_cast<fds::Kind>(kind)); }
+void fd_forget(int fd) { fds::forget(fd); }
+void fd_duplicated(int oldfd, int newfd) {
+  if (oldfd == newfd) return;
+  fds::forget(newfd);
+  fds::mark_shared(oldfd);
+  fds::mark_shared(newfd);
+}
+void fd_set_nonblock(int fd, bool nonblock) { fds::set_nonblock(fd, nonblock); }
+void fd_set_timeout(int fd, bool rcv, int64_t ns) { fds::set_timeout(fd, rcv, ns); }
+
+static_assert(static_cast<int>(FdKind::kSocket) == static_cast<int>(fds::Kind::kSocket) &&
+              static_cast<int>(FdKind::kRegular) == static_cast<int>(fds::Kind::kRegular) &&
+              static_cast<int>(FdKind::kPipe) == static_cast<int>(fds::Kind::kPipe));
+
+namespace {
+
+constexpr uint64_t kCurrentPosition = static_cast<uint64_t>(-1);
+
+enum class Dir { kIn, kOut };
+
+using detail::after_interrupt;
+using detail::out;
+using detail::sys;
+
+// ---- Steps 4 and 5: one operation through the engine --------------------
+
+struct Waiter : Op {
+  Fiber* fiber = nullptr;
+  int res = 0;
+  std::atomic<bool> done{false};
+};
+
+void on_done(Completion* c, int res, uint32_t) {
+  auto* w = static_cast<Waiter*>(c);
+  w->res = res;
+  // Pairs with the fiber's acquire load of done.
+  w->done.store(true, std::memory_order_release);
+  w->fiber->parker.unpark();
+}
+
+// Submits io (with a timeout if timeout_ns > 0), parks until its completion
+// and returns its result (>= 0 or -errno). interruptible: a handler or a
+// cancellation request cancels the operation (*interrupted is set); its
+// completion is still awaited. A cancellation request due at entry unwinds
+// before anything is queued.
+int wait(Fiber* f, const IoOp& io, int64_t timeout_ns, bool interruptible, bool* interrupted) {
+  cancel::point();  // every blocking I/O call is a cancellation point
+  Waiter w;
+  w.fiber = f;
+  w.on_complete = on_done;
+  w.io = io;
+  w.timeout_ns = timeout_ns;
+  // Set only while waiting: a handler that leaves with siglongjmp after
+  // the wait (run_pending) must not leave it set.
+  f->wake_urgent = io.urgent;
+  Worker* worker = sched::enter(f);
+  worker->engine.submit(&w);
+  bool cancelled = false;
+  f->wait_op = static_cast<uint8_t>(static_cast<int>(kWaitIoBase) + static_cast<int>(io.kind));
+  f->wait_arg = io.fd;
+  while (!w.done.load(std::memory_order_acquire)) {
+    ParkResult r = f->parker.park(Deadline::never(), WaitReason::kIo, interruptible && !cancelled);
+    if (r == ParkResult::kInterrupted && !cancelled) {
+      // Still inside the runtime on the carrier driving `worker`, the
+      // engine the operation was queued on.
+      f->carrier->worker->engine.cancel(&w);
+      cancelled = true;
+      *interrupted = true;
+    }
+  }
+  f->wake_urgent = false;
+  sched::leave(f);
+  // ERESTARTSYS (512) is the kernel's own "restart this call", never meant
+  // for user space; a blocking operation in io_uring's worker pool (a FIFO
+  // open) interrupted by our cancellation may end with it.
+  constexpr int kErestartsys = 512;
+  if (w.res == -kErestartsys || (cancelled && w.res == -ECANCELED)) return -EINTR;
+  return w.res;
+}
+
+// Steps 2 and 4-6 for one operation. timeout_ns < 0: the socket's own
+// SO_RCVTIMEO/SO_SNDTIMEO; 0: none. Returns the result or -errno.
+long blocking(Fiber* f, const fds::Info& info, const IoOp& io, Dir dir, int64_t timeout_ns = -1) {
+  int64_t timeout = timeout_ns;
+  if (timeout < 0) timeout = !info.socket ? 0 : dir == Dir::kIn ? info.rcvtimeo_ns : info.sndtimeo_ns;
+  // Regular files are not interrupted by signals (the kernel's reads of
+  // them are not either).
+  bool interruptible = info.kind != fds::Kind::kRegular;
+  for (;;) {
+    bool interrupted = false;
+    int r = wait(f, io, timeout, interruptible, &interrupted);
+    if (interrupted) {
+      bool restart = after_interrupt(f);
+      if (r == -EINTR) {
+        if (restart && timeout == 0) continue;
+        return -EINTR;
+      }
+    }
+    if (r == -ECANCELED && timeout > 0) return -EAGAIN;  // SO_*TIMEO expired
+    return r;
+  }
+}
+
+// ---- Step 3: direct sends ----------------------------------------------
+
+// Most sends on a busy connection find room in the socket buffer. Through
+// the engine such a send costs a submission, a completion, and a park and a
+// resume of the fiber (a pass through the worker's run queue); sent directly
+// and without waiting it costs one system call, and the fiber goes on at
+// once. Measured on the 64-byte echo at 1,000 connections: +14% msg/s, +8% at
+// 10,000 (docs/benchmarks/README.md). Only a send that would wait goes to the
+// engine.
+//
+// A fiber whose sends keep succeeding would never switch, and the others on
+// its worker would wait for it: after kDirectSendRun direct sends without a
+// switch the next send takes the engine, which queues the fiber behind them.
+constexpr uint8_t kDirectSendRun = 16;
+
+// send(flags) is the system call, given the flags that make it not wait.
+// The bytes the socket buffer takes now (maybe all), or -EAGAIN when it
+// takes none (or the fiber used up its run of such sends), or -errno.
+// SIGPIPE is the caller's (the call gets MSG_NOSIGNAL).
+template <class Send>
+long direct_send(Fiber* f, Send send) {
+  if (f->direct_sends >= kDirectSendRun) return -EAGAIN;
+  // send(2) is a cancellation point even when it does not block.
+  cancel::point();
+  long r = send(MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (r != -EAGAIN) {
+    ++f->direct_sends;
+    bump(f->worker->direct_sends);
+  }
+  return r;
+}
+
+long send_now(Fiber* f, int fd, const msghdr* msg, int msg_flags) {
+  return direct_send(f, [&](int now) {
+    return raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(msg), msg_flags | now);
+  });
+}
+
+long send_now(Fiber* f, int fd, const void* buf, size_t len, int msg_flags) {
+  return direct_send(f, [&](int now) {
+    return raw_syscall(SYS_sendto, fd, reinterpret_cast<long>(buf), static_cast<long>(len), msg_flags | now, 0, 0);
+  });
+}
+
+// Sends all of [buf, buf+len) on a blocking socket (socket_send: send
+// operations, the first tried directly) or pipe (write operations),
+// stopping early only on timeout, signal or error with the partial count
+// (or -errno if nothing was sent). SIGPIPE as the kernel raises it: only
+// when nothing was sent and MSG_NOSIGNAL is not in msg_flags.
+long write_all(Fiber* f, const fds::Info& info, int fd, const void* buf, size_t len, int msg_flags, bool socket_send) {
+  size_t done = 0;
+  const char* p = static_cast<const char*>(buf);
+  // SO_SNDTIMEO bounds the whole call, not each piece.
+  int64_t timeout = info.socket ? info.sndtimeo_ns : 0;
+  Deadline deadline = timeout > 0 ? Deadline::after_ns(timeout) : Deadline::never();
+  bool now = socket_send;  // the first piece of a socket send: send_now
+  do {
+    long r = now ? send_now(f, fd, p, len, msg_flags) : -EAGAIN;
+    now = false;
+    if (r == -EAGAIN) {
+      IoOp op{};
+      op.fd = fd;
+      op.addr = const_cast<char*>(p + done);
+      op.len = len - done;
+      if (socket_send) {
+        op.kind = IoOp::kSend;
+        op.flags = static_cast<uint32_t>(msg_flags | MSG_NOSIGNAL);
+      } else {
+        op.kind = IoOp::kWrite;
+        op.off = kCurrentPosition;
+      }
+      int64_t left = 0;
+      if (timeout > 0) {
+        left = deadline.remaining_ns();
+        if (left <= 0) return done ? static_cast<long>(done) : -EAGAIN;
+      }
+      r = blocking(f, info, op, Dir::kOut, left);
+    }
+    if (r < 0) {
+      // The kernel raises SIGPIPE only when the call sent nothing.
+      if (r == -EPIPE && socket_send && !done && !(msg_flags & MSG_NOSIGNAL)) raise_sigpipe();
+      return done ? static_cast<long>(done) : r;
+    }
+    if (r == 0) break;
+    done += static_cast<size_t>(r);
+  } while (done < len && (!socket_send || !(msg_flags & MSG_DONTWAIT)));
+  return static_cast<long>(done);
+}
+
+// The rest of a stream write that sent `done` of the iovecs' bytes: piece
+// by piece (without control data, which went with the first part). Bytes
+// went out, so an EPIPE now ends the call with the partial count and no
+// SIGPIPE (MSG_NOSIGNAL), as in the kernel.
+long write_rest(Fiber* f, const fds::Info& info, int fd, const iovec* v, size_t n, size_t done, int msg_flags) {
+  size_t skip = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (skip + v[i].iov_len <= done) {
+      skip += v[i].iov_len;
+      continue;
+    }
+    size_t from = done - skip;
+    long w = write_all(f, info, fd, static_cast<char*>(v[i].iov_base) + from, v[i].iov_len - from,
+                       msg_flags | MSG_NOSIGNAL, true);
+    if (w <= 0) break;
+    done += static_cast<size_t>(w);
+    skip += v[i].iov_len;
+    if (static_cast<size_t>(w) < v[i].iov_len - from) break;  // cut short: timeout or signal
+  }
+  return static_cast<long>(done);
+}
+
+// ---- Step 1 for each family ------------------------------------------
+
+// A read of zero bytes returns 0 at once for sockets, pipes and files, even
+// with nothing pending; recv(2) of zero bytes would wait for a datagram (and
+// consume it), so such a read must not become a recv.
+bool asks_nothing(const IoOp& op) {
+  if (op.kind == IoOp::kReadv) {
+    auto* v = static_cast<const iovec*>(op.addr);
+    for (uint64_t i = 0; i < op.len; ++i) {
+      if (v[i].iov_len) return false;
+    }
+    return true;
+  }
+  return op.len == 0;
+}
+
+long real_read(const IoOp& op) {
+  if (op.kind == IoOp::kReadv) {
+    auto* v = static_cast<const iovec*>(op.addr);
+    return sys(op.off == kCurrentPosition
+                   ? real::readv(op.fd, v, static_cast<int>(op.len))
+                   : real::preadv64(op.fd, v, static_cast<int>(op.len), static_cast<off64_t>(op.off)));
+  }
+  return sys(op.off == kCurrentPosition ? real::read(op.fd, op.addr, op.len)
+                                        : real::pread64(op.fd, op.addr, op.len, static_cast<off64_t>(op.off)));
+}
+
+// read, pread, readv, preadv.
+long read_like(IoOp op) {
+  Fiber* f = fiber_for_call();
+  if (!f || (op.kind == IoOp::kReadv && (static_cast<int>(op.len) < 0 || op.len > IOV_MAX))) return real_read(op);
+  fds::Info info = fds::lookup(op.fd);
+  if (!info.valid || info.nonblock || asks_nothing(op)) return real_read(op);
+  if (info.socket && op.kind == IoOp::kRead) {
+    op.kind = IoOp::kRecv;  // read() on a socket is recv(0)
+    op.flags = 0;
+  }
+  return out(blocking(f, info, op, Dir::kIn));
+}
+
+// Writes to pipes and character devices are left to the kernel: io_uring
+// would raise their SIGPIPE on the wrong thread; if such a write blocks for
+// long, the monitor hands the worker off.
+bool writes_through_engine(const fds::Info& info) {
+  return info.valid && !info.nonblock && (info.kind == fds::Kind::kSocket || info.kind == fds::Kind::kRegular);
+}
+
+long write_one(int fd, const void* buf, size_t n, uint64_t off) {
+  Fiber* f = fiber_for_call();
+  fds::Info info;
+  if (f) info = fds::lookup(fd);
+  if (!f || !writes_through_engine(info)) {
+    return sys(off == kCurrentPosition ? real::write(fd, buf, n)
+                                       : real::pwrite64(fd, buf, n, static_cast<off64_t>(off)));
+  }
+  if (info.kind == fds::Kind::kSocket) return out(write_all(f, info, fd, buf, n, 0, true));
+  IoOp op{};
+  op.kind = IoOp::kWrite;
+  op.fd = fd;
+  op.addr = const_cast<void*>(buf);
+  op.len = n;
+  op.off = off;
+  return out(blocking(f, info, op, Dir::kOut));
+}
+
+long write_vec(int fd, const iovec* v, int n, uint64_t off) {
+  Fiber* f = fiber_for_call();
+  fds::Info info;
+  if (f && n >= 0 && n <= IOV_MAX) info = fds::lookup(fd);
+  if (!f || !writes_through_engine(info)) {
+    return sys(off == kCurrentPosition ? real::writev(fd, v, n)
+                                       : real::pwritev64(fd, v, n, static_cast<off64_t>(off)));
+  }
+  IoOp op{};
+  op.kind = IoOp::kWritev;
+  op.fd = fd;
+  op.addr = const_cast<iovec*>(v);
+  op.len = static_cast<uint64_t>(n);
+  op.off = off;
+  long r = blocking(f, info, op, Dir::kOut);
+  if (info.kind != fds::Kind::kSocket || r < 0) {
+    if (r == -EPIPE) raise_sigpipe();
+    return out(r);
+  }
+  // A blocking socket write sends everything: finish the rest piece by piece.
+  return write_rest(f, info, fd, v, static_cast<size_t>(n), static_cast<size_t>(r), 0);
+}
+
+// The fiber if this socket call should wait in the engine (and *info).
+Fiber* socket_candidate(int fd, int msg_flags, fds::Info* info) {
+  Fiber* f = fiber_for_call();
+  if (!f || (msg_flags & MSG_DONTWAIT)) return nullptr;
+  *info = fds::lookup(fd);
+  if (!info->valid || info->nonblock) return nullptr;
+  return f;
+}
+
+// fds arriving in SCM_RIGHTS messages are unknown to the runtime until used.
+void forget_passed_fds(const msghdr* msg) {
+  if (!msg->msg_control) return;
+  for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(msg)); c; c = CMSG_NXTHDR(const_cast<msghdr*>(msg), c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const int* fdv = reinterpret_cast<const int*>(CMSG_DATA(c));
+    for (size_t i = 0; i < n; ++i) {
+      int fd;
+      memcpy(&fd, fdv + i, sizeof fd);
+      fds::forget(fd);
+    }
+  }
+}
+
+long recv_msg(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flags) {
+  IoOp op{};
+  op.kind = IoOp::kRecvmsg;
+  op.fd = fd;
+  op.addr = msg;
+  op.flags = static_cast<uint32_t>(flags);
+  long r = blocking(f, info, op, Dir::kIn);
+  if (r >= 0) forget_passed_fds(msg);
+  return out(r);
+}
+
+// A blocking connect() on a socket whose connection is already under way
+// waits for it (Linux's __inet_stream_connect; EALREADY is only for
+// non-blocking sockets). That is also what a connect restarted after a
+// SA_RESTART handler does. io_uring's connect answers EALREADY there, so
+// wait for writability and report the outcome as the kernel would: 0, the
+// socket's error, or ECONNABORTED if it was disconnected meanwhile; EALREADY
+// once SO_SNDTIMEO runs out.
+long wait_connected(Fiber* f, const fds::Info& info, int fd) {
+  IoOp op{};
+  op.kind = IoOp::kPollAdd;
+  op.fd = fd;
+  op.len = POLLOUT;
+  long r = blocking(f, info, op, Dir::kOut);
+  if (r < 0) return r == -EAGAIN ? -EALREADY : r;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+  if (err) return -err;
+  sockaddr_storage peer;
+  len = sizeof peer;
+  return ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 ? 0 : -ECONNABORTED;
+}
+
+// One openat in the engine. Interrupted and restarted like any blocking
+// call: the kernel restarts an open interrupted while waiting for a FIFO's
+// other end under SA_RESTART, and open is a cancellation point.
+long engine_openat(Fiber* f, int dirfd, const char* path, int flags, mode_t mode, bool blocking_async) {
+  IoOp op{};
+  op.kind = IoOp::kOpenat;
+  op.fd = dirfd;
+  op.addr = const_cast<char*>(path);
+  op.flags = static_cast<uint32_t>(flags);
+  op.len = mode;
+  op.blocking_async = blocking_async;
+  return blocking(f, fds::Info{}, op, Dir::kIn);
+}
+
+// open(2) for a fiber. Network file systems can take their time: the open
+// waits in the engine, not on the carrier. io_uring's inline attempt adds
+// O_NONBLOCK, which changes what opening a FIFO does (no wait for the other
+// end; ENXIO for a writer without a reader), so FIFOs are opened again in
+// io_uring's worker pool, where the open blocks as the real call does:
+//  - a write-only open that got ENXIO (a FIFO without a reader, or a socket
+//    or device file, which fail the same way again);
+//  - a read-only open that turned out to be a FIFO: its descriptor is kept
+//    open meanwhile - a reader waiting in open(2) counts as a reader, so
+//    writers proceed as natively - and the waited-for open takes its number
+//    (dup3), so the program sees the lowest free fd as the kernel gives it.
+// O_RDWR never waits on a FIFO, and O_NONBLOCK is what the program asked for.
+long open_in_engine(Fiber* f, int dirfd, const char* path, int flags, mode_t mode) {
+  long r = engine_openat(f, dirfd, path, flags, mode, false);
+  if ((flags & (O_NONBLOCK | O_PATH)) != 0) return r;
+  int acc = flags & O_ACCMODE;
+  if (acc == O_WRONLY && r == -ENXIO) return engine_openat(f, dirfd, path, flags, mode, true);
+  if (acc != O_RDONLY || r < 0) return r;
+  int fd = static_cast<int>(r);
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) return r;
+  // Closes the first descriptor on every way out but success, a
+  // cancellation's unwind included.
+  struct Holder {
+    int fd;
+    ~Holder() {
+      if (fd >= 0) raw_syscall(SYS_close, fd);
+    }
+  } first{fd};
+  long waited = engine_openat(f, dirfd, path, flags, mode, true);
+  if (waited < 0) return waited;
+  long d = raw_syscall(SYS_dup3, waited, fd, (flags & O_CLOEXEC) ? O_CLOEXEC : 0);
+  raw_syscall(SYS_close, waited);
+  if (d < 0) return d;
+  first.fd = -1;
+  return fd;
+}
+
+long engine_splice(Fiber* f, const fds::Info& out_info, int in, int64_t off_in, int out, int64_t off_out, size_t n,
+                   unsigned flags, int64_t timeout_ns = -1) {
+  IoOp op{};
+  op.kind = IoOp::kSplice;
+  op.fd_in = in;
+  op.off_in = off_in;
+  op.fd = out;
+  op.off = static_cast<uint64_t>(off_out);
+  op.len = n;
+  op.flags = flags;
+  return blocking(f, out_info, op, Dir::kOut, timeout_ns);
+}
+
+}  // namespace
+
+// ---- The public functions -------------------------------------------------
+
+long read(int fd, void* buf, size_t n) {
+  IoOp op{};
+  op.kind = IoOp::kRead;
+  op.fd = fd;
+  op.addr = buf;
+  op.len = n;
+  op.off = kCurrentPosition;
+  return read_like(op);
+}
+
+long pread(int fd, void* buf, size_t n, off64_t off) {
+  if (off < 0) return sys(real::pread64(fd, buf, n, off));  // EINVAL from the kernel
+  IoOp op{};
+  op.kind = IoOp::kRead;
+  op.fd = fd;
+  op.addr = buf;
+  op.len = n;
+  op.off = static_cast<uint64_t>(off);
+  return read_like(op);
+}
+
+long readv(int fd, const iovec* v, int n) {
+  IoOp op{};
+  op.kind = IoOp::kReadv;
+  op.fd = fd;
+  op.addr = const_cast<iovec*>(v);
+  op.len = static_cast<uint64_t>(n);
+  op.off = kCurrentPosition;
+  return read_like(op);
+}
+
+long preadv(int fd, const iovec* v, int n, off64_t off) {
+  if (off < 0) return sys(real::preadv64(fd, v, n, off));
+  IoOp op{};
+  op.kind = IoOp::kReadv;
+  op.fd = fd;
+  op.addr = const_cast<iovec*>(v);
+  op.len = static_cast<uint64_t>(n);
+  op.off = static_cast<uint64_t>(off);
+  return read_like(op);
+}
+
+long write(int fd, const void* buf, size_t n) { return write_one(fd, buf, n, kCurrentPosition); }
+
+long pwrite(int fd, const void* buf, size_t n, off64_t off) {
+  if (off < 0) return sys(real::pwrite64(fd, buf, n, off));
+  return write_one(fd, buf, n, static_cast<uint64_t>(off));
+}
+
+long writev(int fd, const iovec* v, int n) { return write_vec(fd, v, n, kCurrentPosition); }
+
+long pwritev(int fd, const iovec* v, int n, off64_t off) {
+  if (off < 0) return sys(real::pwritev64(fd, v, n, off));
+  return write_vec(fd, v, n, static_cast<uint64_t>(off));
+}
+
+long recv(int fd, void* buf, size_t n, int flags) {
+  fds::Info info;
+  Fiber* f = socket_candidate(fd, flags, &info);
+  if (!f || !info.socket) return sys(real::recv(fd, buf, n, flags));
+  IoOp op{};
+  op.kind = IoOp::kRecv;
+  op.fd = fd;
+  op.addr = buf;
+  op.len = n;
+  op.flags = static_cast<uint32_t>(flags);
+  return out(blocking(f, info, op, Dir::kIn));
+}
+
+long recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* len) {
+  if (!addr) return recv(fd, buf, n, flags);
+  fds::Info info;
+  Fiber* f = socket_candidate(fd, flags, &info);
+  if (!f || !info.socket || !len) return sys(real::recvfrom(fd, buf, n, flags, addr, len));
+  iovec iov{buf, n};
+  msghdr msg{};
+  msg.msg_name = addr;
+  msg.msg_namelen = *len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  long r = recv_msg(f, info, fd, &msg, flags);
+  if (r >= 0) *len = msg.msg_namelen;
+  return r;
+}
+
+long recvmsg(int fd, msghdr* msg, int flags) {
+  fds::Info info;
+  Fiber* f = socket_candidate(fd, flags, &info);
+  if (!f || !info.socket) {
+    long r = sys(real::recvmsg(fd, msg, flags));
+    if (r >= 0) forget_passed_fds(msg);
+    return r;
+  }
+  return recv_msg(f, info, fd, msg, flags);
+}
+
+long send(int fd, const void* buf, size_t n, int flags) {
+  fds::Info info;
+  Fiber* f = socket_candidate(fd, flags, &info);
+  if (!f || !info.socket) return sys(real::send(fd, buf, n, flags));
+  return out(write_all(f, info, fd, buf, n, flags, true));
+}
+
+long sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr, socklen_t len) {
+  if (!addr) return send(fd, buf, n, flags);
+  fds::Info info;
+  Fiber* f = socket_candidate(fd, flags, &info);
+  if (!f || !info.socket) return sys(real::sendto(fd, buf, n, flags, addr, len));
+  // Datagrams with an address: one message, sent whole or not at all.
+  iovec iov{const_cast<void*>(buf), n};
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr*>(addr);
+  msg.msg_namelen = len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  IoOp op{};
+  op.kind = IoOp::kSendmsg;
+  op.fd = fd;
+  op.addr = &msg;
+  op.flags = static_cast<uint32_t>(flags | MSG_NOSIGNAL);
+  long r = blocking(f, info, op, Dir::kOut);
+  if (r == -EPIPE && !(flags & MSG_NOSIGNAL)) raise_sigpipe();
+  return out(r);
+}
+
+long sendmsg(int fd, const msghdr* msg, int flags) {
+  fds::Info info;
+  Fiber* f = socket_candidate(fd, flags, &info);
+  if (!f || !info.socket) return sys(real::sendmsg(fd, msg, flags));
+  IoOp op{};
+  op.kind = IoOp::kSendmsg;
+  op.fd = fd;
+  op.addr = const_cast<msghdr*>(msg);
+  op.flags = static_cast<uint32_t>(flags | MSG_NOSIGNAL);
+  long r = send_now(f, fd, msg, flags);
+  if (r == -EAGAIN) r = blocking(f, info, op, Dir::kOut);
+  if (r == -EPIPE && !(flags & MSG_NOSIGNAL)) raise_sigpipe();
+  if (r <= 0 || msg->msg_iovlen == 0) return out(r);
+  // A stream socket's blocking sendmsg sends every byte: finish the rest
+  // (without the control data, which went with the first part).
+  return write_rest(f, info, fd, msg->msg_iov, msg->msg_iovlen, static_cast<size_t>(r), flags);
+}
+
+long accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  fds::Info info;
+  Fiber* f = socket_candidate(fd, 0, &info);
+  long r;
+  if (!f) {
+    r = sys(real::accept4(fd, addr, len, flags));
+  } else {
+    IoOp op{};
+    op.kind = IoOp::kAccept;
+    op.fd = fd;
+    op.addr = addr;
+    op.off = reinterpret_cast<uint64_t>(len);
+    op.flags = static_cast<uint32_t>(flags);
+    op.urgent = true;  // new connections are not kept waiting a full pass (runtime/fiber.h)
+    r = out(blocking(f, info, op, Dir::kIn));
+  }
+  if (r >= 0) fds::created(static_cast<int>(r), flags & SOCK_NONBLOCK, fds::Kind::kSocket);
+  return r;
+}
+
+long connect(int fd, const sockaddr* addr, socklen_t len) {
+  fds::Info info;
+  Fiber* f = socket_candidate(fd, 0, &info);
+  if (!f) return sys(real::connect(fd, addr, len));
+  IoOp op{};
+  op.kind = IoOp::kConnect;
+  op.fd = fd;
+  op.addr = const_cast<sockaddr*>(addr);
+  op.len = len;
+  long r = blocking(f, info, op, Dir::kOut);
+  if (r == -EAGAIN && info.sndtimeo_ns > 0) r = -EINPROGRESS;  // Linux's answer to a timed-out connect
+  if (r == -EALREADY) r = wait_connected(f, info, fd);
+  return out(r);
+}
+
+long openat(int dirfd, const char* path, int flags, mode_t mode) {
+  Fiber* f = fiber_for_call();
+  long r = f ? open_in_engine(f, dirfd, path, flags, mode) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
+  if (r >= 0) fds::forget(static_cast<int>(r));  // learnt on first use
+  return r;
+}
+
+// fsync/fdatasync through the engine (the disk waits, not the carrier).
+// Not interrupted by signals, as the kernel's are not.
+long fsync(int fd, bool datasync) {
+  Fiber* f = fiber_for_call();
+  fds::Info info;
+  if (f) info = fds::lookup(fd);
+  if (!f || !info.valid) return sys(datasync ? real::fdatasync(fd) : real::fsync(fd));
+  IoOp op{};
+  op.kind = IoOp::kFsync;
+  op.fd = fd;
+  op.flags = datasync ? 1 : 0;  // IORING_FSYNC_DATASYNC
+  bool interrupted = false;
+  long r = wait(f, op, 0, false, &interrupted);
+  return r < 0 ? r : 0;
+}
+
+long close(int fd) {
+  fds::forget(fd);
+  return sys(real::close(fd));
+}
+
+// splice() runs as one engine operation (io_uring executes a splice that
+// would block in its own kernel workers).
+long splice(int in, off64_t* off_in, int out_fd, off64_t* off_out, size_t len, unsigned flags) {
+  Fiber* f = fiber_for_call();
+  if (!f || (flags & SPLICE_F_NONBLOCK) || len > 0x7fffffff) {
+    return sys(real::splice(in, off_in, out_fd, off_out, len, flags));
+  }
+  fds::Info ii = fds::lookup(in), oi = fds::lookup(out_fd);
+  if (!ii.valid || !oi.valid || ii.nonblock || oi.nonblock) {
+    return sys(real::splice(in, off_in, out_fd, off_out, len, flags));
+  }
+  long r = engine_splice(f, oi, in, off_in ? *off_in : -1, out_fd, off_out ? *off_out : -1, len, flags);
+  if (r > 0) {
+    if (off_in) *off_in += r;
+    if (off_out) *off_out += r;
+  }
+  return out(r);
+}
+
+// sendfile() to a blocking socket or pipe becomes two splices through a
+// pipe of the fiber's own - file into the pipe, pipe into the socket - so
+// neither step holds the carrier. The offset argument is honoured exactly as
+// sendfile does: with a pointer, the file position is left alone and
+// *offset advanced; without, the position moves. SO_SNDTIMEO and signals
+// cut it short with the partial count, as Linux does.
+long sendfile(int out_fd, int in, off64_t* offset, size_t count) {
+  Fiber* f = fiber_for_call();
+  if (!f) return sys(real::sendfile64(out_fd, in, offset, count));
+  fds::Info oi = fds::lookup(out_fd), ii = fds::lookup(in);
+  if (!oi.valid || !ii.valid || oi.nonblock || oi.kind == fds::Kind::kRegular || ii.kind != fds::Kind::kRegular) {
+    return sys(real::sendfile64(out_fd, in, offset, count));
+  }
+  int pipefd[2];
+  if (raw_syscall(SYS_pipe2, reinterpret_cast<long>(pipefd), O_CLOEXEC) != 0) {
+    return sys(real::sendfile64(out_fd, in, offset, count));
+  }
+  fds::Info pipe_info = fds::lookup(pipefd[0]);
+  size_t done = 0;
+  long err = 0;
+  int64_t pos = offset ? *offset : -1;
+  // SO_SNDTIMEO bounds the whole call.
+  int64_t timeout = oi.socket ? oi.sndtimeo_ns : 0;
+  Deadline deadline = timeout > 0 ? Deadline::after_ns(timeout) : Deadline::never();
+  while (done < count) {
+    size_t chunk = count - done < (1u << 16) ? count - done : (1u << 16);
+    long in_pipe = engine_splice(f, pipe_info, in, pos, pipefd[1], -1, chunk, SPLICE_F_MOVE);
+    if (in_pipe <= 0) {
+      err = in_pipe;
+      break;
+    }
+    if (pos >= 0) pos += in_pipe;
+    long moved = 0;
+    while (moved < in_pipe) {
+      int64_t left = 0;
+      if (timeout > 0 && (left = deadline.remaining_ns()) <= 0) left = -1;
+      long w = left < 0 ? -EAGAIN
+                        : engine_splice(f, oi, pipefd[0], -1, out_fd, -1, static_cast<size_t>(in_pipe - moved),
+                                        SPLICE_F_MOVE, left);
+      if (w <= 0) {
+        err = w ? w : -EIO;
+        break;
+      }
+      moved += w;
+    }
+    done += static_cast<size_t>(moved);
+    if (moved < in_pipe) {
+      // The rest read from the file did not go out: put the file back where
+      // the bytes sent end, as sendfile leaves it.
+      if (!offset) ::lseek64(in, -(in_pipe - moved), SEEK_CUR);
+      else pos -= in_pipe - moved;
+      break;
+    }
+    if (static_cast<size_t>(in_pipe) < chunk) break;  // end of file
+  }
+  // What lookup learnt about the pipe goes with it: the numbers are free
+  // for the program's next descriptors.
+  fds::forget(pipefd[0]);
+  raw_syscall(SYS_close, pipefd[0]);
+  fds::forget(pipefd[1]);
+  raw_syscall(SYS_close, pipefd[1]);
+  if (offset) *offset = pos >= 0 ? pos : *offset;
+  if (done == 0 && err < 0) {
+    if (err == -EPIPE) raise_sigpipe();
+    return out(err);
+  }
+  return static_cast<long>(done);
+}
+
+}  // namespace unblock::rt

@@ -26,6 +26,7 @@
 #include "runtime/monitor.h"
 #include "runtime/inspect.h"
 #include "runtime/signals.h"
+#include "runtime/threads.h"
 #include "runtime/tls.h"
 #include "shim/config.h"
 #include "shim/log.h"
@@ -584,8 +585,6 @@ bool launch_carrier(Carrier* c) {
 
 // ---- fiber entry and exit ---------------------------------------------------
 
-void (*g_exit_duties)() = nullptr;
-
 void fiber_entry(ctx::Transfer t) {
   Fiber* const f = tl_fiber;  // spawn() wrote it into the TCB the resumer set
   on_resumed(f, t);
@@ -871,8 +870,6 @@ int spawn(void* (*start)(void*), void* arg, const SpawnAttrs& attrs, pthread_t* 
   return 0;
 }
 
-void set_exit_duties(void (*fn)()) { g_exit_duties = fn; }
-
 namespace {
 
 // A fiber that ends in a forked child (the runtime is gone there; the fiber
@@ -895,7 +892,7 @@ void exit_fiber(Fiber* f, void* result) {
   __atomic_fetch_or(tls::cancelhandling_of(f->tp), 1 << 4 /* EXITING */, __ATOMIC_SEQ_CST);
   // glibc's order in start_thread: C++ thread_local destructors, then keys.
   tls::run_exit_destructors();
-  if (g_exit_duties) g_exit_duties();
+  threads::exit_duties(f);
   if (!active()) exit_forked_thread();
   signals::before_exit(f);
   enter(f);

@@ -164,10 +164,8 @@ void yield(Fiber* f);
 // that fiber) it finishes that fiber's switch-out. Fiber, inside the runtime.
 void on_resumed(Fiber* self, ctx::Transfer t);
 
-// Fiber exit: runs thread-exit duties and never returns.
+// Fiber exit: runs thread-exit duties (threads::exit_duties) and never returns.
 [[noreturn]] void exit_fiber(Fiber* f, void* result);
-// Extra thread-exit work run on the dying fiber (the hooks' key destructors).
-void set_exit_duties(void (*fn)());
 
 // Join: 0, or EINVAL/ESRCH/EDEADLK/ETIMEDOUT/EBUSY as pthread_join and its
 // timed/try variants. try_only: do not wait. ECANCELED: the caller's

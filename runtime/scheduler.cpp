@@ -337,8 +337,8 @@ Worker* pick_worker() {
 void finish_exit(Carrier* c, Worker* w, Fiber* f);
 
 bool wake_pending(Fiber* f) {
-  if (f->parker.permit_.load(std::memory_order_seq_cst)) return true;
-  if (f->park_interruptible && f->parker.interrupted_.load(std::memory_order_seq_cst)) return true;
+  if (f->parker.has_permit()) return true;
+  if (f->park_interruptible && f->parker.interrupt_pending()) return true;
   // Pairs with cancel::request's seq_cst fetch_or before its wake.
   if (f->park_cancellable && cancel::due(f)) return true;
   TimerOp* t = f->timer;
@@ -694,7 +694,7 @@ void leave(Fiber* f) {
 }
 
 ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible, bool cancellable) {
-  if (f->parker.permit_.exchange(0, std::memory_order_acq_rel) == 1) return ParkResult::kWoken;
+  if (f->parker.take_permit()) return ParkResult::kWoken;
   if (interruptible && f->parker.take_interrupt()) return ParkResult::kInterrupted;
   if (cancellable && cancel::due(f)) return ParkResult::kInterrupted;
   if (!d.infinite && d.passed()) return ParkResult::kTimedOut;
@@ -717,7 +717,7 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible,
   ParkResult r;
   for (;;) {
     switch_out(f, SwitchAction::kPark);
-    if (f->parker.permit_.exchange(0, std::memory_order_acq_rel) == 1) {
+    if (f->parker.take_permit()) {
       r = ParkResult::kWoken;
       break;
     }

@@ -30,6 +30,10 @@
 #include "runtime/engine.h"
 #include "runtime/fiber.h"
 #include "runtime/parker.h"
+// Transitional: hooks/hook.h (deliver_due) calls signals::run_pending and
+// reached runtime/signals.h through fiber.h, which no longer includes it.
+// Remove once hook.h sees only runtime/api.h.
+#include "runtime/signals.h"
 #include "runtime/spinlock.h"
 
 namespace unblock {

@@ -276,27 +276,14 @@ void borrowed_entry(ctx::Transfer t) {
   void* parked = f->sig.borrow_resume;
   f->sig.borrow_resume = nullptr;
   // The parked wait's state; a handler that blocks reuses these fields.
-  WaitReason reason = f->reason;
-  TimerOp* timer = f->timer;
-  bool interruptible = f->park_interruptible;
-  bool cancellable = f->park_cancellable;
-  int depth = f->runtime_depth;
-  f->reason = WaitReason::kNone;
-  f->timer = nullptr;
-  f->park_interruptible = false;
-  f->park_cancellable = false;
-  f->runtime_depth = 1;
+  Fiber::ParkState parked_state = f->set_aside_park();
   sched::leave(f);  // the handlers are the program's code
   run_pending(f);
   sched::enter(f);  // may move f to another worker
-  f->runtime_depth = depth;
-  f->reason = reason;
-  f->timer = timer;
-  f->park_interruptible = interruptible;
-  f->park_cancellable = cancellable;
+  f->restore_park(parked_state);
   // The wait gets a spurious wake-up and re-checks its condition (a wake
   // that a handler's own wait consumed is not lost).
-  f->parker.permit_.store(1, std::memory_order_seq_cst);
+  f->parker.give_own_permit();
   // Continue the parked context as if the scheduler had resumed it: its
   // switch_out then records the scheduler's context, not this one's.
   ontop_fcontext(parked, f->carrier->sched_ctx, resume_as_scheduled);
@@ -327,8 +314,7 @@ bool set_up_borrow(Fiber* f) {
   char* top = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(sp) - 512) & ~uintptr_t{63});
   char* low = f->region.base ? f->region.stack_low() : top - (256 << 10);
   if (f->sig.borrow_resume || top - low < kBorrowMinStack) return false;
-  f->sig.borrow_resume = f->ctx;
-  f->ctx = ctx::make(top, static_cast<size_t>(top - low), borrowed_entry);
+  f->sig.borrow_resume = f->divert_resume(ctx::make(top, static_cast<size_t>(top - low), borrowed_entry));
   return true;
 }
 
@@ -371,7 +357,7 @@ bool kick(Fiber* f) {
   if (cancel_due && st != static_cast<int>(RunState::kRunning)) return true;
   if (st == static_cast<int>(RunState::kParked)) {
     if (f->park_interruptible) {
-      if (!f->parker.interrupted_.load(std::memory_order_acquire)) f->parker.interrupt();
+      if (!f->parker.interrupt_pending()) f->parker.interrupt();
     } else {
       try_borrow(f);
     }
@@ -639,7 +625,7 @@ void before_resume(Fiber* f) {
       if (f->park_interruptible) {
         // Its park returns kInterrupted (unless woken) and the hook runs the
         // handlers (the EINTR contract).
-        f->parker.interrupted_.store(true, std::memory_order_seq_cst);
+        f->parker.mark_interrupted();
       } else if (borrowable_wait(f->reason)) {
         set_up_borrow(f);
       }
@@ -673,7 +659,7 @@ uint64_t swap_mask_for_wait(Fiber* f, const sigset_t* mask) {
   uint64_t now = bits_of(mask);
   store_mask(f, now);
   if (now & ~old) hand_back(f, now & ~old);
-  if (deliverable(f)) f->parker.interrupted_.store(true, std::memory_order_seq_cst);
+  if (deliverable(f)) f->parker.mark_interrupted();
   return old;
 }
 

@@ -441,8 +441,7 @@ void thread_exit(void* value) {
     real::pthread_exit(value);
     __builtin_unreachable();
   }
-  f->result = value;
-  f->exit_called = true;
+  f->set_exit_value(value);
   if (f->unwind_limit) {
     // glibc unwinds the stack (running C cleanup handlers and C++
     // destructors) and longjmps into the buffer fiber_entry registered in

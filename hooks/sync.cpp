@@ -1,7 +1,7 @@
 // Synchronisation hooks: pthread mutexes, condition variables, rwlocks,
 // barriers, pthread_once and unnamed semaphores.
 //
-// Every call goes to the runtime (runtime/api.h; runtime/sync_api.cpp owns
+// Every call goes to the runtime (runtime/api.h; the end of runtime/sync.cpp owns
 // the cancellation points and the handlers due on the way out) - also
 // before the runtime starts, on plain OS threads, in a forked child - so an
 // object never changes hands between two implementations while it is in

@@ -232,14 +232,6 @@ void exit_duties(Fiber* f) {
   if (void* head = f ? tls::robust_head_of(f->tp) : nullptr) sync::Mutex::owner_exited(head, f->tid);
 }
 
-void deliver_due() {
-  Fiber* f = Fiber::current();
-  if (!f) return;
-  if (__builtin_expect((f->sig.queue.hint() & ~signals::mask_of(f)) != 0, 0) && f->runtime_depth == 0 &&
-      sched::active()) {
-    signals::run_pending(f);
-  }
-}
 
 }  // namespace threads
 

@@ -8,6 +8,7 @@
 
 #include "runtime/fiber.h"
 #include "runtime/scheduler.h"
+#include "runtime/signals.h"
 
 namespace unblock::threads {
 
@@ -23,8 +24,15 @@ void exit_duties(Fiber* f);
 // that often return without parking and may be called in a tight loop (the
 // sync family, joins, sched_yield). Fiber or plain thread, outside the
 // runtime; may suspend; one thread-local and two plain loads when nothing
-// is due.
-void deliver_due();
+// is due. Inline: it runs after every sync call.
+inline void deliver_due() {
+  Fiber* f = Fiber::current();
+  if (!f) return;
+  uint64_t mask = __atomic_load_n(reinterpret_cast<const uint64_t*>(&f->sigmask), __ATOMIC_RELAXED);
+  if (__builtin_expect((f->sig.queue.hint() & ~mask) != 0, 0) && f->runtime_depth == 0 && sched::active()) {
+    signals::run_pending(f);
+  }
+}
 
 // fn(f) for the fiber a call that takes a thread id means: the caller
 // `self` (nullptr on a plain thread) for id 0 or its own id, else the live

@@ -100,7 +100,7 @@ class Fiber {
   size_t stack_size = 0;         // as requested (for pthread_getattr_np)
   // Per-thread kernel attributes a fiber cannot hand to the kernel (its
   // carrier is shared): kept here, inherited by the threads it creates, as
-  // clone() does (hooks/thread_ids.cpp).
+  // clone() does (runtime/thread_ids.cpp).
   int nice = 0;                  // setpriority(PRIO_PROCESS, tid)
   int ioprio = -1;               // ioprio_set(IOPRIO_WHO_PROCESS, tid); -1: never set
   bool affinity_set = false;     // sched_setaffinity(tid): recorded, not enforced

@@ -134,7 +134,7 @@ bool unavailable();
 // Plain thread only (the caller is not yet a fiber).
 bool ensure_started();
 
-// What pthread_create's attributes ask for (hooks/thread.cpp reads them).
+// What pthread_create's attributes ask for (runtime/threads.cpp reads them).
 struct SpawnAttrs {
   size_t stack_size = 0;   // 0: UNBLOCK_STACK_SIZE / glibc's default
   size_t guard_size = 0;   // as the program asked (pthread_attr_getguardsize)

@@ -164,7 +164,7 @@ bool run_pending(Fiber* f);
 uint64_t swap_mask_for_wait(Fiber* f, const sigset_t* mask);
 void restore_mask_after_wait(Fiber* f, uint64_t old);
 
-// ---- for hooks/signal.cpp --------------------------------------------------
+// ---- for runtime/signal_calls.cpp (the signal calls of runtime/api.h) -------
 // All return 0 or -errno unless said otherwise; none may be called from a
 // signal handler the runtime did not start (they may suspend a fiber).
 

@@ -14,7 +14,7 @@
 // The numbers that name a thread by id (gettid, tkill, tgkill,
 // rt_tgsigqueueinfo, sched_setaffinity/getaffinity, setpriority/getpriority,
 // ioprio_set/get) go to unblock_tid_entry, which serves a fiber's id as the
-// named wrappers do (hooks/thread_ids.cpp) and passes the rest to glibc.
+// named wrappers do (runtime/thread_ids.cpp) and passes the rest to glibc.
 //
 // Where: any thread, any fiber; a fiber may suspend in a wait. The library's
 // own code never comes here (it uses raw_syscall; build_symbols checks).
@@ -22,8 +22,7 @@
 #include <sys/syscall.h>
 
 #include "hooks/hook.h"
-#include "hooks/thread_ids.h"
-#include "runtime/futex.h"
+#include "runtime/api.h"
 
 using namespace unblock;
 
@@ -33,29 +32,25 @@ static_assert(SYS_futex == 202 && SYS_getpriority == 140 && SYS_setpriority == 1
                   SYS_rt_tgsigqueueinfo == 297,
               "the stub below compares with these numbers");
 
+namespace {
+long to_libc(long r) { return r < 0 ? hooks::fail(static_cast<int>(-r)) : r; }
+}  // namespace
+
 extern "C" __attribute__((visibility("hidden"), used)) long unblock_futex_entry(long nr, long a1, long a2, long a3,
                                                                                 long a4, long a5, long a6) {
-  if (sched::active()) {
-    long r = futex::call(hooks::fiber_for_call(), reinterpret_cast<uint32_t*>(a1), static_cast<int>(a2),
-                         static_cast<uint32_t>(a3), a4, reinterpret_cast<uint32_t*>(a5), static_cast<uint32_t>(a6));
-    if (r != futex::kPassThrough) return r < 0 ? hooks::fail(static_cast<int>(-r)) : r;
-  }
-  return real::syscall6(nr, a1, a2, a3, a4, a5, a6);
+  return to_libc(rt::syscall_futex(a1, a2, a3, a4, a5, a6));
 }
 
 extern "C" __attribute__((visibility("hidden"), used)) long unblock_tid_entry(long nr, long a1, long a2, long a3,
                                                                               long a4, long a5, long a6) {
-  long a[6] = {a1, a2, a3, a4, a5, a6};
-  long r;
-  if (hooks::thread_id_syscall(nr, a, &r)) return r < 0 ? hooks::fail(static_cast<int>(-r)) : r;
-  return real::syscall6(nr, a1, a2, a3, a4, a5, a6);
+  return to_libc(rt::syscall_thread_id(nr, a1, a2, a3, a4, a5, a6));
 }
 
 // Before the first resolution (a call from another library's constructor):
 // resolve, then call glibc's syscall() with the same arguments.
 extern "C" __attribute__((visibility("hidden"), used)) long unblock_syscall_slow(long nr, long a1, long a2, long a3,
                                                                                  long a4, long a5, long a6) {
-  return real::syscall6(nr, a1, a2, a3, a4, a5, a6);
+  return to_libc(rt::syscall_other(nr, a1, a2, a3, a4, a5, a6));
 }
 
 asm(R"(

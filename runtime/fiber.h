@@ -21,7 +21,7 @@
 
 #include "runtime/context.h"
 #include "runtime/parker.h"
-#include "runtime/signals.h"
+#include "runtime/signal_queue.h"
 #include "runtime/stack.h"
 
 namespace unblock {
@@ -100,7 +100,7 @@ class Fiber {
   size_t stack_size = 0;         // as requested (for pthread_getattr_np)
   // Per-thread kernel attributes a fiber cannot hand to the kernel (its
   // carrier is shared): kept here, inherited by the threads it creates, as
-  // clone() does (hooks/thread_ids.cpp).
+  // clone() does (runtime/thread_ids.cpp).
   int nice = 0;                  // setpriority(PRIO_PROCESS, tid)
   int ioprio = -1;               // ioprio_set(IOPRIO_WHO_PROCESS, tid); -1: never set
   bool affinity_set = false;     // sched_setaffinity(tid): recorded, not enforced
@@ -122,6 +122,51 @@ class Fiber {
   // carrier's real mask stays the runtime's) and what is pending for it.
   sigset_t sigmask{};
   signals::FiberSignals sig;
+
+  // Accessors for the subsystems that write the scheduler's fields.
+  //
+  // pthread_exit (runtime/threads.cpp): the value fiber_entry's unwind
+  // target ends the fiber with. The fiber itself, before glibc's unwind.
+  void set_exit_value(void* value) {
+    result = value;
+    exit_called = true;
+  }
+  // A park in progress, which a borrowed signal delivery
+  // (runtime/signal_delivery.cpp) sets aside while handlers run on top of
+  // the parked wait - as if the fiber ran the program's code inside the
+  // runtime once (runtime_depth 1) - and puts back before continuing it.
+  // The fiber itself, resumed by its scheduler.
+  struct ParkState {
+    WaitReason reason;
+    TimerOp* timer;
+    bool interruptible;
+    bool cancellable;
+    int runtime_depth;
+  };
+  ParkState set_aside_park() {
+    ParkState s{reason, timer, park_interruptible, park_cancellable, runtime_depth};
+    reason = WaitReason::kNone;
+    timer = nullptr;
+    park_interruptible = false;
+    park_cancellable = false;
+    runtime_depth = 1;
+    return s;
+  }
+  void restore_park(const ParkState& s) {
+    runtime_depth = s.runtime_depth;
+    reason = s.reason;
+    timer = s.timer;
+    park_interruptible = s.interruptible;
+    park_cancellable = s.cancellable;
+  }
+  // Makes the next resume enter `next` instead of the saved context, which
+  // it returns (a borrowed delivery continues it afterwards). The fiber is
+  // parked and held by the caller (sched::hold_parked), or being resumed.
+  ctx::Handle divert_resume(ctx::Handle next) {
+    ctx::Handle saved = ctx;
+    ctx = next;
+    return saved;
+  }
 
   // Registry of live fibers (for dumps and signal delivery), under the registry lock.
   Fiber* all_prev = nullptr;

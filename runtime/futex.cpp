@@ -30,6 +30,7 @@
 #include <cerrno>
 #include <climits>
 
+#include "runtime/api.h"
 #include "runtime/fiber.h"
 #include "runtime/parking_lot.h"
 #include "runtime/scheduler.h"
@@ -333,3 +334,24 @@ long call(Fiber* f, uint32_t* uaddr, int op, uint32_t val, long timeout_or_val2,
 }
 
 }  // namespace unblock::futex
+
+// ---- runtime/api.h: syscall() ---------------------------------------------------------
+
+namespace unblock::rt {
+
+long syscall_other(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
+  long r = real::syscall6(nr, a1, a2, a3, a4, a5, a6);
+  return r == -1 ? -errno : r;
+}
+
+long syscall_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
+  if (sched::active()) {
+    Fiber* f = Fiber::current();
+    long r = futex::call(f, reinterpret_cast<uint32_t*>(a1), static_cast<int>(a2), static_cast<uint32_t>(a3), a4,
+                         reinterpret_cast<uint32_t*>(a5), static_cast<uint32_t>(a6));
+    if (r != futex::kPassThrough) return r;
+  }
+  return syscall_other(SYS_futex, a1, a2, a3, a4, a5, a6);
+}
+
+}  // namespace unblock::rt

@@ -95,10 +95,28 @@ class Parker {
   void bind(Fiber* f) { fiber_ = f; }
 
   // Interruption: set by signal delivery, consumed by the next interruptible park.
+  // interrupt() wakes a sleeping plain thread; any thread.
   void interrupt();
   bool take_interrupt() { return interrupted_.exchange(false, std::memory_order_acq_rel); }
+  // seq_cst: pairs with the scheduler's re-check of a parking fiber
+  // (wake_pending) after its context is saved. Any thread.
+  bool interrupt_pending() const { return interrupted_.load(std::memory_order_seq_cst); }
+  // Sets the interruption without waking anyone: for a fiber that is not
+  // parked or is held by the caller (signal delivery before a resume, a
+  // masked wait about to start). seq_cst: pairs with the park's take_interrupt.
+  void mark_interrupted() { interrupted_.store(true, std::memory_order_seq_cst); }
 
-  // Internal state, exposed for the scheduler.
+  // The permit, for the scheduler's park of a fiber: take_permit() consumes
+  // it (true if there was one); has_permit() peeks (seq_cst: pairs with
+  // unpark's exchange). Owner's scheduler only, and wakers' checks.
+  bool take_permit() { return permit_.exchange(0, std::memory_order_acq_rel) == 1; }
+  bool has_permit() const { return permit_.load(std::memory_order_seq_cst) != 0; }
+  // The owner gives itself a permit without a wake: the wait it is about
+  // to continue sees a spurious wake-up and re-checks its condition (a
+  // borrowed signal delivery, runtime/signal_delivery.cpp). Owner only.
+  void give_own_permit() { permit_.store(1, std::memory_order_seq_cst); }
+
+ private:
   std::atomic<uint32_t> permit_{0};      // 1 = a permit is available (futex word for plain threads)
   std::atomic<bool> interrupted_{false};
   Fiber* fiber_ = nullptr;

@@ -26,6 +26,7 @@
 #include "runtime/monitor.h"
 #include "runtime/inspect.h"
 #include "runtime/signals.h"
+#include "runtime/threads.h"
 #include "runtime/tls.h"
 #include "shim/config.h"
 #include "shim/log.h"
@@ -336,8 +337,8 @@ Worker* pick_worker() {
 void finish_exit(Carrier* c, Worker* w, Fiber* f);
 
 bool wake_pending(Fiber* f) {
-  if (f->parker.permit_.load(std::memory_order_seq_cst)) return true;
-  if (f->park_interruptible && f->parker.interrupted_.load(std::memory_order_seq_cst)) return true;
+  if (f->parker.has_permit()) return true;
+  if (f->park_interruptible && f->parker.interrupt_pending()) return true;
   // Pairs with cancel::request's seq_cst fetch_or before its wake.
   if (f->park_cancellable && cancel::due(f)) return true;
   TimerOp* t = f->timer;
@@ -584,8 +585,6 @@ bool launch_carrier(Carrier* c) {
 
 // ---- fiber entry and exit ---------------------------------------------------
 
-void (*g_exit_duties)() = nullptr;
-
 void fiber_entry(ctx::Transfer t) {
   Fiber* const f = tl_fiber;  // spawn() wrote it into the TCB the resumer set
   on_resumed(f, t);
@@ -695,7 +694,7 @@ void leave(Fiber* f) {
 }
 
 ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible, bool cancellable) {
-  if (f->parker.permit_.exchange(0, std::memory_order_acq_rel) == 1) return ParkResult::kWoken;
+  if (f->parker.take_permit()) return ParkResult::kWoken;
   if (interruptible && f->parker.take_interrupt()) return ParkResult::kInterrupted;
   if (cancellable && cancel::due(f)) return ParkResult::kInterrupted;
   if (!d.infinite && d.passed()) return ParkResult::kTimedOut;
@@ -718,7 +717,7 @@ ParkResult park(Fiber* f, const Deadline& d, WaitReason why, bool interruptible,
   ParkResult r;
   for (;;) {
     switch_out(f, SwitchAction::kPark);
-    if (f->parker.permit_.exchange(0, std::memory_order_acq_rel) == 1) {
+    if (f->parker.take_permit()) {
       r = ParkResult::kWoken;
       break;
     }
@@ -871,8 +870,6 @@ int spawn(void* (*start)(void*), void* arg, const SpawnAttrs& attrs, pthread_t* 
   return 0;
 }
 
-void set_exit_duties(void (*fn)()) { g_exit_duties = fn; }
-
 namespace {
 
 // A fiber that ends in a forked child (the runtime is gone there; the fiber
@@ -895,7 +892,7 @@ void exit_fiber(Fiber* f, void* result) {
   __atomic_fetch_or(tls::cancelhandling_of(f->tp), 1 << 4 /* EXITING */, __ATOMIC_SEQ_CST);
   // glibc's order in start_thread: C++ thread_local destructors, then keys.
   tls::run_exit_destructors();
-  if (g_exit_duties) g_exit_duties();
+  threads::exit_duties(f);
   if (!active()) exit_forked_thread();
   signals::before_exit(f);
   enter(f);

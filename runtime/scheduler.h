@@ -30,6 +30,10 @@
 #include "runtime/engine.h"
 #include "runtime/fiber.h"
 #include "runtime/parker.h"
+// Transitional: hooks/hook.h (deliver_due) calls signals::run_pending and
+// reached runtime/signals.h through fiber.h, which no longer includes it.
+// Remove once hook.h sees only runtime/api.h.
+#include "runtime/signals.h"
 #include "runtime/spinlock.h"
 
 namespace unblock {
@@ -130,7 +134,7 @@ bool unavailable();
 // Plain thread only (the caller is not yet a fiber).
 bool ensure_started();
 
-// What pthread_create's attributes ask for (hooks/thread.cpp reads them).
+// What pthread_create's attributes ask for (runtime/threads.cpp reads them).
 struct SpawnAttrs {
   size_t stack_size = 0;   // 0: UNBLOCK_STACK_SIZE / glibc's default
   size_t guard_size = 0;   // as the program asked (pthread_attr_getguardsize)
@@ -164,10 +168,8 @@ void yield(Fiber* f);
 // that fiber) it finishes that fiber's switch-out. Fiber, inside the runtime.
 void on_resumed(Fiber* self, ctx::Transfer t);
 
-// Fiber exit: runs thread-exit duties and never returns.
+// Fiber exit: runs thread-exit duties (threads::exit_duties) and never returns.
 [[noreturn]] void exit_fiber(Fiber* f, void* result);
-// Extra thread-exit work run on the dying fiber (the hooks' key destructors).
-void set_exit_duties(void (*fn)());
 
 // Join: 0, or EINVAL/ESRCH/EDEADLK/ETIMEDOUT/EBUSY as pthread_join and its
 // timed/try variants. try_only: do not wait. ECANCELED: the caller's

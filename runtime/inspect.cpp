@@ -28,9 +28,11 @@
 #include "runtime/engine.h"
 #include "runtime/fault.h"
 #include "runtime/fiber.h"
+#include "runtime/inspect_stacks.h"
 #include "runtime/monitor.h"
 #include "runtime/signals.h"
 #include "runtime/scheduler.h"
+#include "runtime/spinlock.h"
 #include "shim/raw_syscall.h"
 
 namespace unblock::inspect {
@@ -268,6 +270,21 @@ const char* state_name(State s) {
 }
 
 constexpr int kMaxFrames = 32;
+
+// Where a thread's stack was read: its saved context (parked, or runnable
+// and held), its carrier's registers at a marker (running), or /proc's sp
+// and pc of an OS thread in a system call.
+enum class StackFrom : uint8_t { kNone, kSaved, kMarker, kSyscall };
+
+const char* stack_from_name(StackFrom f) {
+  switch (f) {
+    case StackFrom::kSaved: return "saved context";
+    case StackFrom::kMarker: return "marker";
+    case StackFrom::kSyscall: return "system call";
+    case StackFrom::kNone: break;
+  }
+  return "none";
+}
 // Fibers per registry pass (see snapshot).
 constexpr int kChunk = 128;
 
@@ -285,6 +302,7 @@ struct Unwinder {
   uintptr_t own_end = 0;   // last loaded segment: its frames are left out
 };
 Unwinder g_unw;
+SpinLock g_unw_lock;  // the first dump (control or signal thread) and a stall report (monitor) may race to load it
 
 template <typename Fn>
 bool sym(void* h, const char* name, Fn* out) {
@@ -293,6 +311,7 @@ bool sym(void* h, const char* name, Fn* out) {
 }
 
 bool unwinder() {
+  SpinGuard guard(g_unw_lock);
   if (g_unw.tried) return g_unw.ok;
   g_unw.tried = true;
   void* h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
@@ -414,8 +433,8 @@ void append_line(uintptr_t ip, char* out, size_t cap) {
   if (n < cap) snprintf(out + n, cap - n, " %s:%d", file, line);
 }
 
-// "function+0x1a (object) file.c:73" for a return address.
-void symbolize(uintptr_t ip, char* out, size_t cap) {
+// "function+0x1a (object)" for a return address.
+void symbol_name(uintptr_t ip, char* out, size_t cap) {
   Dl_info info{};
   bool have_obj = dladdr(reinterpret_cast<void*>(ip - 1), &info);
   const char* obj = have_obj && info.dli_fname ? strrchr(info.dli_fname, '/') : nullptr;
@@ -437,6 +456,11 @@ void symbolize(uintptr_t ip, char* out, size_t cap) {
     snprintf(out, cap, "0x%lx (%s+0x%lx)", static_cast<unsigned long>(ip), obj,
              static_cast<unsigned long>(ip - reinterpret_cast<uintptr_t>(info.dli_fbase)));
   }
+}
+
+// "function+0x1a (object) file.c:73" for a return address, during a dump.
+void symbolize(uintptr_t ip, char* out, size_t cap) {
+  symbol_name(ip, out, cap);
   append_line(ip, out, cap);
 }
 
@@ -455,6 +479,11 @@ struct Snap {
   int64_t wait_since;
   Deadline deadline;
   char name[16];
+  // Running or handed off: the fiber (an identity for the marker's handler,
+  // never dereferenced after the snapshot) and its stack's bounds.
+  const void* fiber;
+  uintptr_t stack_lo, stack_hi;
+  StackFrom stack_from;
   uint8_t nframes;  // program frames (the library's own are left out)
   uintptr_t frames[kMaxFrames];
 };
@@ -464,15 +493,39 @@ struct Collect {
   long cap;
   long count;
   long missed;
-  // This chunk's parked fibers held for unwinding, and their snapshots.
+  // This chunk's parked and runnable fibers held for unwinding, and their
+  // snapshots. A runnable one is held by Fiber::dump_hold (sched::hold_parked
+  // describes both ways); `runnable` says which.
   Fiber* held[kChunk];
   Snap* held_snap[kChunk];
+  bool runnable[kChunk];
   int nheld;
 };
 
+// The end of a chunk, still under the registry lock (so every fiber in it
+// is alive): a runnable fiber marked with dump_hold is held if it is still
+// kRunnable after the barrier - from then on begin_run sees the mark and
+// puts it back in its run queue; one that began running meanwhile is let go.
+void confirm_runnable_holds(Collect* c) {
+  bool any = false;
+  for (int i = 0; i < c->nheld; ++i) any |= c->runnable[i];
+  if (!any) return;
+  bool ordered = runnable_barrier();
+  for (int i = 0; i < c->nheld; ++i) {
+    Fiber* f = c->held[i];
+    if (!c->runnable[i] || !f) continue;
+    if (ordered && f->run_state.load(std::memory_order_acquire) == static_cast<int>(RunState::kRunnable)) continue;
+    f->dump_hold.store(false, std::memory_order_release);
+    c->held[i] = nullptr;
+  }
+}
+
 void collect_cb(Fiber* f, void* arg) {
   auto* c = static_cast<Collect*>(arg);
-  if (!f) return;
+  if (!f) {
+    confirm_runnable_holds(c);
+    return;
+  }
   if (c->count == c->cap) {
     ++c->missed;
     return;
@@ -497,11 +550,25 @@ void collect_cb(Fiber* f, void* arg) {
   strncpy(s.name, f->name[0] ? f->name : program_invocation_short_name, sizeof s.name - 1);
   s.name[15] = 0;
   s.nframes = 0;
+  s.stack_from = StackFrom::kNone;
+  s.fiber = f;
+  s.stack_lo = f->region.base ? reinterpret_cast<uintptr_t>(f->region.stack_low()) : 0;
+  s.stack_hi = f->region.base ? reinterpret_cast<uintptr_t>(f->region.top()) : 0;
   switch (static_cast<RunState>(rs)) {
-    case RunState::kRunnable: s.state = State::kRunnable; break;
+    case RunState::kRunnable:
+      s.state = State::kRunnable;
+      // Marked here, held only if still runnable after the barrier (confirm_runnable_holds).
+      if (g_unw.ok && c->nheld < kChunk && !f->dump_hold.load(std::memory_order_relaxed)) {
+        f->dump_hold.store(true, std::memory_order_relaxed);
+        c->runnable[c->nheld] = true;
+        c->held[c->nheld] = f;
+        c->held_snap[c->nheld++] = &s;
+      }
+      break;
     case RunState::kParked:
       s.state = State::kParked;
       if (g_unw.ok && c->nheld < kChunk && sched::hold_parked(f)) {
+        c->runnable[c->nheld] = false;
         c->held[c->nheld] = f;
         c->held_snap[c->nheld++] = &s;
       }
@@ -522,6 +589,47 @@ void collect_cb(Fiber* f, void* arg) {
   }
 }
 
+// The program's frames of a capture (the library's own left out).
+int program_frames(StackSession* session, const Capture& cap, uintptr_t* out, int max) {
+  uintptr_t all[kMaxFrames * 2];
+  int n = session->unwind(cap, all, kMaxFrames * 2);
+  int k = 0;
+  for (int i = 0; i < n && k < max; ++i) {
+    if (!own_frame(all[i])) out[k++] = all[i];
+  }
+  return k;
+}
+
+// Stacks of the threads that run (on their worker, or handed off): a
+// thread in a system call is read from /proc (never signalled: the call
+// would see EINTR), a thread in the program's code through the marker.
+// Its carrier's /proc entry is read first; a thread that enters a system
+// call between that read and the marker is the one case a marker can
+// still interrupt a call (docs/DESIGN.md, 11a). Control thread.
+void capture_active(Snap* snaps, long n) {
+  static Capture cap;
+  StackSession session;
+  uintptr_t main_lo = 0, main_hi = 0;
+  bool main_known = false;
+  for (long i = 0; i < n; ++i) {
+    Snap& s = snaps[i];
+    if ((s.state != State::kRunning && s.state != State::kHandedOff) || s.carrier_tid <= 0) continue;
+    char what[160];
+    describe_task_syscall(s.carrier_tid, what, sizeof what);
+    StackFrom from = StackFrom::kNone;
+    if (strcmp(what, "running") != 0) {
+      if (capture_blocked(s.carrier_tid, &cap)) from = StackFrom::kSyscall;
+    } else {
+      if (!s.stack_hi && !main_known) main_known = main_stack_bounds(&main_lo, &main_hi);
+      uintptr_t lo = s.stack_hi ? s.stack_lo : main_lo, hi = s.stack_hi ? s.stack_hi : main_hi;
+      if (hi && capture_running(s.fiber, s.carrier_tid, lo, hi, &cap, 200)) from = StackFrom::kMarker;
+    }
+    if (from == StackFrom::kNone) continue;
+    s.nframes = static_cast<uint8_t>(program_frames(&session, cap, s.frames, kMaxFrames));
+    s.stack_from = s.nframes ? from : StackFrom::kNone;
+  }
+}
+
 int compare_tid(const void* a, const void* b) {
   return static_cast<const Snap*>(a)->tid - static_cast<const Snap*>(b)->tid;
 }
@@ -538,7 +646,7 @@ long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
   size_t bytes = static_cast<size_t>(cap) * sizeof(Snap);
   long p = raw_syscall(SYS_mmap, 0, static_cast<long>(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p < 0 && p > -4096) return -1;
-  unwinder();
+  if (unwinder()) prepare_runnable_barrier();
   static Collect c;
   c.snaps = reinterpret_cast<Snap*>(p);
   c.cap = cap;
@@ -555,9 +663,14 @@ long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
     if (ns > *held_ns) *held_ns = ns;
     for (int i = 0; i < c.nheld; ++i) {
       Fiber* f = c.held[i];
+      if (!f) continue;  // a runnable fiber that began running before the barrier
       Snap* s = c.held_snap[i];
       s->nframes = static_cast<uint8_t>(unwind_saved(f->ctx, s->frames, kMaxFrames));
-      sched::release_hold(f);
+      s->stack_from = StackFrom::kSaved;
+      // The scheduler may resume it again (begin_run reads the flag; the
+      // dump wrote nothing the fiber reads).
+      if (c.runnable[i]) f->dump_hold.store(false, std::memory_order_relaxed);
+      else sched::release_hold(f);
     }
     skip += visited;
     if (visited < kChunk) break;
@@ -568,6 +681,7 @@ long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
   for (long i = 0; i < c.count; ++i) {
     if (n == 0 || c.snaps[n - 1].tid != c.snaps[i].tid) c.snaps[n++] = c.snaps[i];
   }
+  if (g_unw.ok) capture_active(c.snaps, n);
   *out = c.snaps;
   *missed = c.missed;
   return n;
@@ -804,6 +918,7 @@ void json_snap(Buffer* out, const Snap& s, int64_t now, SymCache* syms) {
     }
   }
   if (s.nframes) {
+    out->printf(",\"stack_from\":\"%s\"", stack_from_name(s.stack_from));
     out->puts(",\"stack\":[");
     for (int i = 0; i < s.nframes; ++i) {
       if (i) out->puts(",");
@@ -1082,6 +1197,30 @@ void stats(Buffer* out, bool json) {
 }
 
 void describe_os_thread(int tid, char* out, size_t cap, uintptr_t* pc) { describe_task_syscall(tid, out, cap, pc); }
+
+void stall_stack(int tid, const void* fiber, uintptr_t lo, uintptr_t hi, Buffer* out) {
+  static Capture cap;  // the monitor's own (the control thread's is capture_active's)
+  if (!unwinder()) return;
+  char what[160];
+  describe_task_syscall(tid, what, sizeof what);
+  bool got;
+  if (strcmp(what, "running") != 0) {
+    got = capture_blocked(tid, &cap);
+  } else {
+    if (!hi && !main_stack_bounds(&lo, &hi)) return;
+    got = capture_running(fiber, tid, lo, hi, &cap, 200);
+  }
+  if (!got) return;
+  StackSession session;
+  uintptr_t frames[kMaxFrames];
+  int n = program_frames(&session, cap, frames, kMaxFrames);
+  for (int i = 0; i < n; ++i) {
+    char name[320];
+    symbol_name(frames[i], name, sizeof name);
+    session.append_line(frames[i], name, sizeof name);
+    out->printf("    #%d %s\n", i, name);
+  }
+}
 
 void symbol_of(uintptr_t pc, char* out, size_t cap) {
   Dl_info info{};

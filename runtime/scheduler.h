@@ -184,7 +184,8 @@ bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg);
 // registry lock (same rules as with_fiber_by_tid).
 void for_each_fiber(void (*fn)(Fiber*, void*), void* arg);
 // Calls fn(f, arg) for at most `max` live fibers after skipping `skip`,
-// under the registry lock (same rules). Returns how many it called fn for.
+// then fn(nullptr, arg), under the registry lock (same rules). Returns how
+// many fibers it called fn for.
 long for_some_fibers(long skip, long max, void (*fn)(Fiber*, void*), void* arg);
 // Fibers that have not ended (any thread).
 long live_fibers();
@@ -194,6 +195,10 @@ long live_fibers();
 // their permit, timer or interruption behind, and release_hold() applies
 // them. Under the registry lock for hold_parked (the fiber must be live);
 // any thread, not a signal handler.
+// A runnable fiber is held with Fiber::dump_hold instead (the scheduler
+// resumes it without a CAS): the dump sets it, runs membarrier(), and the
+// fiber is held if it is still kRunnable then; begin_run puts a held fiber
+// back in its run queue (scheduler.cpp; inspect_stacks.cpp has the dump's side).
 bool hold_parked(Fiber* f);
 void release_hold(Fiber* f);
 

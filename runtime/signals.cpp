@@ -43,6 +43,7 @@
 #include "runtime/scheduler.h"
 #include "runtime/spinlock.h"
 #include "runtime/inspect.h"
+#include "runtime/inspect_stacks.h"
 #include "runtime/tls.h"
 #include "shim/config.h"
 #include "shim/log.h"
@@ -596,6 +597,7 @@ void program_trampoline(int sig, siginfo_t* si, void* ucv) {
 // SIGURG: the signal thread's "run your pending handlers" marker to a
 // carrier, or a genuine SIGURG (out-of-band data) for the program.
 void marker_handler(int sig, siginfo_t* si, void* ucv) {
+  if (inspect::on_marker(si, ucv)) return;  // a dump's request for this thread's stack
   auto* uc = static_cast<ucontext_t*>(ucv);
   if (!runtime_mode()) {
     pass_through(sig, si, uc);

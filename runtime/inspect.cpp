@@ -337,7 +337,10 @@ bool unwinder() {
 }
 
 // One comparison per frame: dladdr would take the loader's lock each time.
-bool own_frame(uintptr_t ip) { return ip > g_unw.own_base && ip <= g_unw.own_end; }
+bool own_frame(uintptr_t ip) {
+  ip = frame_addr(ip);
+  return ip > g_unw.own_base && ip <= g_unw.own_end;
+}
 
 // Unwinds a context saved by jump_fcontext (Boost.Context, x86-64 SysV):
 // at ctx: mxcsr/x87 control word, r12, r13, r14, r15, rbx, rbp, then the
@@ -424,7 +427,7 @@ void lines_end() {
 // " file.c:73" for a return address, or nothing without debug information.
 void append_line(uintptr_t ip, char* out, size_t cap) {
   if (!g_lines.dwfl) return;
-  Dwfl_Line* l = g_lines.getsrc(g_lines.dwfl, ip - 1);
+  Dwfl_Line* l = g_lines.getsrc(g_lines.dwfl, frame_lookup_addr(ip));
   if (!l) return;
   int line = 0;
   const char* file = g_lines.lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
@@ -433,10 +436,11 @@ void append_line(uintptr_t ip, char* out, size_t cap) {
   if (n < cap) snprintf(out + n, cap - n, " %s:%d", file, line);
 }
 
-// "function+0x1a (object)" for a return address.
-void symbol_name(uintptr_t ip, char* out, size_t cap) {
+// "function+0x1a (object)" for a frame address (inspect_stacks.h).
+void symbol_name(uintptr_t frame, char* out, size_t cap) {
+  uintptr_t ip = frame_addr(frame), at = frame_lookup_addr(frame);
   Dl_info info{};
-  bool have_obj = dladdr(reinterpret_cast<void*>(ip - 1), &info);
+  bool have_obj = dladdr(reinterpret_cast<void*>(at), &info);
   const char* obj = have_obj && info.dli_fname ? strrchr(info.dli_fname, '/') : nullptr;
   obj = obj ? obj + 1 : (have_obj && info.dli_fname ? info.dli_fname : "?");
   char name[256];
@@ -445,11 +449,11 @@ void symbol_name(uintptr_t ip, char* out, size_t cap) {
   // a cursor whose only register is the address is enough for that.
   unw_context_t uc;
   memset(&uc, 0, sizeof uc);
-  uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(ip - 1);
+  uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(at);
   uc.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(reinterpret_cast<uintptr_t>(&uc));
   unw_cursor_t cur;
   if (g_unw.ok && g_unw.init_local(&cur, &uc) >= 0 && g_unw.get_proc_name(&cur, name, sizeof name, &off) == 0) {
-    snprintf(out, cap, "%s+0x%lx (%s)", name, static_cast<unsigned long>(off + 1), obj);
+    snprintf(out, cap, "%s+0x%lx (%s)", name, static_cast<unsigned long>(off + (ip - at)), obj);
   } else if (have_obj && info.dli_sname) {
     snprintf(out, cap, "%s+0x%lx (%s)", info.dli_sname, static_cast<unsigned long>(ip - reinterpret_cast<uintptr_t>(info.dli_saddr)), obj);
   } else {
@@ -1150,6 +1154,7 @@ void stats(Buffer* out, bool json) {
       {"migrations", st.migrations.load()},
       {"stalls", st.stalls.load()},
       {"stall_reports", st.stall_reports.load()},
+      {"dump_held_back", st.dump_held_back.load()},
       {"faults_fired", faults_fired},
   };
   if (json) out->puts("{");

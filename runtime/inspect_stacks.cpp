@@ -174,7 +174,7 @@ int frame_cb(Dwfl_Frame* frame, void* arg) {
   // Past a fiber's first frame (Boost.Context's entry) the "caller" is
   // whatever the stack held: stop at an address in no mapped object.
   if (!g_dw.addrmodule(static_cast<Dwfl*>(s->dwfl()), activation ? pc : pc - 1)) return DWARF_CB_ABORT;
-  s->out_[s->n_++] = activation ? pc + 1 : pc;
+  s->out_[s->n_++] = activation ? pc | kExactPc : pc;
   return s->n_ < s->max_ ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
@@ -365,7 +365,7 @@ int StackSession::unwind(const Capture& c, uintptr_t* out, int max) {
 
 void StackSession::append_line(uintptr_t ip, char* out, size_t cap) {
   if (!open()) return;
-  Dwfl_Line* l = g_dw.getsrc(static_cast<Dwfl*>(dwfl_), ip - 1);
+  Dwfl_Line* l = g_dw.getsrc(static_cast<Dwfl*>(dwfl_), frame_lookup_addr(ip));
   if (!l) return;
   int line = 0;
   const char* file = g_dw.lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);

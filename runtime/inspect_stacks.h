@@ -27,6 +27,13 @@ namespace unblock::inspect {
 
 constexpr size_t kStackCopy = 64 * 1024;
 
+// A frame's address as unwinding reports it: a return address (looked up
+// at address - 1, the call), or with kExactPc set the exact address of an
+// interrupted instruction (a capture's innermost frame).
+constexpr uintptr_t kExactPc = uintptr_t{1} << 63;
+inline uintptr_t frame_addr(uintptr_t ip) { return ip & ~kExactPc; }
+inline uintptr_t frame_lookup_addr(uintptr_t ip) { return (ip & kExactPc) ? ip & ~kExactPc : ip - 1; }
+
 // A thread's registers and the top of its stack at one instant.
 struct Capture {
   uint64_t regs[17];   // DWARF numbering: rax rdx rcx rbx rsi rdi rbp rsp r8..r15, 16 = rip
@@ -81,10 +88,9 @@ class StackSession {
   ~StackSession();
   StackSession(const StackSession&) = delete;
   StackSession& operator=(const StackSession&) = delete;
-  // The capture's frames, innermost first, as return addresses (the first
-  // frame's exact pc + 1, so that every entry is looked up at entry - 1).
+  // The capture's frames, innermost first (the first with kExactPc).
   int unwind(const Capture& c, uintptr_t* out, int max);
-  // Appends " file.c:73" for a return address if debug information says.
+  // Appends " file.c:73" for a frame address if debug information says.
   void append_line(uintptr_t ip, char* out, size_t cap);
   void* dwfl() const { return dwfl_; }
 

@@ -382,6 +382,7 @@ void settle(Worker* w, Fiber* f) {
 __attribute__((noinline, cold)) bool held_back(Worker* w, Fiber* f) {
   f->run_state.store(static_cast<int>(RunState::kRunnable), std::memory_order_relaxed);
   push_local(w, f);
+  g_stats.dump_held_back.fetch_add(1, std::memory_order_relaxed);
   return false;
 }
 

@@ -231,6 +231,7 @@ struct Stats {
   std::atomic<uint64_t> futex_kernel_waits{0};  // raw futex waits a fiber left to the kernel (hand-off route)
   std::atomic<uint64_t> stalls{0};         // UNBLOCK_STALL_MS exceeded (monitor)
   std::atomic<uint64_t> stall_reports{0};  // of which reported (a new call site)
+  std::atomic<uint64_t> dump_held_back{0};  // runnable fibers a dump held when they were due to run (requeued)
 };
 Stats& stats();
 void write_stats();

@@ -7,6 +7,8 @@
 //                               mapping: the spin makes no call; at most 60 s)
 //   ctl_stacks raw              one thread blocks in raw_read_caller() in
 //                               syscall(SYS_read) on a pipe
+//   ctl_stacks yield            4 threads yield in yield_loop() until
+//                               released (dumped while they run)
 //
 // Prints "ready" when every thread is where it should be, then waits for a
 // line on stdin; then releases them, joins them and prints what they did:
@@ -92,12 +94,14 @@ static void* raw_reader(void* arg) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 2 || (strcmp(argv[1], "spin") && strcmp(argv[1], "raw")) || (!strcmp(argv[1], "spin") && argc < 3)) {
-    fprintf(stderr, "usage: ctl_stacks spin FLAG_FILE | raw\n");
+  if (argc < 2 || (strcmp(argv[1], "spin") && strcmp(argv[1], "raw") && strcmp(argv[1], "yield")) ||
+      (!strcmp(argv[1], "spin") && argc < 3)) {
+    fprintf(stderr, "usage: ctl_stacks spin FLAG_FILE | raw | yield\n");
     return 2;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
   int spin = !strcmp(argv[1], "spin");
+  int yield = !strcmp(argv[1], "yield");
   pthread_t t[4];
   int n = 0;
   if (spin) {
@@ -114,6 +118,8 @@ int main(int argc, char** argv) {
     close(fd);
     for (int i = 0; i < 3; i++) pthread_create(&t[n++], NULL, yielder, NULL);
     pthread_create(&t[n++], NULL, spinner, NULL);
+  } else if (yield) {
+    for (int i = 0; i < 4; i++) pthread_create(&t[n++], NULL, yielder, NULL);
   } else {
     if (pipe(g_pipe) != 0) return 1;
     pthread_create(&t[n++], NULL, raw_reader, NULL);
@@ -132,7 +138,8 @@ int main(int argc, char** argv) {
   }
   char line[64];
   if (!fgets(line, sizeof line, stdin)) return 1;
-  if (!spin) {
+  if (yield) atomic_store(&g_stop, 1);
+  if (!spin && !yield) {
     char c = 'x';
     if (write(g_pipe[1], &c, 1) != 1) return 1;
   }

@@ -9,6 +9,10 @@
 #   raw:  a thread blocked in syscall(SYS_read) on a pipe, a call the
 #         library does not intercept: its stack (from /proc's sp and pc; the
 #         thread is never signalled) names raw_read_caller.
+#   yield: one worker, four threads yielding to each other, dumped 30 times
+#         while they run: a thread due to run while a dump holds it is put
+#         back in the run queue (dump_held_back counts it), and every dump
+#         shows each of them at yield_loop.
 # Each program's output after the dumps must equal its plain run.
 set -u
 lib=$1 ctl=$2 prog=$3
@@ -58,19 +62,41 @@ finish() {
   pid=
 }
 
-for mode in spin raw; do
+for mode in spin raw yield; do
   start "$mode" "$dir/plain.$mode" X=1
   finish "$dir/plain.$mode"
 
   if [ "$mode" = spin ]; then
     start spin "$dir/out.spin" UNBLOCK_WORKERS=1 UNBLOCK_MAX_THREADS=0 LD_PRELOAD="$lib"
   else
-    start raw "$dir/out.raw" UNBLOCK_WORKERS=1 LD_PRELOAD="$lib"
+    start "$mode" "$dir/out.$mode" UNBLOCK_WORKERS=1 LD_PRELOAD="$lib"
   fi
   sleep 0.5  # the spinner takes the worker; the raw reader sits in read()
   for i in 1 2 3; do
     timeout 30 "$ctl" dump "$pid" > "$dir/dump.$mode.$i" || fail "$mode: dump failed"
   done
+  if [ "$mode" = yield ]; then
+    for i in $(seq 1 30); do
+      timeout 30 "$ctl" dump "$pid" --json > "$dir/dump.yield.json.$i" || fail "yield: dump $i failed"
+      python3 - "$dir/dump.yield.json.$i" <<'EOF' || fail "yield: dump $i: a wrong stack, or none"
+import json, sys
+d = json.load(open(sys.argv[1]))
+ys = [f for f in d["fibers"] if f["name"] == "s-yield"]
+assert len(ys) == 4, ys
+for f in ys:
+    # A thread between two runs may show no stack (it began running before
+    # the barrier, or ran off before the marker), never a wrong one.
+    st = f.get("stack", [])
+    assert not st or any(x.startswith("yield_loop") for x in st), f
+# (The four are read one after the other: several may each be seen running.)
+assert any(f.get("stack") for f in ys), ys
+EOF
+    done
+    timeout 30 "$ctl" stats "$pid" > "$dir/stats.yield" || fail "yield: stats failed"
+    held=$(awk '$1 == "dump_held_back" { print $2 }' "$dir/stats.yield")
+    echo "yield: 33 dumps while 4 threads yield; threads held back when due to run: $held"
+    [ "${held:-0}" -gt 0 ] || fail "yield: no thread was ever held back (the hold is not exercised)"
+  fi
   timeout 30 "$ctl" dump "$pid" --json > "$dir/dump.$mode.json" || fail "$mode: dump --json failed"
   sed -n '1,2p' "$dir/dump.$mode.1"
   grep -B1 -A6 's-\(spin\|yield\|raw\)\|threads\? \(runnable\|running\|handed\)' "$dir/dump.$mode.1" | head -40
@@ -92,6 +118,8 @@ if mode == "spin":
     assert s["state"] == "running", s
     assert has(s, "spin_loop") and s["stack_from"] == "marker", s
     print("spin: 3 runnable threads at yield_loop, the spinner running at spin_loop")
+elif mode == "yield":
+    print("yield: %d threads" % len(named("s-yield")))
 else:
     (r,) = named("s-raw")
     assert r["state"] in ("handed off", "running"), r

@@ -391,7 +391,9 @@ __attribute__((noinline, cold)) bool held_back(Worker* w, Fiber* f) {
 // switched out is handled before f runs the program's code again (one load
 // each when there is none; it may replace f->ctx, so read it after this).
 // False: a dump holds f, which went back to w's run queue (held_back).
-bool begin_run(Carrier* c, Worker* w, Fiber* f) {
+// Inlined into its two callers, so that the result is only the branch on
+// dump_hold (callgrind: ~7 instructions more per switch when it was a call).
+__attribute__((always_inline)) inline bool begin_run(Carrier* c, Worker* w, Fiber* f) {
   f->carrier = c;
   f->worker = w;
   f->run_state.store(static_cast<int>(RunState::kRunning), std::memory_order_relaxed);

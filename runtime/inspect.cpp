@@ -504,6 +504,7 @@ struct Collect {
   Snap* held_snap[kChunk];
   bool runnable[kChunk];
   int nheld;
+  int64_t barrier_ns;  // the longest membarrier (confirm_runnable_holds)
 };
 
 // The end of a chunk, still under the registry lock (so every fiber in it
@@ -514,7 +515,12 @@ void confirm_runnable_holds(Collect* c) {
   bool any = false;
   for (int i = 0; i < c->nheld; ++i) any |= c->runnable[i];
   if (!any) return;
+  timespec a, b;
+  real::clock_gettime(CLOCK_MONOTONIC, &a);
   bool ordered = runnable_barrier();
+  real::clock_gettime(CLOCK_MONOTONIC, &b);
+  int64_t ns = (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec);
+  if (ns > c->barrier_ns) c->barrier_ns = ns;
   for (int i = 0; i < c->nheld; ++i) {
     Fiber* f = c->held[i];
     if (!c->runnable[i] || !f) continue;
@@ -638,6 +644,8 @@ int compare_tid(const void* a, const void* b) {
   return static_cast<const Snap*>(a)->tid - static_cast<const Snap*>(b)->tid;
 }
 
+int64_t g_barrier_ns = 0;  // the last snapshot's longest membarrier (dump's header)
+
 // Takes the snapshot in chunks of kChunk fibers: the registry lock is held
 // while a chunk's fields are copied and its parked fibers are held; then,
 // with the lock released, their stacks are unwound and each is let go. A
@@ -656,6 +664,7 @@ long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
   c.cap = cap;
   c.count = 0;
   c.missed = 0;
+  c.barrier_ns = 0;
   *held_ns = 0;
   for (long skip = 0;;) {
     c.nheld = 0;
@@ -688,6 +697,7 @@ long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
   if (g_unw.ok) capture_active(c.snaps, n);
   *out = c.snaps;
   *missed = c.missed;
+  g_barrier_ns = c.barrier_ns;
   return n;
 }
 
@@ -971,9 +981,9 @@ void dump(Buffer* out, bool json) {
   for (int i = 0; i < ntasks; ++i) plain += tasks[i].role == nullptr;
 
   if (json) {
-    out->printf("{\"pid\":%ld,\"threads\":%ld,\"missed\":%ld,\"registry_held_us\":%.1f,\"snapshot_ms\":%.1f,\"stacks\":%s,"
+    out->printf("{\"pid\":%ld,\"threads\":%ld,\"missed\":%ld,\"registry_held_us\":%.1f,\"membarrier_us\":%.1f,\"snapshot_ms\":%.1f,\"stacks\":%s,"
                 "\"workers\":%d,\"summary\":{",
-                pid, n, missed, held / 1e3, snap_ms, g_unw.ok ? "true" : "false", sched::worker_count());
+                pid, n, missed, held / 1e3, g_barrier_ns / 1e3, snap_ms, g_unw.ok ? "true" : "false", sched::worker_count());
     for (int s = 0; s < 5; ++s) out->printf("%s\"%s\":%ld", s ? "," : "", state_name(static_cast<State>(s)), counts[s]);
     out->printf(",\"plain OS thread\":%d},\"fibers\":[", plain);
     for (long i = 0; i < n; ++i) {
@@ -998,8 +1008,10 @@ void dump(Buffer* out, bool json) {
     }
     out->puts("]}\n");
   } else {
-    out->printf("unblock dump of pid %ld: %ld threads on %d workers (snapshot %.1f ms, registry lock held at most %.0f us%s)\n",
-                pid, n + plain, sched::worker_count(), snap_ms, held / 1e3, g_unw.ok ? "" : ", no stacks: libunwind.so.8 not found");
+    out->printf("unblock dump of pid %ld: %ld threads on %d workers (snapshot %.1f ms, registry lock held at most %.0f us",
+                pid, n + plain, sched::worker_count(), snap_ms, held / 1e3);
+    if (g_barrier_ns) out->printf(", membarrier at most %.0f us", g_barrier_ns / 1e3);
+    out->printf("%s)\n", g_unw.ok ? "" : ", no stacks: libunwind.so.8 not found");
     if (missed) out->printf("(%ld threads created during the dump are not shown)\n", missed);
     out->puts("summary:");
     for (int s = 0; s < 5; ++s) {

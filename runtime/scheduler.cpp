@@ -378,11 +378,13 @@ void settle(Worker* w, Fiber* f) {
 
 // A dump holds f (dump_hold) while it reads f's saved stack: f goes back to
 // the end of w's run queue, untouched, and runs once the hold is released.
-// Only while a dump runs.
+// Only while a dump runs. When every runnable fiber is held the scheduler
+// would spin through them: the CPU is offered to the dumping thread first.
 __attribute__((noinline, cold)) bool held_back(Worker* w, Fiber* f) {
   f->run_state.store(static_cast<int>(RunState::kRunnable), std::memory_order_relaxed);
   push_local(w, f);
   g_stats.dump_held_back.fetch_add(1, std::memory_order_relaxed);
+  raw_syscall(SYS_sched_yield);
   return false;
 }
 

@@ -76,22 +76,29 @@ for mode in spin raw yield; do
     timeout 30 "$ctl" dump "$pid" > "$dir/dump.$mode.$i" || fail "$mode: dump failed"
   done
   if [ "$mode" = yield ]; then
-    for i in $(seq 1 30); do
-      timeout 30 "$ctl" dump "$pid" --json > "$dir/dump.yield.json.$i" || fail "yield: dump $i failed"
-      python3 - "$dir/dump.yield.json.$i" <<'EOF' || fail "yield: dump $i: a wrong stack, or none"
+    cat > "$dir/check_yield.py" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 ys = [f for f in d["fibers"] if f["name"] == "s-yield"]
 assert len(ys) == 4, ys
 for f in ys:
     # A thread between two runs may show no stack (it began running before
-    # the barrier, or ran off before the marker), never a wrong one.
+    # the barrier, or ran on before the marker came), never a wrong one.
     st = f.get("stack", [])
     assert not st or any(x.startswith("yield_loop") for x in st), f
-# (The four are read one after the other: several may each be seen running.)
-assert any(f.get("stack") for f in ys), ys
+print(1 if any(f.get("stack") for f in ys) else 0)
 EOF
+    with_stack=0
+    for i in $(seq 1 30); do
+      timeout 30 "$ctl" dump "$pid" --json > "$dir/dump.yield.json.$i" || fail "yield: dump $i failed"
+      got=$(python3 "$dir/check_yield.py" "$dir/dump.yield.json.$i") ||
+        fail "yield: dump $i: a wrong stack: $(cat "$dir/dump.yield.json.$i")"
+      with_stack=$((with_stack + got))
     done
+    # The four are read one after the other, and each may be seen running
+    # and be gone before its marker: a dump may show none of their stacks.
+    echo "yield: $with_stack of 30 dumps show a stack at yield_loop"
+    [ "$with_stack" -ge 15 ] || fail "yield: too few dumps with a stack ($with_stack of 30)"
     timeout 30 "$ctl" stats "$pid" > "$dir/stats.yield" || fail "yield: stats failed"
     held=$(awk '$1 == "dump_held_back" { print $2 }' "$dir/stats.yield")
     echo "yield: 33 dumps while 4 threads yield; threads held back when due to run: $held"

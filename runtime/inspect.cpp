@@ -640,6 +640,14 @@ void capture_active(Snap* snaps, long n) {
   }
 }
 
+// The stack of a plain OS thread of the program that sleeps in a system
+// call (never signalled), or 0 frames. Control thread.
+int blocked_thread_stack(int tid, StackSession* session, uintptr_t* out) {
+  static Capture cap;
+  if (!g_unw.ok || !capture_blocked(tid, &cap)) return 0;
+  return program_frames(session, cap, out, kMaxFrames);
+}
+
 int compare_tid(const void* a, const void* b) {
   return static_cast<const Snap*>(a)->tid - static_cast<const Snap*>(b)->tid;
 }
@@ -970,6 +978,7 @@ void dump(Buffer* out, bool json) {
   }
   int64_t now = coarse_now_ns();
   SymCache syms;
+  StackSession session;  // plain OS threads' stacks
   if (g_unw.ok) lines_begin();
   qsort(snaps, static_cast<size_t>(n), sizeof(Snap), compare_groups);
   static Task tasks[1024];
@@ -1004,6 +1013,16 @@ void dump(Buffer* out, bool json) {
       }
       out->puts(",\"now\":");
       out->json_string(what);
+      uintptr_t frames[kMaxFrames];
+      int nf = tasks[i].role ? 0 : blocked_thread_stack(tasks[i].tid, &session, frames);
+      if (nf) {
+        out->puts(",\"stack_from\":\"system call\",\"stack\":[");
+        for (int k = 0; k < nf; ++k) {
+          if (k) out->puts(",");
+          out->json_string(syms.get(frames[k]));
+        }
+        out->puts("]");
+      }
       out->puts("}");
     }
     out->puts("]}\n");
@@ -1066,6 +1085,9 @@ void dump(Buffer* out, bool json) {
       } else {
         out->printf("  tid %d \"%s\" %s: %s\n", tasks[i].tid, tasks[i].name,
                     tasks[i].role ? tasks[i].role : "plain OS thread", what);
+        uintptr_t frames[kMaxFrames];
+        int nf = tasks[i].role ? 0 : blocked_thread_stack(tasks[i].tid, &session, frames);
+        for (int k = 0; k < nf; ++k) out->printf("    #%d %s\n", k, syms.get(frames[k]));
       }
     }
   }

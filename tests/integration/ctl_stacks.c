@@ -6,7 +6,10 @@
 //                               FLAG_FILE's first byte becomes '1' (shared
 //                               mapping: the spin makes no call; at most 60 s)
 //   ctl_stacks raw              one thread blocks in raw_read_caller() in
-//                               syscall(SYS_read) on a pipe
+//                               syscall(SYS_read) on a pipe, and one with a
+//                               stack of the program's own (an OS thread
+//                               under the library) in plain_read_caller()
+//                               in read() on another
 //   ctl_stacks yield            4 threads yield in yield_loop() until
 //                               released (dumped while they run)
 //
@@ -31,6 +34,7 @@ static atomic_int g_started;
 static atomic_int g_go_spin;
 static volatile char* g_flag;
 static int g_pipe[2];
+static int g_plain_pipe[2];
 
 static double now(void) {
   struct timespec ts;
@@ -86,6 +90,21 @@ __attribute__((noinline)) static long raw_read_caller(void) {
   return r == 1 && c == 'x';
 }
 
+__attribute__((noinline)) static long plain_read_caller(void) {
+  char c = 0;
+  long r = read(g_plain_pipe[0], &c, 1);
+  return r == 1 && c == 'y';
+}
+
+static void* plain_reader(void* arg) {
+  (void)arg;
+  pthread_setname_np(pthread_self(), "s-plain");
+  atomic_fetch_add(&g_started, 1);
+  long r = plain_read_caller();
+  __asm__ volatile("" ::: "memory");  // not a tail call: keep this frame
+  return (void*)r;
+}
+
 static void* raw_reader(void* arg) {
   (void)arg;
   pthread_setname_np(pthread_self(), "s-raw");
@@ -121,8 +140,14 @@ int main(int argc, char** argv) {
   } else if (yield) {
     for (int i = 0; i < 4; i++) pthread_create(&t[n++], NULL, yielder, NULL);
   } else {
-    if (pipe(g_pipe) != 0) return 1;
+    if (pipe(g_pipe) != 0 || pipe(g_plain_pipe) != 0) return 1;
     pthread_create(&t[n++], NULL, raw_reader, NULL);
+    static char plain_stack[256 * 1024] __attribute__((aligned(4096)));
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, plain_stack, sizeof plain_stack);
+    pthread_create(&t[n++], &attr, plain_reader, NULL);
+    pthread_attr_destroy(&attr);
   }
   while (atomic_load(&g_started) < n) sched_yield();
   if (spin) {
@@ -142,6 +167,8 @@ int main(int argc, char** argv) {
   if (!spin && !yield) {
     char c = 'x';
     if (write(g_pipe[1], &c, 1) != 1) return 1;
+    c = 'y';
+    if (write(g_plain_pipe[1], &c, 1) != 1) return 1;
   }
   long sum = 0;
   for (int i = 0; i < n; i++) {

@@ -8,7 +8,8 @@
 #         through the marker).
 #   raw:  a thread blocked in syscall(SYS_read) on a pipe, a call the
 #         library does not intercept: its stack (from /proc's sp and pc; the
-#         thread is never signalled) names raw_read_caller.
+#         thread is never signalled) names raw_read_caller; and a plain OS
+#         thread (its stack the program's own) in read(): plain_read_caller.
 #   yield: one worker, four threads yielding to each other, dumped 30 times
 #         while they run: a thread due to run while a dump holds it is put
 #         back in the run queue (dump_held_back counts it), and every dump
@@ -132,6 +133,10 @@ else:
     assert r["state"] in ("handed off", "running"), r
     assert has(r, "raw_read_caller") and r["stack_from"] == "system call", r
     print("raw: the blocked thread (%s) at %s" % (r["state"], r["stack"][:3]))
+    (p,) = [t for t in d["os_threads"] if t["name"] == "s-plain"]
+    assert p["role"] == "plain OS thread", p
+    assert has(p, "plain_read_caller") and p["stack_from"] == "system call", p
+    print("raw: the plain OS thread at %s" % p["stack"][:3])
 EOF
   finish "$dir/out.$mode"
   grep -v '^ready$' "$dir/plain.$mode" > "$dir/a"

@@ -271,6 +271,9 @@ const char* state_name(State s) {
 
 constexpr int kMaxFrames = 32;
 
+int64_t g_barrier_ns = 0;  // the last snapshot's longest membarrier (dump's header)
+int64_t g_capture_ns = 0;  // its longest capture of a running or blocked thread (JSON)
+
 // Where a thread's stack was read: its saved context (parked, or runnable
 // and held), its carrier's registers at a marker (running), or /proc's sp
 // and pc of an OS thread in a system call.
@@ -625,6 +628,8 @@ void capture_active(Snap* snaps, long n) {
     Snap& s = snaps[i];
     if ((s.state != State::kRunning && s.state != State::kHandedOff) || s.carrier_tid <= 0) continue;
     char what[160];
+    timespec t0, t1;
+    real::clock_gettime(CLOCK_MONOTONIC, &t0);
     describe_task_syscall(s.carrier_tid, what, sizeof what);
     StackFrom from = StackFrom::kNone;
     if (strcmp(what, "running") != 0) {
@@ -634,6 +639,9 @@ void capture_active(Snap* snaps, long n) {
       uintptr_t lo = s.stack_hi ? s.stack_lo : main_lo, hi = s.stack_hi ? s.stack_hi : main_hi;
       if (hi && capture_running(s.fiber, s.carrier_tid, lo, hi, &cap, 200)) from = StackFrom::kMarker;
     }
+    real::clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ns = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
+    if (ns > g_capture_ns) g_capture_ns = ns;
     if (from == StackFrom::kNone) continue;
     s.nframes = static_cast<uint8_t>(program_frames(&session, cap, s.frames, kMaxFrames));
     s.stack_from = s.nframes ? from : StackFrom::kNone;
@@ -652,7 +660,6 @@ int compare_tid(const void* a, const void* b) {
   return static_cast<const Snap*>(a)->tid - static_cast<const Snap*>(b)->tid;
 }
 
-int64_t g_barrier_ns = 0;  // the last snapshot's longest membarrier (dump's header)
 
 // Takes the snapshot in chunks of kChunk fibers: the registry lock is held
 // while a chunk's fields are copied and its parked fibers are held; then,
@@ -702,6 +709,7 @@ long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
   for (long i = 0; i < c.count; ++i) {
     if (n == 0 || c.snaps[n - 1].tid != c.snaps[i].tid) c.snaps[n++] = c.snaps[i];
   }
+  g_capture_ns = 0;
   if (g_unw.ok) capture_active(c.snaps, n);
   *out = c.snaps;
   *missed = c.missed;
@@ -990,9 +998,11 @@ void dump(Buffer* out, bool json) {
   for (int i = 0; i < ntasks; ++i) plain += tasks[i].role == nullptr;
 
   if (json) {
-    out->printf("{\"pid\":%ld,\"threads\":%ld,\"missed\":%ld,\"registry_held_us\":%.1f,\"membarrier_us\":%.1f,\"snapshot_ms\":%.1f,\"stacks\":%s,"
+    out->printf("{\"pid\":%ld,\"threads\":%ld,\"missed\":%ld,\"registry_held_us\":%.1f,\"membarrier_us\":%.1f,\"capture_us\":%.1f,"
+                "\"snapshot_ms\":%.1f,\"stacks\":%s,"
                 "\"workers\":%d,\"summary\":{",
-                pid, n, missed, held / 1e3, g_barrier_ns / 1e3, snap_ms, g_unw.ok ? "true" : "false", sched::worker_count());
+                pid, n, missed, held / 1e3, g_barrier_ns / 1e3, g_capture_ns / 1e3, snap_ms, g_unw.ok ? "true" : "false",
+                sched::worker_count());
     for (int s = 0; s < 5; ++s) out->printf("%s\"%s\":%ld", s ? "," : "", state_name(static_cast<State>(s)), counts[s]);
     out->printf(",\"plain OS thread\":%d},\"fibers\":[", plain);
     for (long i = 0; i < n; ++i) {

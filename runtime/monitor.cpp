@@ -129,9 +129,9 @@ void* monitor_main(void*) {
         // A stall: one thread kept the worker (no switch) in the program's code.
         if (!(now.state & Worker::kUserBit) || now.switches != w->stall_switches) {
           w->stall_switches = now.switches;
-          w->stalled_us = 0;
+          w->stall_since_ns = inspect::park_clock_ns();
           w->stall_counted = false;
-        } else if ((w->stalled_us += period_us) >= stall_us && !w->stall_counted) {
+        } else if (inspect::park_clock_ns() - w->stall_since_ns >= stall_us * 1000 && !w->stall_counted) {
           w->stall_counted = true;
           report_stall(w, now.state);
         }

@@ -79,7 +79,7 @@ class Worker {
   uint64_t hold_progress = 0;
   int stuck_checks = 0;
   uint64_t stall_switches = 0;  // switches at the last stall sample
-  long stalled_us = 0;       // in the program's code without progress (UNBLOCK_STALL_MS)
+  int64_t stall_since_ns = 0;  // since when in the program's code without a switch (UNBLOCK_STALL_MS; coarse clock)
   bool stall_counted = false;
 
   static constexpr uint64_t kUserBit = 1;

@@ -273,7 +273,7 @@ bool capture_blocked(int tid, Capture* out) {
 bool main_stack_bounds(uintptr_t* lo, uintptr_t* hi) {
   long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/maps"), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  static char buf[8192];
+  char buf[4096];  // on the caller's stack: the monitor and the control thread may both read
   char line[512];
   size_t len = 0;
   bool found = false;

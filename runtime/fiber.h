@@ -55,6 +55,11 @@ class Fiber {
   Worker* worker = nullptr;    // the worker whose queue it belongs to
   Carrier* carrier = nullptr;  // the OS thread running it (valid while running)
   std::atomic<int> run_state{static_cast<int>(RunState::kRunnable)};
+  // Set by a dump while it reads this runnable fiber's saved stack: the
+  // scheduler then puts it back in its run queue instead of resuming it
+  // (sched::hold_runnable; begin_run reads it right after its store of
+  // kRunning, so it sits in the same cache line).
+  std::atomic<bool> dump_hold{false};
   WaitReason reason = WaitReason::kNone;
   // What it waits for, for dumps (runtime/inspect.cpp): plain stores by the
   // code that parks it, read racily by the dumper (a torn value only makes

@@ -28,9 +28,11 @@
 #include "runtime/engine.h"
 #include "runtime/fault.h"
 #include "runtime/fiber.h"
+#include "runtime/inspect_stacks.h"
 #include "runtime/monitor.h"
 #include "runtime/signals.h"
 #include "runtime/scheduler.h"
+#include "runtime/spinlock.h"
 #include "shim/raw_syscall.h"
 
 namespace unblock::inspect {
@@ -268,6 +270,24 @@ const char* state_name(State s) {
 }
 
 constexpr int kMaxFrames = 32;
+
+int64_t g_barrier_ns = 0;  // the last snapshot's longest membarrier (dump's header)
+int64_t g_capture_ns = 0;  // its longest capture of a running or blocked thread (JSON)
+
+// Where a thread's stack was read: its saved context (parked, or runnable
+// and held), its carrier's registers at a marker (running), or /proc's sp
+// and pc of an OS thread in a system call.
+enum class StackFrom : uint8_t { kNone, kSaved, kMarker, kSyscall };
+
+const char* stack_from_name(StackFrom f) {
+  switch (f) {
+    case StackFrom::kSaved: return "saved context";
+    case StackFrom::kMarker: return "marker";
+    case StackFrom::kSyscall: return "system call";
+    case StackFrom::kNone: break;
+  }
+  return "none";
+}
 // Fibers per registry pass (see snapshot).
 constexpr int kChunk = 128;
 
@@ -285,6 +305,7 @@ struct Unwinder {
   uintptr_t own_end = 0;   // last loaded segment: its frames are left out
 };
 Unwinder g_unw;
+SpinLock g_unw_lock;  // the first dump (control or signal thread) and a stall report (monitor) may race to load it
 
 template <typename Fn>
 bool sym(void* h, const char* name, Fn* out) {
@@ -293,6 +314,7 @@ bool sym(void* h, const char* name, Fn* out) {
 }
 
 bool unwinder() {
+  SpinGuard guard(g_unw_lock);
   if (g_unw.tried) return g_unw.ok;
   g_unw.tried = true;
   void* h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
@@ -318,7 +340,10 @@ bool unwinder() {
 }
 
 // One comparison per frame: dladdr would take the loader's lock each time.
-bool own_frame(uintptr_t ip) { return ip > g_unw.own_base && ip <= g_unw.own_end; }
+bool own_frame(uintptr_t ip) {
+  ip = frame_addr(ip);
+  return ip > g_unw.own_base && ip <= g_unw.own_end;
+}
 
 // Unwinds a context saved by jump_fcontext (Boost.Context, x86-64 SysV):
 // at ctx: mxcsr/x87 control word, r12, r13, r14, r15, rbx, rbp, then the
@@ -405,7 +430,7 @@ void lines_end() {
 // " file.c:73" for a return address, or nothing without debug information.
 void append_line(uintptr_t ip, char* out, size_t cap) {
   if (!g_lines.dwfl) return;
-  Dwfl_Line* l = g_lines.getsrc(g_lines.dwfl, ip - 1);
+  Dwfl_Line* l = g_lines.getsrc(g_lines.dwfl, frame_lookup_addr(ip));
   if (!l) return;
   int line = 0;
   const char* file = g_lines.lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
@@ -414,10 +439,11 @@ void append_line(uintptr_t ip, char* out, size_t cap) {
   if (n < cap) snprintf(out + n, cap - n, " %s:%d", file, line);
 }
 
-// "function+0x1a (object) file.c:73" for a return address.
-void symbolize(uintptr_t ip, char* out, size_t cap) {
+// "function+0x1a (object)" for a frame address (inspect_stacks.h).
+void symbol_name(uintptr_t frame, char* out, size_t cap) {
+  uintptr_t ip = frame_addr(frame), at = frame_lookup_addr(frame);
   Dl_info info{};
-  bool have_obj = dladdr(reinterpret_cast<void*>(ip - 1), &info);
+  bool have_obj = dladdr(reinterpret_cast<void*>(at), &info);
   const char* obj = have_obj && info.dli_fname ? strrchr(info.dli_fname, '/') : nullptr;
   obj = obj ? obj + 1 : (have_obj && info.dli_fname ? info.dli_fname : "?");
   char name[256];
@@ -426,17 +452,22 @@ void symbolize(uintptr_t ip, char* out, size_t cap) {
   // a cursor whose only register is the address is enough for that.
   unw_context_t uc;
   memset(&uc, 0, sizeof uc);
-  uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(ip - 1);
+  uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(at);
   uc.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(reinterpret_cast<uintptr_t>(&uc));
   unw_cursor_t cur;
   if (g_unw.ok && g_unw.init_local(&cur, &uc) >= 0 && g_unw.get_proc_name(&cur, name, sizeof name, &off) == 0) {
-    snprintf(out, cap, "%s+0x%lx (%s)", name, static_cast<unsigned long>(off + 1), obj);
+    snprintf(out, cap, "%s+0x%lx (%s)", name, static_cast<unsigned long>(off + (ip - at)), obj);
   } else if (have_obj && info.dli_sname) {
     snprintf(out, cap, "%s+0x%lx (%s)", info.dli_sname, static_cast<unsigned long>(ip - reinterpret_cast<uintptr_t>(info.dli_saddr)), obj);
   } else {
     snprintf(out, cap, "0x%lx (%s+0x%lx)", static_cast<unsigned long>(ip), obj,
              static_cast<unsigned long>(ip - reinterpret_cast<uintptr_t>(info.dli_fbase)));
   }
+}
+
+// "function+0x1a (object) file.c:73" for a return address, during a dump.
+void symbolize(uintptr_t ip, char* out, size_t cap) {
+  symbol_name(ip, out, cap);
   append_line(ip, out, cap);
 }
 
@@ -455,6 +486,11 @@ struct Snap {
   int64_t wait_since;
   Deadline deadline;
   char name[16];
+  // Running or handed off: the fiber (an identity for the marker's handler,
+  // never dereferenced after the snapshot) and its stack's bounds.
+  const void* fiber;
+  uintptr_t stack_lo, stack_hi;
+  StackFrom stack_from;
   uint8_t nframes;  // program frames (the library's own are left out)
   uintptr_t frames[kMaxFrames];
 };
@@ -464,15 +500,45 @@ struct Collect {
   long cap;
   long count;
   long missed;
-  // This chunk's parked fibers held for unwinding, and their snapshots.
+  // This chunk's parked and runnable fibers held for unwinding, and their
+  // snapshots. A runnable one is held by Fiber::dump_hold (sched::hold_parked
+  // describes both ways); `runnable` says which.
   Fiber* held[kChunk];
   Snap* held_snap[kChunk];
+  bool runnable[kChunk];
   int nheld;
+  int64_t barrier_ns;  // the longest membarrier (confirm_runnable_holds)
 };
+
+// The end of a chunk, still under the registry lock (so every fiber in it
+// is alive): a runnable fiber marked with dump_hold is held if it is still
+// kRunnable after the barrier - from then on begin_run sees the mark and
+// puts it back in its run queue; one that began running meanwhile is let go.
+void confirm_runnable_holds(Collect* c) {
+  bool any = false;
+  for (int i = 0; i < c->nheld; ++i) any |= c->runnable[i];
+  if (!any) return;
+  timespec a, b;
+  real::clock_gettime(CLOCK_MONOTONIC, &a);
+  bool ordered = runnable_barrier();
+  real::clock_gettime(CLOCK_MONOTONIC, &b);
+  int64_t ns = (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec);
+  if (ns > c->barrier_ns) c->barrier_ns = ns;
+  for (int i = 0; i < c->nheld; ++i) {
+    Fiber* f = c->held[i];
+    if (!c->runnable[i] || !f) continue;
+    if (ordered && f->run_state.load(std::memory_order_acquire) == static_cast<int>(RunState::kRunnable)) continue;
+    f->dump_hold.store(false, std::memory_order_release);
+    c->held[i] = nullptr;
+  }
+}
 
 void collect_cb(Fiber* f, void* arg) {
   auto* c = static_cast<Collect*>(arg);
-  if (!f) return;
+  if (!f) {
+    confirm_runnable_holds(c);
+    return;
+  }
   if (c->count == c->cap) {
     ++c->missed;
     return;
@@ -497,11 +563,25 @@ void collect_cb(Fiber* f, void* arg) {
   strncpy(s.name, f->name[0] ? f->name : program_invocation_short_name, sizeof s.name - 1);
   s.name[15] = 0;
   s.nframes = 0;
+  s.stack_from = StackFrom::kNone;
+  s.fiber = f;
+  s.stack_lo = f->region.base ? reinterpret_cast<uintptr_t>(f->region.stack_low()) : 0;
+  s.stack_hi = f->region.base ? reinterpret_cast<uintptr_t>(f->region.top()) : 0;
   switch (static_cast<RunState>(rs)) {
-    case RunState::kRunnable: s.state = State::kRunnable; break;
+    case RunState::kRunnable:
+      s.state = State::kRunnable;
+      // Marked here, held only if still runnable after the barrier (confirm_runnable_holds).
+      if (g_unw.ok && c->nheld < kChunk && !f->dump_hold.load(std::memory_order_relaxed)) {
+        f->dump_hold.store(true, std::memory_order_relaxed);
+        c->runnable[c->nheld] = true;
+        c->held[c->nheld] = f;
+        c->held_snap[c->nheld++] = &s;
+      }
+      break;
     case RunState::kParked:
       s.state = State::kParked;
       if (g_unw.ok && c->nheld < kChunk && sched::hold_parked(f)) {
+        c->runnable[c->nheld] = false;
         c->held[c->nheld] = f;
         c->held_snap[c->nheld++] = &s;
       }
@@ -522,9 +602,64 @@ void collect_cb(Fiber* f, void* arg) {
   }
 }
 
+// The program's frames of a capture (the library's own left out).
+int program_frames(StackSession* session, const Capture& cap, uintptr_t* out, int max) {
+  uintptr_t all[kMaxFrames * 2];
+  int n = session->unwind(cap, all, kMaxFrames * 2);
+  int k = 0;
+  for (int i = 0; i < n && k < max; ++i) {
+    if (!own_frame(all[i])) out[k++] = all[i];
+  }
+  return k;
+}
+
+// Stacks of the threads that run (on their worker, or handed off): a
+// thread in a system call is read from /proc (never signalled: the call
+// would see EINTR), a thread in the program's code through the marker.
+// Its carrier's /proc entry is read first; a thread that enters a system
+// call between that read and the marker is the one case a marker can
+// still interrupt a call (docs/DESIGN.md, 11a). Control thread.
+void capture_active(Snap* snaps, long n) {
+  static Capture cap;
+  StackSession session;
+  uintptr_t main_lo = 0, main_hi = 0;
+  bool main_known = false;
+  for (long i = 0; i < n; ++i) {
+    Snap& s = snaps[i];
+    if ((s.state != State::kRunning && s.state != State::kHandedOff) || s.carrier_tid <= 0) continue;
+    char what[160];
+    timespec t0, t1;
+    real::clock_gettime(CLOCK_MONOTONIC, &t0);
+    describe_task_syscall(s.carrier_tid, what, sizeof what);
+    StackFrom from = StackFrom::kNone;
+    if (strcmp(what, "running") != 0) {
+      if (capture_blocked(s.carrier_tid, &cap)) from = StackFrom::kSyscall;
+    } else {
+      if (!s.stack_hi && !main_known) main_known = main_stack_bounds(&main_lo, &main_hi);
+      uintptr_t lo = s.stack_hi ? s.stack_lo : main_lo, hi = s.stack_hi ? s.stack_hi : main_hi;
+      if (hi && capture_running(s.fiber, s.carrier_tid, lo, hi, &cap, 200)) from = StackFrom::kMarker;
+    }
+    real::clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ns = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
+    if (ns > g_capture_ns) g_capture_ns = ns;
+    if (from == StackFrom::kNone) continue;
+    s.nframes = static_cast<uint8_t>(program_frames(&session, cap, s.frames, kMaxFrames));
+    s.stack_from = s.nframes ? from : StackFrom::kNone;
+  }
+}
+
+// The stack of a plain OS thread of the program that sleeps in a system
+// call (never signalled), or 0 frames. Control thread.
+int blocked_thread_stack(int tid, StackSession* session, uintptr_t* out) {
+  static Capture cap;
+  if (!g_unw.ok || !capture_blocked(tid, &cap)) return 0;
+  return program_frames(session, cap, out, kMaxFrames);
+}
+
 int compare_tid(const void* a, const void* b) {
   return static_cast<const Snap*>(a)->tid - static_cast<const Snap*>(b)->tid;
 }
+
 
 // Takes the snapshot in chunks of kChunk fibers: the registry lock is held
 // while a chunk's fields are copied and its parked fibers are held; then,
@@ -538,12 +673,13 @@ long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
   size_t bytes = static_cast<size_t>(cap) * sizeof(Snap);
   long p = raw_syscall(SYS_mmap, 0, static_cast<long>(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p < 0 && p > -4096) return -1;
-  unwinder();
+  if (unwinder()) prepare_runnable_barrier();
   static Collect c;
   c.snaps = reinterpret_cast<Snap*>(p);
   c.cap = cap;
   c.count = 0;
   c.missed = 0;
+  c.barrier_ns = 0;
   *held_ns = 0;
   for (long skip = 0;;) {
     c.nheld = 0;
@@ -555,9 +691,14 @@ long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
     if (ns > *held_ns) *held_ns = ns;
     for (int i = 0; i < c.nheld; ++i) {
       Fiber* f = c.held[i];
+      if (!f) continue;  // a runnable fiber that began running before the barrier
       Snap* s = c.held_snap[i];
       s->nframes = static_cast<uint8_t>(unwind_saved(f->ctx, s->frames, kMaxFrames));
-      sched::release_hold(f);
+      s->stack_from = StackFrom::kSaved;
+      // The scheduler may resume it again (begin_run reads the flag; the
+      // dump wrote nothing the fiber reads).
+      if (c.runnable[i]) f->dump_hold.store(false, std::memory_order_relaxed);
+      else sched::release_hold(f);
     }
     skip += visited;
     if (visited < kChunk) break;
@@ -568,8 +709,11 @@ long snapshot(Snap** out, long* cap_out, long* missed, int64_t* held_ns) {
   for (long i = 0; i < c.count; ++i) {
     if (n == 0 || c.snaps[n - 1].tid != c.snaps[i].tid) c.snaps[n++] = c.snaps[i];
   }
+  g_capture_ns = 0;
+  if (g_unw.ok) capture_active(c.snaps, n);
   *out = c.snaps;
   *missed = c.missed;
+  g_barrier_ns = c.barrier_ns;
   return n;
 }
 
@@ -804,6 +948,7 @@ void json_snap(Buffer* out, const Snap& s, int64_t now, SymCache* syms) {
     }
   }
   if (s.nframes) {
+    out->printf(",\"stack_from\":\"%s\"", stack_from_name(s.stack_from));
     out->puts(",\"stack\":[");
     for (int i = 0; i < s.nframes; ++i) {
       if (i) out->puts(",");
@@ -841,6 +986,7 @@ void dump(Buffer* out, bool json) {
   }
   int64_t now = coarse_now_ns();
   SymCache syms;
+  StackSession session;  // plain OS threads' stacks
   if (g_unw.ok) lines_begin();
   qsort(snaps, static_cast<size_t>(n), sizeof(Snap), compare_groups);
   static Task tasks[1024];
@@ -852,9 +998,11 @@ void dump(Buffer* out, bool json) {
   for (int i = 0; i < ntasks; ++i) plain += tasks[i].role == nullptr;
 
   if (json) {
-    out->printf("{\"pid\":%ld,\"threads\":%ld,\"missed\":%ld,\"registry_held_us\":%.1f,\"snapshot_ms\":%.1f,\"stacks\":%s,"
+    out->printf("{\"pid\":%ld,\"threads\":%ld,\"missed\":%ld,\"registry_held_us\":%.1f,\"membarrier_us\":%.1f,\"capture_us\":%.1f,"
+                "\"snapshot_ms\":%.1f,\"stacks\":%s,"
                 "\"workers\":%d,\"summary\":{",
-                pid, n, missed, held / 1e3, snap_ms, g_unw.ok ? "true" : "false", sched::worker_count());
+                pid, n, missed, held / 1e3, g_barrier_ns / 1e3, g_capture_ns / 1e3, snap_ms, g_unw.ok ? "true" : "false",
+                sched::worker_count());
     for (int s = 0; s < 5; ++s) out->printf("%s\"%s\":%ld", s ? "," : "", state_name(static_cast<State>(s)), counts[s]);
     out->printf(",\"plain OS thread\":%d},\"fibers\":[", plain);
     for (long i = 0; i < n; ++i) {
@@ -875,12 +1023,24 @@ void dump(Buffer* out, bool json) {
       }
       out->puts(",\"now\":");
       out->json_string(what);
+      uintptr_t frames[kMaxFrames];
+      int nf = tasks[i].role ? 0 : blocked_thread_stack(tasks[i].tid, &session, frames);
+      if (nf) {
+        out->puts(",\"stack_from\":\"system call\",\"stack\":[");
+        for (int k = 0; k < nf; ++k) {
+          if (k) out->puts(",");
+          out->json_string(syms.get(frames[k]));
+        }
+        out->puts("]");
+      }
       out->puts("}");
     }
     out->puts("]}\n");
   } else {
-    out->printf("unblock dump of pid %ld: %ld threads on %d workers (snapshot %.1f ms, registry lock held at most %.0f us%s)\n",
-                pid, n + plain, sched::worker_count(), snap_ms, held / 1e3, g_unw.ok ? "" : ", no stacks: libunwind.so.8 not found");
+    out->printf("unblock dump of pid %ld: %ld threads on %d workers (snapshot %.1f ms, registry lock held at most %.0f us",
+                pid, n + plain, sched::worker_count(), snap_ms, held / 1e3);
+    if (g_barrier_ns) out->printf(", membarrier at most %.0f us", g_barrier_ns / 1e3);
+    out->printf("%s)\n", g_unw.ok ? "" : ", no stacks: libunwind.so.8 not found");
     if (missed) out->printf("(%ld threads created during the dump are not shown)\n", missed);
     out->puts("summary:");
     for (int s = 0; s < 5; ++s) {
@@ -935,6 +1095,9 @@ void dump(Buffer* out, bool json) {
       } else {
         out->printf("  tid %d \"%s\" %s: %s\n", tasks[i].tid, tasks[i].name,
                     tasks[i].role ? tasks[i].role : "plain OS thread", what);
+        uintptr_t frames[kMaxFrames];
+        int nf = tasks[i].role ? 0 : blocked_thread_stack(tasks[i].tid, &session, frames);
+        for (int k = 0; k < nf; ++k) out->printf("    #%d %s\n", k, syms.get(frames[k]));
       }
     }
   }
@@ -1035,6 +1198,7 @@ void stats(Buffer* out, bool json) {
       {"migrations", st.migrations.load()},
       {"stalls", st.stalls.load()},
       {"stall_reports", st.stall_reports.load()},
+      {"dump_held_back", st.dump_held_back.load()},
       {"faults_fired", faults_fired},
   };
   if (json) out->puts("{");
@@ -1082,6 +1246,30 @@ void stats(Buffer* out, bool json) {
 }
 
 void describe_os_thread(int tid, char* out, size_t cap, uintptr_t* pc) { describe_task_syscall(tid, out, cap, pc); }
+
+void stall_stack(int tid, const void* fiber, uintptr_t lo, uintptr_t hi, Buffer* out) {
+  static Capture cap;  // the monitor's own (the control thread's is capture_active's)
+  if (!unwinder()) return;
+  char what[160];
+  describe_task_syscall(tid, what, sizeof what);
+  bool got;
+  if (strcmp(what, "running") != 0) {
+    got = capture_blocked(tid, &cap);
+  } else {
+    if (!hi && !main_stack_bounds(&lo, &hi)) return;
+    got = capture_running(fiber, tid, lo, hi, &cap, 200);
+  }
+  if (!got) return;
+  StackSession session;
+  uintptr_t frames[kMaxFrames];
+  int n = program_frames(&session, cap, frames, kMaxFrames);
+  for (int i = 0; i < n; ++i) {
+    char name[320];
+    symbol_name(frames[i], name, sizeof name);
+    session.append_line(frames[i], name, sizeof name);
+    out->printf("    #%d %s\n", i, name);
+  }
+}
 
 void symbol_of(uintptr_t pc, char* out, size_t cap) {
   Dl_info info{};

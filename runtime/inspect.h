@@ -88,6 +88,13 @@ void trace_line(Buffer* out);
 // it sleeps in; *pc (if given) gets its user-space address in that call, or
 // 0. Any plain thread (reads /proc with raw system calls).
 void describe_os_thread(int tid, char* out, size_t cap, uintptr_t* pc);
+// The stack of the fiber `fiber` kept on OS thread `tid` (a stall): read
+// through the marker if the thread runs the program's code, from /proc if
+// it sleeps in a system call (never signalled then); one line
+// "    #N function+0x1a (object) file.c:73" per frame of the program,
+// appended to out; nothing if it could not be read. [lo, hi): the fiber's
+// stack (hi 0: the process's initial thread). Monitor thread.
+void stall_stack(int tid, const void* fiber, uintptr_t lo, uintptr_t hi, Buffer* out);
 // "function+0x1a (object)" for a code address (dladdr only). Any plain thread.
 void symbol_of(uintptr_t pc, char* out, size_t cap);
 

@@ -57,7 +57,9 @@ void report_stall(Worker* w, uint64_t state) {
     Carrier* c;
     int tid;
     char name[16];
-  } who{c, 0, {}};
+    const void* fiber;
+    uintptr_t lo, hi;
+  } who{c, 0, {}, nullptr, 0, 0};
   sched::for_each_fiber(
       [](Fiber* f, void* arg) {
         auto* x = static_cast<Who*>(arg);
@@ -65,6 +67,9 @@ void report_stall(Worker* w, uint64_t state) {
           x->tid = f->tid;
           memcpy(x->name, f->name, sizeof x->name);
           x->name[15] = 0;
+          x->fiber = f;
+          x->lo = f->region.base ? reinterpret_cast<uintptr_t>(f->region.stack_low()) : 0;
+          x->hi = f->region.base ? reinterpret_cast<uintptr_t>(f->region.top()) : 0;
         }
       },
       &who);
@@ -72,6 +77,16 @@ void report_stall(Worker* w, uint64_t state) {
   log::always("stall: thread %d \"%s\" kept worker %d over %ld ms: %s%s%s (reported once per call site)", who.tid,
               who.name[0] ? who.name : program_invocation_short_name, w->index, config::get().stall_ms, what,
               pc ? " at " : "", where);
+  // Its stack, one log line per frame.
+  inspect::Buffer stack;
+  if (who.fiber) inspect::stall_stack(c->tid, who.fiber, who.lo, who.hi, &stack);
+  stack.append("", 1);
+  for (char* p = const_cast<char*>(stack.data()); p && *p;) {
+    char* nl = strchr(p, '\n');
+    if (nl) *nl = 0;
+    log::always("%s", p);
+    p = nl ? nl + 1 : nullptr;
+  }
 }
 
 void* monitor_main(void*) {
@@ -114,9 +129,9 @@ void* monitor_main(void*) {
         // A stall: one thread kept the worker (no switch) in the program's code.
         if (!(now.state & Worker::kUserBit) || now.switches != w->stall_switches) {
           w->stall_switches = now.switches;
-          w->stalled_us = 0;
+          w->stall_since_ns = inspect::park_clock_ns();
           w->stall_counted = false;
-        } else if ((w->stalled_us += period_us) >= stall_us && !w->stall_counted) {
+        } else if (inspect::park_clock_ns() - w->stall_since_ns >= stall_us * 1000 && !w->stall_counted) {
           w->stall_counted = true;
           report_stall(w, now.state);
         }
@@ -184,7 +199,8 @@ void start() {
   g_busy.fetch_add(sched::worker_count(), std::memory_order_seq_cst);
   // Every signal blocked except glibc's SIGCANCEL/SIGSETXID (setuid() from a
   // thread waits until every thread ran the SIGSETXID handler) and faults.
-  if (signals::start_runtime_thread(monitor_main, nullptr, 64 * 1024) != 0) {
+  // 256k: a stall report unwinds a stack with libdw here (UNBLOCK_STALL_MS).
+  if (signals::start_runtime_thread(monitor_main, nullptr, config::get().stall_ms > 0 ? 256 * 1024 : 64 * 1024) != 0) {
     log::always("cannot start the monitor thread: a blocked worker will stall its fibers");
   }
 }

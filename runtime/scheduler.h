@@ -83,7 +83,7 @@ class Worker {
   uint64_t hold_progress = 0;
   int stuck_checks = 0;
   uint64_t stall_switches = 0;  // switches at the last stall sample
-  long stalled_us = 0;       // in the program's code without progress (UNBLOCK_STALL_MS)
+  int64_t stall_since_ns = 0;  // since when in the program's code without a switch (UNBLOCK_STALL_MS; coarse clock)
   bool stall_counted = false;
 
   static constexpr uint64_t kUserBit = 1;
@@ -186,7 +186,8 @@ bool with_fiber_by_tid(int tid, void (*fn)(Fiber*, void*), void* arg);
 // registry lock (same rules as with_fiber_by_tid).
 void for_each_fiber(void (*fn)(Fiber*, void*), void* arg);
 // Calls fn(f, arg) for at most `max` live fibers after skipping `skip`,
-// under the registry lock (same rules). Returns how many it called fn for.
+// then fn(nullptr, arg), under the registry lock (same rules). Returns how
+// many fibers it called fn for.
 long for_some_fibers(long skip, long max, void (*fn)(Fiber*, void*), void* arg);
 // Fibers that have not ended (any thread).
 long live_fibers();
@@ -196,6 +197,10 @@ long live_fibers();
 // their permit, timer or interruption behind, and release_hold() applies
 // them. Under the registry lock for hold_parked (the fiber must be live);
 // any thread, not a signal handler.
+// A runnable fiber is held with Fiber::dump_hold instead (the scheduler
+// resumes it without a CAS): the dump sets it, runs membarrier(), and the
+// fiber is held if it is still kRunnable then; begin_run puts a held fiber
+// back in its run queue (scheduler.cpp; inspect_stacks.cpp has the dump's side).
 bool hold_parked(Fiber* f);
 void release_hold(Fiber* f);
 
@@ -228,6 +233,7 @@ struct Stats {
   std::atomic<uint64_t> futex_kernel_waits{0};  // raw futex waits a fiber left to the kernel (hand-off route)
   std::atomic<uint64_t> stalls{0};         // UNBLOCK_STALL_MS exceeded (monitor)
   std::atomic<uint64_t> stall_reports{0};  // of which reported (a new call site)
+  std::atomic<uint64_t> dump_held_back{0};  // runnable fibers a dump held when they were due to run (requeued)
 };
 Stats& stats();
 void write_stats();

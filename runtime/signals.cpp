@@ -34,6 +34,8 @@
 #include "runtime/scheduler.h"
 #include "runtime/signals_internal.h"
 #include "runtime/spinlock.h"
+#include "runtime/inspect.h"
+#include "runtime/inspect_stacks.h"
 #include "runtime/tls.h"
 #include "shim/log.h"
 #include "shim/raw_syscall.h"
@@ -294,6 +296,7 @@ void program_trampoline(int sig, siginfo_t* si, void* ucv) {
 // SIGURG: the signal thread's "run your pending handlers" marker to a
 // carrier, or a genuine SIGURG (out-of-band data) for the program.
 void marker_handler(int sig, siginfo_t* si, void* ucv) {
+  if (inspect::on_marker(si, ucv)) return;  // a dump's request for this thread's stack
   auto* uc = static_cast<ucontext_t*>(ucv);
   if (!runtime_mode()) {
     pass_through(sig, si, uc);

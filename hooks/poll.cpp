@@ -275,12 +275,7 @@ int poll_common(Fiber* f, struct pollfd* pfd, nfds_t n, const Deadline& d, const
 
 }  // namespace
 
-UNBLOCK_HOOK int poll(struct pollfd* pfd, nfds_t n, int timeout) {
-  if (hooks::fault_armed(fault::Op::kPoll)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.timeout_ns = timeout < 0 ? -1 : timeout * 1000000LL;
-    return static_cast<int>(hooks::fault_call(fault::Op::kPoll, a, [&] { return poll(pfd, n, timeout); }));
-  }
+UNBLOCK_FAULTABLE int poll(struct pollfd* pfd, nfds_t n, int timeout) {
   Fiber* f = hooks::fiber_for_call();
   if (!f || timeout == 0) return real::poll(pfd, n, timeout);
   int r = real::poll(pfd, n, 0);
@@ -288,12 +283,7 @@ UNBLOCK_HOOK int poll(struct pollfd* pfd, nfds_t n, int timeout) {
   return delivered(poll_common(f, pfd, n, deadline_ms(timeout), nullptr));
 }
 
-UNBLOCK_HOOK int ppoll(struct pollfd* pfd, nfds_t n, const struct timespec* ts, const sigset_t* mask) {
-  if (hooks::fault_armed(fault::Op::kPoll)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.timeout_ns = ts ? ts->tv_sec * 1000000000LL + ts->tv_nsec : -1;
-    return static_cast<int>(hooks::fault_call(fault::Op::kPoll, a, [&] { return ppoll(pfd, n, ts, mask); }));
-  }
+UNBLOCK_FAULTABLE int ppoll(struct pollfd* pfd, nfds_t n, const struct timespec* ts, const sigset_t* mask) {
   Fiber* f = hooks::fiber_for_call();
   if (!f || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0)) return real::ppoll(pfd, n, ts, mask);
   if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) return hooks::fail(EINVAL);
@@ -302,12 +292,12 @@ UNBLOCK_HOOK int ppoll(struct pollfd* pfd, nfds_t n, const struct timespec* ts, 
   return delivered(poll_common(f, pfd, n, deadline_ts(ts), mask));
 }
 
-UNBLOCK_HOOK int __poll_chk(struct pollfd* pfd, nfds_t n, int timeout, size_t len) {
+UNBLOCK_FAULTABLE int __poll_chk(struct pollfd* pfd, nfds_t n, int timeout, size_t len) {
   if (len / sizeof(*pfd) < n) __chk_fail();
   return poll(pfd, n, timeout);
 }
 
-UNBLOCK_HOOK int __ppoll_chk(struct pollfd* pfd, nfds_t n, const struct timespec* ts, const sigset_t* mask,
+UNBLOCK_FAULTABLE int __ppoll_chk(struct pollfd* pfd, nfds_t n, const struct timespec* ts, const sigset_t* mask,
                              size_t len) {
   if (len / sizeof(*pfd) < n) __chk_fail();
   return ppoll(pfd, n, ts, mask);
@@ -401,12 +391,7 @@ int select_common(Fiber* f, int nfds, fd_set* r, fd_set* w, fd_set* e, const Dea
 
 }  // namespace
 
-UNBLOCK_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv) {
-  if (hooks::fault_armed(fault::Op::kSelect)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.timeout_ns = tv ? tv->tv_sec * 1000000000LL + tv->tv_usec * 1000LL : -1;
-    return static_cast<int>(hooks::fault_call(fault::Op::kSelect, a, [&] { return select(nfds, r, w, e, tv); }));
-  }
+UNBLOCK_FAULTABLE int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv) {
   Fiber* f = hooks::fiber_for_call();
   if (!f || (tv && tv->tv_sec == 0 && tv->tv_usec == 0) || nfds < 0 || nfds > FD_SETSIZE) {
     return real::select(nfds, r, w, e, tv);
@@ -426,14 +411,8 @@ UNBLOCK_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeva
   return delivered(result);
 }
 
-UNBLOCK_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* ts,
+UNBLOCK_FAULTABLE int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* ts,
                          const sigset_t* mask) {
-  if (hooks::fault_armed(fault::Op::kPselect)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.timeout_ns = ts ? ts->tv_sec * 1000000000LL + ts->tv_nsec : -1;
-    return static_cast<int>(
-        hooks::fault_call(fault::Op::kPselect, a, [&] { return pselect(nfds, r, w, e, ts, mask); }));
-  }
   Fiber* f = hooks::fiber_for_call();
   if (!f || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || nfds < 0 || nfds > FD_SETSIZE) {
     return real::pselect(nfds, r, w, e, ts, mask);
@@ -466,13 +445,7 @@ int epoll_common(Fiber* f, int epfd, struct epoll_event* ev, int max, int timeou
 
 }  // namespace
 
-UNBLOCK_HOOK int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout) {
-  if (hooks::fault_armed(fault::Op::kEpollWait)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.timeout_ns = timeout < 0 ? -1 : timeout * 1000000LL;
-    return static_cast<int>(
-        hooks::fault_call(fault::Op::kEpollWait, a, [&] { return epoll_wait(epfd, ev, max, timeout); }));
-  }
+UNBLOCK_FAULTABLE int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout) {
   Fiber* f = hooks::fiber_for_call();
   if (!f || timeout == 0) return real::epoll_wait(epfd, ev, max, timeout);
   int r = real::epoll_wait(epfd, ev, max, 0);
@@ -480,13 +453,7 @@ UNBLOCK_HOOK int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeo
   return delivered(epoll_common(f, epfd, ev, max, timeout, nullptr));
 }
 
-UNBLOCK_HOOK int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) {
-  if (hooks::fault_armed(fault::Op::kEpollWait)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.timeout_ns = timeout < 0 ? -1 : timeout * 1000000LL;
-    return static_cast<int>(
-        hooks::fault_call(fault::Op::kEpollWait, a, [&] { return epoll_pwait(epfd, ev, max, timeout, mask); }));
-  }
+UNBLOCK_FAULTABLE int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) {
   Fiber* f = hooks::fiber_for_call();
   if (!f || timeout == 0) return real::epoll_pwait(epfd, ev, max, timeout, mask);
   int r = real::epoll_wait(epfd, ev, max, 0);

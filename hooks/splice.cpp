@@ -36,10 +36,7 @@ long splice_once(Fiber* f, const fds::Info& out_info, int in, int64_t off_in, in
 
 }  // namespace
 
-UNBLOCK_HOOK ssize_t splice(int in, off64_t* off_in, int out, off64_t* off_out, size_t len, unsigned flags) {
-  if (hooks::fault_armed(fault::Op::kSplice))  // fault point (hooks/fault.h)
-    return hooks::fault_io(fault::Op::kSplice, out, nullptr, len, (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0,
-                           [&](void*, size_t m) { return splice(in, off_in, out, off_out, m, flags); });
+UNBLOCK_FAULTABLE ssize_t splice(int in, off64_t* off_in, int out, off64_t* off_out, size_t len, unsigned flags) {
   Fiber* f = hooks::fiber_for_call();
   if (!f || (flags & SPLICE_F_NONBLOCK) || len > 0x7fffffff) return real::splice(in, off_in, out, off_out, len, flags);
   fds::Info ii = fds::lookup(in), oi = fds::lookup(out);
@@ -52,10 +49,7 @@ UNBLOCK_HOOK ssize_t splice(int in, off64_t* off_in, int out, off64_t* off_out, 
   return finish(r);
 }
 
-UNBLOCK_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
-  if (hooks::fault_armed(fault::Op::kSendfile))  // fault point (hooks/fault.h)
-    return hooks::fault_io(fault::Op::kSendfile, out, nullptr, count, 0,
-                           [&](void*, size_t m) { return sendfile64(out, in, offset, m); });
+UNBLOCK_FAULTABLE ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
   Fiber* f = hooks::fiber_for_call();
   if (!f) return real::sendfile64(out, in, offset, count);
   fds::Info oi = fds::lookup(out), ii = fds::lookup(in);
@@ -120,6 +114,6 @@ UNBLOCK_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) 
   return static_cast<ssize_t>(done);
 }
 
-UNBLOCK_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
+UNBLOCK_FAULTABLE ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   return sendfile64(out, in, reinterpret_cast<off64_t*>(offset), count);
 }

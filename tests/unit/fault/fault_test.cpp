@@ -1,7 +1,7 @@
 // The fault decision logic (runtime/fault.h), without libfiu and without the
 // preload: point names, command parsing, wildcard matching, armed masks, the
 // seeded decision and its scoping, the errno choice, short lengths.
-#include "runtime/fault.h"
+#include "fault/fault.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -33,7 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "runtime/fault.h"
+#include "fault/fault.h"
 #include "runtime/parker.h"
 #include "runtime/signals.h"
 #include "runtime/spinlock.h"
@@ -471,7 +471,7 @@ void start_from_env() {
     return;
   }
   // fiu-run's preload applies FIU_ENABLE and serves FIU_CTRL_FIFO itself,
-  // through fiu_rc_string/fiu_rc_fifo - which are ours (hooks/fault.cpp).
+  // through fiu_rc_string/fiu_rc_fifo - which are ours (fault/fiu_api.cpp).
   bool fiu_run = object_loaded("fiu_run_preload");
   if (object_loaded("fiu_posix_preload")) {
     log::always(

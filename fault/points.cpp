@@ -1,8 +1,8 @@
 // The pure half of fault injection: the point table, command parsing, rule
 // matching, the seeded decision and the realistic errno choice. Nothing here
-// performs I/O or calls libfiu (runtime/fault_control.cpp does), so the unit
+// performs I/O or calls libfiu (fault/control.cpp does), so the unit
 // tests drive all of it directly.
-#include "runtime/fault.h"
+#include "fault/fault.h"
 
 #include <errno.h>
 #include <fcntl.h>

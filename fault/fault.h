@@ -39,13 +39,11 @@ class Parker;
 
 namespace unblock::fault {
 
-// One entry per operation family with its own libfiu name. Entry points that
-// do the same operation share one (pread/pread64/__pread_chk -> kPread).
+// One entry per operation family with its own libfiu name (fault/ops.def).
 enum class Op : uint8_t {
-  kRead, kPread, kReadv, kPreadv, kWrite, kPwrite, kWritev, kPwritev,
-  kOpen, kClose, kFsync, kFdatasync,
-  kSocket, kAccept, kConnect, kRecv, kRecvfrom, kRecvmsg, kSend, kSendto, kSendmsg,
-  kPoll, kSelect, kPselect, kEpollWait, kSplice, kSendfile,
+#define FAULT_OP(op, ...) op,
+#include "fault/ops.def"
+#undef FAULT_OP
   kCount
 };
 constexpr int kOps = static_cast<int>(Op::kCount);
@@ -83,6 +81,9 @@ const char* posix_name(Op op);         // "posix/io/net/recv"
 const char* kind_name(Kind k);         // "delay"
 Dir direction(Op op);
 bool applies(Op op, Kind k);
+// The errnos an injected failure of op may carry (fault/ops.def); n gets
+// their count.
+const int* errnos(Op op, int* n);
 // The point's name, or nullptr when the kind does not apply to the op.
 const char* point_name(Op op, Kind k);
 inline int point_id(Op op, Kind k) { return static_cast<int>(op) * kKinds + static_cast<int>(k); }

@@ -324,6 +324,31 @@ TEST(FaultErrno, ANonBlockingConnectFailsOnlyLocally) {
   }
 }
 
+// fault/ops.def lists, per op, every errno an injected failure may carry;
+// pick_errno chooses only among them, whatever the descriptor and flags.
+TEST(FaultErrno, ChoicesStayWithinTheOpTable) {
+  for (int o = 0; o < kOps; ++o) {
+    auto op = static_cast<Op>(o);
+    int n = 0;
+    const int* allowed = errnos(op, &n);
+    ASSERT_GT(n, 0) << op_function(op);
+    std::set<int> table(allowed, allowed + n);
+    for (int t = FdClass::kUnknown; t <= FdClass::kOtherSocket; ++t) {
+      for (bool nb : {false, true}) {
+        for (int flags : {O_RDONLY, O_WRONLY | O_CREAT, O_RDWR | O_TRUNC}) {
+          FdClass c;
+          c.type = static_cast<FdClass::Type>(t);
+          c.nonblock = nb;
+          for (uint64_t r = 0; r < 64; ++r) {
+            int e = pick_errno(op, c, flags, draw(1, o, r, 0));
+            EXPECT_TRUE(table.count(e)) << op_function(op) << " type " << t << " nonblock " << nb << ": " << strerror(e);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(FaultShort, NeverZeroNeverWholeAndNothingToCutBelowTwo) {
   EXPECT_EQ(short_length(0, 0, 12345), 0u);
   EXPECT_EQ(short_length(1, 0, 12345), 1u);

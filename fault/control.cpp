@@ -73,11 +73,11 @@ void raw_sleep_ms(long ms) {
 
 enum : int { kUnknown, kReady, kUnavailable };
 std::atomic<int> g_state{kUnknown};
-SpinLock g_init_lock;
+SpinLock g_init_lock{LockRank::kFaultInit};
 Libfiu g_fiu;
 
 // Rule changes are serialised here; readers (decide) need no lock.
-SpinLock g_control_lock;
+SpinLock g_control_lock{LockRank::kFaultControl};
 RuleTable g_rules;
 
 uint64_t g_seed = 0;
@@ -212,7 +212,7 @@ void reset_eof_counts() {
 
 // ---- hung calls ---------------------------------------------------------------------
 
-SpinLock g_hang_lock;
+SpinLock g_hang_lock{LockRank::kFaultHang};
 HangWaiter* g_hang_head = nullptr;
 
 void wake_hung() {

@@ -52,7 +52,7 @@ class Worker {
   std::atomic<int> run_count{0};  // run queue + run_next
 
   // Wakes from anywhere.
-  SpinLock inbox_lock;
+  SpinLock inbox_lock{LockRank::kWorkerInbox};
   Fiber* inbox_head = nullptr;
   Fiber* inbox_tail = nullptr;
   Fiber* inbox_next = nullptr;  // becomes run_next when drained

@@ -28,13 +28,10 @@
 namespace unblock::fault {
 
 // Nonzero while a fault wrapper runs the hook it wraps: a call the program
-// makes from there (a signal handler run during a hang) sees no point.
+// makes from there (a signal handler run during a hang) sees no point. The
+// wrappers test it on their armed path only (fault/wrappers.cpp).
 // Per thread of the program (fibers have their own TLS).
 extern thread_local int tl_fault_depth __attribute__((tls_model("initial-exec")));
-
-// The wrapper's test: a rule is armed for the op and this is not a call made
-// from inside a wrapper. Any context.
-inline bool fault_armed(Op op) { return __builtin_expect(armed(op) != 0, 0) && tl_fault_depth == 0; }
 
 // What a non-transfer call tells its points.
 struct FaultArgs {

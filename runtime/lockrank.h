@@ -19,8 +19,6 @@
 //   kFaultInit        g_init_lock (fault/control.cpp)      loading libfiu once
 //   kFaultControl     g_control_lock (fault/control.cpp)   the rule table and armed masks; held across
 //                                                          libfiu's rwlock (fiber-aware: parking lot)
-//   kSignalAction     g_act_lock (signals.cpp, rank to     sigaction() writers: kernel and table agree
-//                     be set when signals.cpp is split)
 //   kSchedRegistry    g_registry_lock (scheduler.cpp)      the list of live fibers (for_each_fiber:
 //                                                          signal delivery wakes fibers under it)
 //   kSchedSpare       g_spare_lock (scheduler.cpp)         the list of spare carriers
@@ -30,6 +28,9 @@
 //   kSchedTimer       g_timer_lock (scheduler.cpp)         the free list of timer ops
 //   kWorkerInbox      Worker::inbox_lock (scheduler.h)     a worker's remote run queue (wake)
 //   kStackPool        g_pool_lock (stack.cpp)              the pool of free fiber stacks
+//   kSignalAction     g_act_lock (signals.cpp; to be       sigaction() writers: kernel and table agree.
+//                     annotated once signals.cpp is split) A leaf: only loads, stores and the raw
+//                                                          rt_sigaction under it, taken with nothing held
 //
 // Locks that are not in runtime/ - libfiu's rwlock, the program's own
 // mutexes - are fiber-aware waits (parking lot), not ranked spin locks.
@@ -44,7 +45,6 @@ enum class LockRank : uint8_t {
   kSchedStart,
   kFaultInit,
   kFaultControl,
-  kSignalAction,
   kSchedRegistry,
   kSchedSpare,
   kParkingBucket,
@@ -52,6 +52,7 @@ enum class LockRank : uint8_t {
   kSchedTimer,
   kWorkerInbox,
   kStackPool,
+  kSignalAction,
   kCount
 };
 
@@ -67,7 +68,6 @@ constexpr RankInfo kRanks[static_cast<int>(LockRank::kCount)] = {
     {"sched start (g_start_lock)", false},
     {"fault init (g_init_lock)", false},
     {"fault control (g_control_lock)", false},
-    {"signal action (g_act_lock)", false},
     {"sched registry (g_registry_lock)", false},
     {"sched spare carriers (g_spare_lock)", false},
     {"parking lot bucket (Bucket::lock)", true},
@@ -75,6 +75,7 @@ constexpr RankInfo kRanks[static_cast<int>(LockRank::kCount)] = {
     {"sched timer pool (g_timer_lock)", false},
     {"worker inbox (Worker::inbox_lock)", false},
     {"stack pool (g_pool_lock)", false},
+    {"signal action (g_act_lock)", false},
 };
 
 inline const char* name(LockRank r) { return kRanks[static_cast<int>(r)].name; }

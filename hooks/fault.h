@@ -1,131 +1,65 @@
-// Fault points in the hooks: the test at the top of each hook, and the
-// wrappers that carry out what an enabled point asks for.
+// The hooks' view of the fault layer (fault/, DESIGN.md section 11): which
+// hooks are faultable and what they are called.
 //
-// Each I/O hook starts with one insertion of this shape (marked "fault
-// point"):
+// A faultable hook is defined with UNBLOCK_FAULTABLE instead of UNBLOCK_HOOK
+// and has a row in fault/wrappers.def. With the fault layer built
+// (UNBLOCK_FAULTS=ON, the default) the declarations below give each such
+// name an asm label: the hook is emitted as the hidden symbol
+// unblock_hook_<name>, and the exported <name> is the fault layer's wrapper
+// (armed test, injection, then a call of the hook). Because the label is on
+// the declaration, every call the hooks' own code makes to such a name
+// (recvfrom -> recv, pread -> pread64, __read_chk -> read) reaches the hook
+// directly: the library never calls back into its exported wrappers, and an
+// internal call never passes through a fault point. With the layer left out
+// (UNBLOCK_FAULTS=OFF) nothing is renamed and the hooks are the exports.
 //
-//   if (hooks::fault_armed(fault::Op::kRecv))  // fault point (hooks/fault.h)
-//     return hooks::fault_io(fault::Op::kRecv, fd, buf, n, flags,
-//                            [&](void* b, size_t m) { return recv(fd, b, m, flags); });
-//
-// With nothing enabled for the op, fault_armed() is one relaxed load and a
-// branch. Otherwise the wrapper checks the op's armed points with libfiu
-// before anything reaches io_uring, injects, and calls the lambda - which
-// re-enters the same hook with the (possibly shortened) arguments; the hook
-// then skips its insertion (tl_fault_depth), as do hooks the call reaches
-// internally (sendfile's pipe and close, recvfrom's recv).
-//
-// The wrappers run on fibers and plain threads alike, before or after the
-// runtime started, and in forked children: the points are the program's
-// calls, not the runtime's. They may suspend (delay and hang park the
-// caller: a fiber on an io_uring timeout, so its worker keeps running the
-// others). They set errno only for an injected failure, and leave it as the
-// real call left it otherwise. Inside a signal handler the runtime runs, no
-// point fires.
+// Include this after the system headers of the file (the labels must be the
+// first thing that binds a call to these names in it).
 #pragma once
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
-#include <cstdint>
-#include <type_traits>
+#include "hooks/hook.h"
 
-#include "runtime/fault.h"
+#if UNBLOCK_WITH_FAULTS
 
-namespace unblock::hooks {
+// The symbol a faultable hook is emitted as (for alias attributes).
+#define UNBLOCK_HOOK_SYMBOL(name) "unblock_hook_" #name
+#define UNBLOCK_FAULTABLE extern "C" __attribute__((visibility("hidden")))
 
-// Nonzero while a fault wrapper runs the real call for the hook it wraps.
-// Per thread of the program (fibers have their own TLS).
-extern thread_local int tl_fault_depth __attribute__((tls_model("initial-exec")));
+#define UNBLOCK_FAULT_DECL_(ret, name, params) \
+  extern "C" __attribute__((visibility("hidden"))) ret name params __asm__(UNBLOCK_HOOK_SYMBOL(name));
+#define FAULT_UNPAREN_(...) __VA_ARGS__
+#define FAULT_IO(ret, name, params, ...) UNBLOCK_FAULT_DECL_(ret, name, params)
+#define FAULT_IOV(ret, name, params, ...) UNBLOCK_FAULT_DECL_(ret, name, params)
+#define FAULT_MSG(ret, name, params, ...) UNBLOCK_FAULT_DECL_(ret, name, params)
+#define FAULT_CALL(ret, name, params, ...) UNBLOCK_FAULT_DECL_(ret, name, params)
+#define FAULT_OPEN(name, params, ...) UNBLOCK_FAULT_DECL_(int, name, (FAULT_UNPAREN_ params, ...))
+#include "fault/wrappers.def"
+#undef FAULT_IO
+#undef FAULT_IOV
+#undef FAULT_MSG
+#undef FAULT_CALL
+#undef FAULT_OPEN
+#undef FAULT_UNPAREN_
+#undef UNBLOCK_FAULT_DECL_
 
-// The insertion test. Any context.
-// UNBLOCK_FAULT_POINTS_OFF compiles the insertions out; it exists only so
-// tests/fault/bench.sh can measure what they cost against a build without them.
-#ifdef UNBLOCK_FAULT_POINTS_OFF
-inline bool fault_armed(fault::Op) { return false; }
 #else
-inline bool fault_armed(fault::Op op) {
-  return __builtin_expect(fault::armed(op) != 0, 0) && tl_fault_depth == 0;
-}
+
+#define UNBLOCK_HOOK_SYMBOL(name) #name
+#define UNBLOCK_FAULTABLE UNBLOCK_HOOK
+
 #endif
 
-// What a non-transfer call tells its points.
-struct FaultArgs {
-  int fd = -1;
-  int flags = 0;             // open(2) flags (errno choice, O_NONBLOCK)
-  int64_t timeout_ns = -1;   // poll family: < 0 waits forever, 0 never sleeps
-  const sockaddr* addr = nullptr;  // connect: the peer
-  socklen_t addrlen = 0;
-};
-
-using FaultVecFn = ssize_t (*)(void* ctx, const iovec* iov, int cnt);
-using FaultCallFn = long (*)(void* ctx);
-
-// A transfer of the bytes described by iov (read/write/send/recv families,
-// splice and sendfile with a null base). fn performs the real call.
-ssize_t fault_transfer(fault::Op op, int fd, const iovec* iov, int cnt, int msg_flags, FaultVecFn fn, void* ctx);
-// Any other call (open, close, fsync, socket, accept, connect, poll family).
-long fault_invoke(fault::Op op, const FaultArgs& args, FaultCallFn fn, void* ctx);
-
-// f(void* buf, size_t n) -> ssize_t
-template <class F>
-ssize_t fault_io(fault::Op op, int fd, void* buf, size_t n, int msg_flags, F&& f) {
-  using Fn = std::remove_reference_t<F>;
-  iovec v{buf, n};
-  return fault_transfer(
-      op, fd, &v, 1, msg_flags,
-      [](void* c, const iovec* iov, int) -> ssize_t { return (*static_cast<Fn*>(c))(iov[0].iov_base, iov[0].iov_len); },
-      &f);
-}
-
-// f(const iovec* iov, int cnt) -> ssize_t
-template <class F>
-ssize_t fault_iov(fault::Op op, int fd, const iovec* iov, int cnt, F&& f) {
-  using Fn = std::remove_reference_t<F>;
-  return fault_transfer(
-      op, fd, iov, cnt, 0,
-      [](void* c, const iovec* v, int n) -> ssize_t { return (*static_cast<Fn*>(c))(v, n); }, &f);
-}
-
-// recvmsg/sendmsg: f(msghdr* m) -> ssize_t, with m a copy of *msg whose iov
-// may be shortened. For recvmsg what the kernel reports in the header
-// (name length, control length, flags) is copied back.
-template <class F>
-ssize_t fault_msg(fault::Op op, int fd, msghdr* msg, int flags, bool copy_back, F&& f) {
-  using Fn = std::remove_reference_t<F>;
-  struct Ctx {
-    Fn* f;
-    msghdr* msg;
-    bool copy_back;
-  } ctx{&f, msg, copy_back};
-  int cnt = msg->msg_iovlen > 1024 ? -1 : static_cast<int>(msg->msg_iovlen);
-  return fault_transfer(
-      op, fd, msg->msg_iov, cnt, flags,
-      [](void* c, const iovec* v, int n) -> ssize_t {
-        auto* x = static_cast<Ctx*>(c);
-        msghdr m = *x->msg;
-        if (n >= 0) {
-          m.msg_iov = const_cast<iovec*>(v);
-          m.msg_iovlen = static_cast<size_t>(n);
-        }
-        ssize_t r = (*x->f)(&m);
-        if (x->copy_back) {
-          x->msg->msg_namelen = m.msg_namelen;
-          x->msg->msg_controllen = m.msg_controllen;
-          x->msg->msg_flags = m.msg_flags;
-        }
-        return r;
-      },
-      &ctx);
-}
-
-// f() -> integer result of the call
-template <class F>
-long fault_call(fault::Op op, const FaultArgs& args, F&& f) {
-  using Fn = std::remove_reference_t<F>;
-  return fault_invoke(
-      op, args, [](void* c) -> long { return static_cast<long>((*static_cast<Fn*>(c))()); }, &f);
-}
-
-}  // namespace unblock::hooks
+// An alias of a faultable hook: UNBLOCK_FAULTABLE int open64(...) UNBLOCK_ALIAS_OF(open);
+#define UNBLOCK_ALIAS_OF(name) __attribute__((alias(UNBLOCK_HOOK_SYMBOL(name))))

@@ -30,9 +30,6 @@ namespace {
 constexpr uint64_t kCurrentPosition = static_cast<uint64_t>(-1);
 
 ssize_t do_read(int fd, void* buf, size_t n, uint64_t off) {
-  const fault::Op point = off == kCurrentPosition ? fault::Op::kRead : fault::Op::kPread;
-  if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
-    return hooks::fault_io(point, fd, buf, n, 0, [&](void* b, size_t m) { return do_read(fd, b, m, off); });
   Fiber* f = hooks::fiber_for_call();
   if (__builtin_expect(!f, 1)) {  // pass-through: as few instructions as possible
     return off == kCurrentPosition ? real::read(fd, buf, n) : real::pread64(fd, buf, n, static_cast<off64_t>(off));
@@ -41,34 +38,18 @@ ssize_t do_read(int fd, void* buf, size_t n, uint64_t off) {
 }
 
 ssize_t do_readv(int fd, const iovec* v, int n, uint64_t off) {
-  const fault::Op point = off == kCurrentPosition ? fault::Op::kReadv : fault::Op::kPreadv;
-  if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
-    return hooks::fault_iov(point, fd, v, n, [&](const iovec* w, int m) { return do_readv(fd, w, m, off); });
   return ret(off == kCurrentPosition ? rt::readv(fd, v, n) : rt::preadv(fd, v, n, static_cast<off64_t>(off)));
 }
 
 ssize_t do_write(int fd, const void* buf, size_t n, uint64_t off) {
-  const fault::Op point = off == kCurrentPosition ? fault::Op::kWrite : fault::Op::kPwrite;
-  if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
-    return hooks::fault_io(point, fd, const_cast<void*>(buf), n, 0,
-                           [&](void* b, size_t m) { return do_write(fd, b, m, off); });
   return ret(off == kCurrentPosition ? rt::write(fd, buf, n) : rt::pwrite(fd, buf, n, static_cast<off64_t>(off)));
 }
 
 ssize_t do_writev(int fd, const iovec* v, int n, uint64_t off) {
-  const fault::Op point = off == kCurrentPosition ? fault::Op::kWritev : fault::Op::kPwritev;
-  if (hooks::fault_armed(point))  // fault point (hooks/fault.h)
-    return hooks::fault_iov(point, fd, v, n, [&](const iovec* w, int m) { return do_writev(fd, w, m, off); });
   return ret(off == kCurrentPosition ? rt::writev(fd, v, n) : rt::pwritev(fd, v, n, static_cast<off64_t>(off)));
 }
 
 int do_openat(int dirfd, const char* path, int flags, mode_t mode) {
-  if (hooks::fault_armed(fault::Op::kOpen)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.flags = flags;
-    return static_cast<int>(
-        hooks::fault_call(fault::Op::kOpen, a, [&] { return do_openat(dirfd, path, flags, mode); }));
-  }
   return static_cast<int>(ret(rt::openat(dirfd, path, flags, mode)));
 }
 
@@ -77,63 +58,58 @@ bool needs_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == 
 }  // namespace
 
 // The hottest entry points test for pass-through inline, so a call made
-// outside a fiber with no fault armed costs a few loads and a tail call.
-UNBLOCK_HOOK ssize_t read(int fd, void* buf, size_t n) {
-  if (__builtin_expect(!hooks::fault_armed(fault::Op::kRead) && !hooks::fiber_for_call(), 1)) {
+// outside a fiber costs a few loads and a tail call.
+UNBLOCK_FAULTABLE ssize_t read(int fd, void* buf, size_t n) {
+  if (__builtin_expect(!hooks::fiber_for_call(), 1)) {
     return real::read(fd, buf, n);
   }
   return do_read(fd, buf, n, kCurrentPosition);
 }
-UNBLOCK_HOOK ssize_t write(int fd, const void* buf, size_t n) {
-  if (__builtin_expect(!hooks::fault_armed(fault::Op::kWrite) && !hooks::fiber_for_call(), 1)) {
+UNBLOCK_FAULTABLE ssize_t write(int fd, const void* buf, size_t n) {
+  if (__builtin_expect(!hooks::fiber_for_call(), 1)) {
     return real::write(fd, buf, n);
   }
   return do_write(fd, buf, n, kCurrentPosition);
 }
-UNBLOCK_HOOK ssize_t readv(int fd, const struct iovec* v, int n) { return do_readv(fd, v, n, kCurrentPosition); }
-UNBLOCK_HOOK ssize_t writev(int fd, const struct iovec* v, int n) { return do_writev(fd, v, n, kCurrentPosition); }
+UNBLOCK_FAULTABLE ssize_t readv(int fd, const struct iovec* v, int n) { return do_readv(fd, v, n, kCurrentPosition); }
+UNBLOCK_FAULTABLE ssize_t writev(int fd, const struct iovec* v, int n) { return do_writev(fd, v, n, kCurrentPosition); }
 
-UNBLOCK_HOOK ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
+UNBLOCK_FAULTABLE ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
   if (off < 0) return real::pread64(fd, buf, n, off);  // EINVAL from the kernel
   return do_read(fd, buf, n, static_cast<uint64_t>(off));
 }
-UNBLOCK_HOOK ssize_t pread(int fd, void* buf, size_t n, off_t off) { return pread64(fd, buf, n, off); }
-UNBLOCK_HOOK ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
+UNBLOCK_FAULTABLE ssize_t pread(int fd, void* buf, size_t n, off_t off) { return pread64(fd, buf, n, off); }
+UNBLOCK_FAULTABLE ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
   if (off < 0) return real::pwrite64(fd, buf, n, off);
   return do_write(fd, buf, n, static_cast<uint64_t>(off));
 }
-UNBLOCK_HOOK ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) { return pwrite64(fd, buf, n, off); }
-UNBLOCK_HOOK ssize_t preadv64(int fd, const struct iovec* v, int n, off64_t off) {
+UNBLOCK_FAULTABLE ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) { return pwrite64(fd, buf, n, off); }
+UNBLOCK_FAULTABLE ssize_t preadv64(int fd, const struct iovec* v, int n, off64_t off) {
   if (off < 0) return real::preadv64(fd, v, n, off);
   return do_readv(fd, v, n, static_cast<uint64_t>(off));
 }
-UNBLOCK_HOOK ssize_t preadv(int fd, const struct iovec* v, int n, off_t off) { return preadv64(fd, v, n, off); }
-UNBLOCK_HOOK ssize_t pwritev64(int fd, const struct iovec* v, int n, off64_t off) {
+UNBLOCK_FAULTABLE ssize_t preadv(int fd, const struct iovec* v, int n, off_t off) { return preadv64(fd, v, n, off); }
+UNBLOCK_FAULTABLE ssize_t pwritev64(int fd, const struct iovec* v, int n, off64_t off) {
   if (off < 0) return real::pwritev64(fd, v, n, off);
   return do_writev(fd, v, n, static_cast<uint64_t>(off));
 }
-UNBLOCK_HOOK ssize_t pwritev(int fd, const struct iovec* v, int n, off_t off) { return pwritev64(fd, v, n, off); }
+UNBLOCK_FAULTABLE ssize_t pwritev(int fd, const struct iovec* v, int n, off_t off) { return pwritev64(fd, v, n, off); }
 
 // _FORTIFY_SOURCE entry points: the same checks glibc makes, then the call.
-UNBLOCK_HOOK ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+UNBLOCK_FAULTABLE ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
   if (n > buflen) __chk_fail();
   return read(fd, buf, n);
 }
-UNBLOCK_HOOK ssize_t __pread_chk(int fd, void* buf, size_t n, off_t off, size_t buflen) {
+UNBLOCK_FAULTABLE ssize_t __pread_chk(int fd, void* buf, size_t n, off_t off, size_t buflen) {
   if (n > buflen) __chk_fail();
   return pread64(fd, buf, n, off);
 }
-UNBLOCK_HOOK ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, size_t buflen) {
+UNBLOCK_FAULTABLE ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, size_t buflen) {
   if (n > buflen) __chk_fail();
   return pread64(fd, buf, n, off);
 }
 
-UNBLOCK_HOOK int close(int fd) {
-  if (hooks::fault_armed(fault::Op::kClose)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.fd = fd;
-    return static_cast<int>(hooks::fault_call(fault::Op::kClose, a, [&] { return close(fd); }));
-  }
+UNBLOCK_FAULTABLE int close(int fd) {
   return static_cast<int>(ret(rt::close(fd)));
 }
 
@@ -206,25 +182,15 @@ UNBLOCK_HOOK int pipe2(int p[2], int flags) {
 
 UNBLOCK_HOOK int pipe(int p[2]) { return pipe2(p, 0); }
 
-UNBLOCK_HOOK int fsync(int fd) {
-  if (hooks::fault_armed(fault::Op::kFsync)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.fd = fd;
-    return static_cast<int>(hooks::fault_call(fault::Op::kFsync, a, [&] { return fsync(fd); }));
-  }
+UNBLOCK_FAULTABLE int fsync(int fd) {
   return static_cast<int>(ret(rt::fsync(fd, false)));
 }
 
-UNBLOCK_HOOK int fdatasync(int fd) {
-  if (hooks::fault_armed(fault::Op::kFdatasync)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.fd = fd;
-    return static_cast<int>(hooks::fault_call(fault::Op::kFdatasync, a, [&] { return fdatasync(fd); }));
-  }
+UNBLOCK_FAULTABLE int fdatasync(int fd) {
   return static_cast<int>(ret(rt::fsync(fd, true)));
 }
 
-UNBLOCK_HOOK int openat(int dirfd, const char* path, int flags, ...) {
+UNBLOCK_FAULTABLE int openat(int dirfd, const char* path, int flags, ...) {
   mode_t mode = 0;
   if (needs_mode(flags)) {
     va_list ap;
@@ -234,9 +200,9 @@ UNBLOCK_HOOK int openat(int dirfd, const char* path, int flags, ...) {
   }
   return do_openat(dirfd, path, flags, mode);
 }
-UNBLOCK_HOOK int openat64(int dirfd, const char* path, int flags, ...) __attribute__((alias("openat")));
+UNBLOCK_FAULTABLE int openat64(int dirfd, const char* path, int flags, ...) UNBLOCK_ALIAS_OF(openat);
 
-UNBLOCK_HOOK int open(const char* path, int flags, ...) {
+UNBLOCK_FAULTABLE int open(const char* path, int flags, ...) {
   mode_t mode = 0;
   if (needs_mode(flags)) {
     va_list ap;
@@ -246,21 +212,21 @@ UNBLOCK_HOOK int open(const char* path, int flags, ...) {
   }
   return do_openat(AT_FDCWD, path, flags, mode);
 }
-UNBLOCK_HOOK int open64(const char* path, int flags, ...) __attribute__((alias("open")));
+UNBLOCK_FAULTABLE int open64(const char* path, int flags, ...) UNBLOCK_ALIAS_OF(open);
 
-UNBLOCK_HOOK int creat(const char* path, mode_t mode) {
+UNBLOCK_FAULTABLE int creat(const char* path, mode_t mode) {
   return do_openat(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
-UNBLOCK_HOOK int creat64(const char* path, mode_t mode) __attribute__((alias("creat")));
+UNBLOCK_FAULTABLE int creat64(const char* path, mode_t mode) UNBLOCK_ALIAS_OF(creat);
 
 // Fortified open: O_CREAT/O_TMPFILE without a mode is a bug glibc stops.
-UNBLOCK_HOOK int __open_2(const char* path, int flags) {
+UNBLOCK_FAULTABLE int __open_2(const char* path, int flags) {
   if (needs_mode(flags)) __fortify_fail("invalid open call: O_CREAT or O_TMPFILE without mode");
   return do_openat(AT_FDCWD, path, flags, 0);
 }
-UNBLOCK_HOOK int __open64_2(const char* path, int flags) __attribute__((alias("__open_2")));
-UNBLOCK_HOOK int __openat_2(int dirfd, const char* path, int flags) {
+UNBLOCK_FAULTABLE int __open64_2(const char* path, int flags) UNBLOCK_ALIAS_OF(__open_2);
+UNBLOCK_FAULTABLE int __openat_2(int dirfd, const char* path, int flags) {
   if (needs_mode(flags)) __fortify_fail("invalid openat call: O_CREAT or O_TMPFILE without mode");
   return do_openat(dirfd, path, flags, 0);
 }
-UNBLOCK_HOOK int __openat64_2(int dirfd, const char* path, int flags) __attribute__((alias("__openat_2")));
+UNBLOCK_FAULTABLE int __openat64_2(int dirfd, const char* path, int flags) UNBLOCK_ALIAS_OF(__openat_2);

@@ -19,9 +19,7 @@ using hooks::ret;
 
 extern "C" void __chk_fail(void) __attribute__((noreturn));
 
-UNBLOCK_HOOK int socket(int domain, int type, int protocol) {
-  if (hooks::fault_armed(fault::Op::kSocket))  // fault point (hooks/fault.h)
-    return static_cast<int>(hooks::fault_call(fault::Op::kSocket, {}, [&] { return socket(domain, type, protocol); }));
+UNBLOCK_FAULTABLE int socket(int domain, int type, int protocol) {
   int fd = real::socket(domain, type, protocol);
   if (fd >= 0) rt::fd_created(fd, type & SOCK_NONBLOCK, rt::FdKind::kSocket);
   return fd;
@@ -36,84 +34,53 @@ UNBLOCK_HOOK int socketpair(int domain, int type, int protocol, int sv[2]) {
   return r;
 }
 
-UNBLOCK_HOOK int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
-  if (hooks::fault_armed(fault::Op::kAccept)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.fd = fd;
-    return static_cast<int>(
-        hooks::fault_call(fault::Op::kAccept, a, [&] { return accept4(fd, addr, len, flags); }));
-  }
+UNBLOCK_FAULTABLE int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
   return static_cast<int>(ret(rt::accept4(fd, addr, len, flags)));
 }
 
-UNBLOCK_HOOK int accept(int fd, struct sockaddr* addr, socklen_t* len) { return accept4(fd, addr, len, 0); }
+UNBLOCK_FAULTABLE int accept(int fd, struct sockaddr* addr, socklen_t* len) { return accept4(fd, addr, len, 0); }
 
-UNBLOCK_HOOK int connect(int fd, const struct sockaddr* addr, socklen_t len) {
-  if (hooks::fault_armed(fault::Op::kConnect)) {  // fault point (hooks/fault.h)
-    hooks::FaultArgs a;
-    a.fd = fd;
-    a.addr = addr;
-    a.addrlen = len;
-    return static_cast<int>(hooks::fault_call(fault::Op::kConnect, a, [&] { return connect(fd, addr, len); }));
-  }
+UNBLOCK_FAULTABLE int connect(int fd, const struct sockaddr* addr, socklen_t len) {
   return static_cast<int>(ret(rt::connect(fd, addr, len)));
 }
 
-UNBLOCK_HOOK ssize_t recv(int fd, void* buf, size_t n, int flags) {
-  if (hooks::fault_armed(fault::Op::kRecv))  // fault point (hooks/fault.h)
-    return hooks::fault_io(fault::Op::kRecv, fd, buf, n, flags,
-                           [&](void* b, size_t m) { return recv(fd, b, m, flags); });
+UNBLOCK_FAULTABLE ssize_t recv(int fd, void* buf, size_t n, int flags) {
   if (!hooks::fiber_for_call()) return real::recv(fd, buf, n, flags);
   return ret(rt::recv(fd, buf, n, flags));
 }
 
-UNBLOCK_HOOK ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* addr, socklen_t* len) {
-  if (hooks::fault_armed(fault::Op::kRecvfrom))  // fault point (hooks/fault.h)
-    return hooks::fault_io(fault::Op::kRecvfrom, fd, buf, n, flags,
-                           [&](void* b, size_t m) { return recvfrom(fd, b, m, flags, addr, len); });
+UNBLOCK_FAULTABLE ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* addr, socklen_t* len) {
   if (!addr) return recv(fd, buf, n, flags);
   return ret(rt::recvfrom(fd, buf, n, flags, addr, len));
 }
 
-UNBLOCK_HOOK ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
-  if (msg && hooks::fault_armed(fault::Op::kRecvmsg))  // fault point (hooks/fault.h)
-    return hooks::fault_msg(fault::Op::kRecvmsg, fd, msg, flags, true,
-                            [&](msghdr* m) { return recvmsg(fd, m, flags); });
+UNBLOCK_FAULTABLE ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
   return ret(rt::recvmsg(fd, msg, flags));
 }
 
-UNBLOCK_HOOK ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
+UNBLOCK_FAULTABLE ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
   if (n > buflen) __chk_fail();
   return recv(fd, buf, n, flags);
 }
 
-UNBLOCK_HOOK ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, struct sockaddr* addr,
+UNBLOCK_FAULTABLE ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, struct sockaddr* addr,
                                     socklen_t* len) {
   if (n > buflen) __chk_fail();
   return recvfrom(fd, buf, n, flags, addr, len);
 }
 
-UNBLOCK_HOOK ssize_t send(int fd, const void* buf, size_t n, int flags) {
-  if (hooks::fault_armed(fault::Op::kSend))  // fault point (hooks/fault.h)
-    return hooks::fault_io(fault::Op::kSend, fd, const_cast<void*>(buf), n, flags,
-                           [&](void* b, size_t m) { return send(fd, b, m, flags); });
+UNBLOCK_FAULTABLE ssize_t send(int fd, const void* buf, size_t n, int flags) {
   if (!hooks::fiber_for_call()) return real::send(fd, buf, n, flags);
   return ret(rt::send(fd, buf, n, flags));
 }
 
-UNBLOCK_HOOK ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* addr,
+UNBLOCK_FAULTABLE ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* addr,
                             socklen_t len) {
-  if (hooks::fault_armed(fault::Op::kSendto))  // fault point (hooks/fault.h)
-    return hooks::fault_io(fault::Op::kSendto, fd, const_cast<void*>(buf), n, flags,
-                           [&](void* b, size_t m) { return sendto(fd, b, m, flags, addr, len); });
   if (!addr) return send(fd, buf, n, flags);
   return ret(rt::sendto(fd, buf, n, flags, addr, len));
 }
 
-UNBLOCK_HOOK ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
-  if (msg && hooks::fault_armed(fault::Op::kSendmsg))  // fault point (hooks/fault.h)
-    return hooks::fault_msg(fault::Op::kSendmsg, fd, const_cast<msghdr*>(msg), flags, false,
-                            [&](msghdr* m) { return sendmsg(fd, m, flags); });
+UNBLOCK_FAULTABLE ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
   return ret(rt::sendmsg(fd, msg, flags));
 }
 

@@ -15,20 +15,14 @@
 using namespace unblock;
 using hooks::ret;
 
-UNBLOCK_HOOK ssize_t splice(int in, off64_t* off_in, int out, off64_t* off_out, size_t len, unsigned flags) {
-  if (hooks::fault_armed(fault::Op::kSplice))  // fault point (hooks/fault.h)
-    return hooks::fault_io(fault::Op::kSplice, out, nullptr, len, (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0,
-                           [&](void*, size_t m) { return splice(in, off_in, out, off_out, m, flags); });
+UNBLOCK_FAULTABLE ssize_t splice(int in, off64_t* off_in, int out, off64_t* off_out, size_t len, unsigned flags) {
   return ret(rt::splice(in, off_in, out, off_out, len, flags));
 }
 
-UNBLOCK_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
-  if (hooks::fault_armed(fault::Op::kSendfile))  // fault point (hooks/fault.h)
-    return hooks::fault_io(fault::Op::kSendfile, out, nullptr, count, 0,
-                           [&](void*, size_t m) { return sendfile64(out, in, offset, m); });
+UNBLOCK_FAULTABLE ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
   return ret(rt::sendfile(out, in, offset, count));
 }
 
-UNBLOCK_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
+UNBLOCK_FAULTABLE ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   return sendfile64(out, in, reinterpret_cast<off64_t*>(offset), count);
 }

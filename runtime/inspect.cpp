@@ -305,7 +305,7 @@ struct Unwinder {
   uintptr_t own_end = 0;   // last loaded segment: its frames are left out
 };
 Unwinder g_unw;
-SpinLock g_unw_lock;  // the first dump (control or signal thread) and a stall report (monitor) may race to load it
+SpinLock g_unw_lock{LockRank::kInspectUnwinder};  // the first dump (control or signal thread) and a stall report (monitor) may race to load it
 
 template <typename Fn>
 bool sym(void* h, const char* name, Fn* out) {

@@ -40,7 +40,7 @@ struct Request {
   Capture* out = nullptr;
 };
 Request g_req;
-SpinLock g_req_lock;  // one requester at a time (try_lock + sleep: never spins long)
+SpinLock g_req_lock{LockRank::kInspectRequest};  // one requester at a time (try_lock + sleep: never spins long)
 
 // Copies n bytes at remote address `addr` of this process into `to`; the
 // count copied (a partial copy stops at the first unmapped page). Never
@@ -108,7 +108,7 @@ struct Dw {
   char* debuginfo_path = nullptr;
 };
 Dw g_dw;
-SpinLock g_dw_lock;
+SpinLock g_dw_lock{LockRank::kInspectDwarf};
 
 template <typename Fn>
 bool sym(void* h, const char* name, Fn* out) {

@@ -34,7 +34,7 @@ struct Waiter {
 };
 
 struct alignas(64) Bucket {
-  SpinLock lock;
+  SpinLock lock{LockRank::kParkingBucket};
   Waiter* head = nullptr;
   Waiter* tail = nullptr;
 

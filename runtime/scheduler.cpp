@@ -53,7 +53,7 @@ namespace {
 enum State : int { kNotStarted, kStarting, kActive, kUnavailable };
 
 std::atomic<int> g_state{kNotStarted};
-SpinLock g_start_lock;
+SpinLock g_start_lock{LockRank::kSchedStart};
 Stats g_stats;
 
 int g_worker_count = 0;
@@ -62,7 +62,7 @@ int g_carrier_max = 0;
 Carrier** g_carriers = nullptr;
 std::atomic<int> g_carrier_count{0};
 
-SpinLock g_spare_lock;
+SpinLock g_spare_lock{LockRank::kSchedSpare};
 Carrier* g_spares = nullptr;
 
 std::atomic<unsigned> g_next_worker{0};
@@ -72,10 +72,10 @@ long g_threads_max = 1L << 30;  // kernel.threads-max, read at start
 std::atomic<rlim_t> g_nproc_limit{RLIM_INFINITY};  // RLIMIT_NPROC's soft limit (thread_limit_reached)
 unsigned* g_nptl_nthreads = nullptr;  // glibc's thread count, for a forked child's exits (resolved at start)
 
-SpinLock g_registry_lock;
+SpinLock g_registry_lock{LockRank::kSchedRegistry};
 Fiber* g_registry = nullptr;
 
-SpinLock g_timer_lock;
+SpinLock g_timer_lock{LockRank::kSchedTimer};
 TimerOp* g_free_timers = nullptr;
 
 uint64_t tag(Carrier* c) { return static_cast<uint64_t>(c->index + 1) << 1; }

@@ -30,10 +30,6 @@
 #include "runtime/engine.h"
 #include "runtime/fiber.h"
 #include "runtime/parker.h"
-// Transitional: hooks/hook.h (deliver_due) calls signals::run_pending and
-// reached runtime/signals.h through fiber.h, which no longer includes it.
-// Remove once hook.h sees only runtime/api.h.
-#include "runtime/signals.h"
 #include "runtime/spinlock.h"
 
 namespace unblock {
@@ -56,7 +52,7 @@ class Worker {
   std::atomic<int> run_count{0};  // run queue + run_next
 
   // Wakes from anywhere.
-  SpinLock inbox_lock;
+  SpinLock inbox_lock{LockRank::kWorkerInbox};
   Fiber* inbox_head = nullptr;
   Fiber* inbox_tail = nullptr;
   Fiber* inbox_next = nullptr;  // becomes run_next when drained

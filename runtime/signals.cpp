@@ -66,7 +66,7 @@ struct Action {
 };
 
 Action g_act[kMaxSig + 1];
-SpinLock g_act_lock;  // serialises sigaction() writers so the kernel and the table agree
+SpinLock g_act_lock{LockRank::kSignalAction};  // serialises sigaction() writers so the kernel and the table agree
 std::atomic<bool> g_ready{false};  // the table is authoritative
 
 using SigactionFn = void (*)(int, siginfo_t*, void*);

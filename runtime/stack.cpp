@@ -32,7 +32,7 @@ struct PoolEntry {
   PoolEntry* next;
 };
 
-SpinLock g_pool_lock;
+SpinLock g_pool_lock{LockRank::kStackPool};
 // Pooled regions are threaded through a small header kept in the region
 // itself (its lowest stack page), so the pool never allocates.
 PoolEntry* g_pool = nullptr;

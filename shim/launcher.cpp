@@ -27,6 +27,10 @@
 
 namespace {
 
+// The library next to this launcher was built without the fault layer
+// (fault/, CMake option UNBLOCK_FAULTS): --fault would be silently ignored.
+constexpr bool kFaultsCompiledOut = !UNBLOCK_WITH_FAULTS;
+
 [[noreturn]] void usage_error(const char* what, const char* value) {
   fprintf(stderr, "unblock: %s%s%s\nTry 'unblock --help'.\n", what, value ? ": " : "", value ? value : "");
   exit(2);
@@ -42,9 +46,10 @@ void help() {
       "  --log LEVEL        off|error|warn|info|debug (UNBLOCK_LOG)\n"
       "  --stats FILE       write runtime counters at exit; 'stderr' for stderr (UNBLOCK_STATS)\n"
       "  --fault SPEC       inject faults, e.g. 'enable_random name=posix/io/rw/read,probability=0.1'\n"
-      "                     (repeatable; UNBLOCK_FAULTS; see docs/FAULTS.md)\n"
+      "                     (repeatable; UNBLOCK_FAULTS; see docs/FAULTS.md)%s\n"
       "  --help, --version\n\n"
       "Environment (all optional):\n%s",
+      kFaultsCompiledOut ? "\n                     not in this build: fault injection is compiled out (UNBLOCK_FAULTS=OFF)" : "",
       unblock::config::describe());
 }
 
@@ -122,6 +127,9 @@ int main(int argc, char** argv) {
       setenv("UNBLOCK_STATS", value(a), 1);
     } else if (!strcmp(a, "--fault")) {
       const char* v = value(a);
+      if (kFaultsCompiledOut) {
+        usage_error("--fault: fault injection is compiled out of this build (-DUNBLOCK_FAULTS=OFF); cannot apply", v);
+      }
       if (!*v) usage_error("--fault takes a specification", nullptr);
       if (!faults.empty()) faults += ';';
       faults += v;

@@ -4,7 +4,7 @@
 // LD_PRELOAD pays it (a `make -j` starts hundreds): read the UNBLOCK_*
 // configuration and return. No thread, no ring, no symbol lookups happen
 // until the program creates its first thread (sched::ensure_started).
-#include "runtime/fault.h"
+#include "fault/fault.h"
 #include "runtime/scheduler.h"
 #include "runtime/tls.h"
 #include "shim/config.h"
@@ -15,7 +15,9 @@ namespace {
 __attribute__((constructor(101))) void unblock_load() {
   unblock::config::load();
   unblock::tls::init_identity();
-  unblock::fault::start_from_env();  // two getenv() unless faults are configured
+  // Two getenv() unless faults are configured; with the fault layer compiled
+  // out (fault/off.cpp), one message if they are.
+  unblock::fault::start_from_env();
 }
 
 __attribute__((destructor)) void unblock_unload() { unblock::sched::write_stats(); }

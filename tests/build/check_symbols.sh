@@ -9,6 +9,10 @@
 #    would bind to the library's own hook, so the runtime's descriptors and
 #    signals would pass through fault injection and the emulation; internal
 #    calls go through raw_syscall or unblock::real instead.
+# 3. With archives: every hook renamed for the fault layer (unblock_hook_X,
+#    hooks/fault.h) is exported as X by the version script (its wrapper,
+#    fault/wrappers.def, defines X; check 1 sees that it is defined): a
+#    faultable hook without a table row would otherwise be hidden for good.
 # Run after every link of the library (a build error) and as a test.
 set -u
 map=$1 lib=$2; shift 2
@@ -33,5 +37,15 @@ for a in "$@"; do
     fail=1
   fi
 done
+renamed=$(for a in "$@"; do nm --defined-only "$a" 2>/dev/null; done | awk '{print $NF}' |
+          sed -n 's/^unblock_hook_//p' | sort -u)
+if [ -n "$renamed" ]; then
+  unwrapped=$(comm -23 <(echo "$renamed") <(echo "$names"))
+  if [ -n "$unwrapped" ]; then
+    echo "check_symbols: faultable hooks (fault/wrappers.def rows) whose name $(basename "$map") does not export:"
+    echo "$unwrapped" | sed 's/^/  unblock_hook_/'
+    fail=1
+  fi
+fi
 [ $fail = 0 ] && echo "check_symbols: $(echo "$names" | wc -l) exported names defined; no internal calls to them"
 exit $fail

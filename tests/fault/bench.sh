@@ -7,9 +7,9 @@
 #   3. start-up: /bin/true under the preload with and without fault
 #      configuration, and with libfiu preloaded as a stand-in for linking it.
 # The second build directory, if given, holds a libunblock.so built with
-# -DUNBLOCK_FAULT_POINTS_OFF (the insertions compiled out), for the
-# end-to-end cost of the insertions themselves:
-#   cmake -S . -B build-off -DCMAKE_CXX_FLAGS=-DUNBLOCK_FAULT_POINTS_OFF -DUNBLOCK_BUILD_TESTS=OFF
+# -DUNBLOCK_FAULTS=OFF (the fault layer left out), for the end-to-end cost of
+# the layer itself (the fault_layer_off test leaves one in BUILD/fault-off):
+#   cmake -S . -B build-off -DUNBLOCK_FAULTS=OFF -DUNBLOCK_BUILD_TESTS=OFF
 #   cmake --build build-off --target unblock
 set -eu
 build=$1
@@ -27,7 +27,7 @@ row() { # label, then env assignments
   printf '  %-62s %6s\n' "$label" "$v"
 }
 row "plain (no preload)"
-[ -n "$off" ] && row "unblock built without fault points" LD_PRELOAD="$off/libunblock.so"
+[ -n "$off" ] && row "unblock built without the fault layer (UNBLOCK_FAULTS=OFF)" LD_PRELOAD="$off/libunblock.so"
 row "unblock, no fault configured" LD_PRELOAD="$lib"
 row "unblock, a rule on another op (connect)" LD_PRELOAD="$lib" UNBLOCK_FAULTS="enable name=posix/io/net/connect"
 row "unblock, rule on read that never fires (probability=0)" LD_PRELOAD="$lib" \

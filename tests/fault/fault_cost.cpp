@@ -8,7 +8,7 @@
 
 #include <cstdio>
 
-#include "runtime/fault.h"
+#include "fault/fault.h"
 
 using namespace unblock;
 

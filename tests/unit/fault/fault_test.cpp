@@ -1,7 +1,7 @@
 // The fault decision logic (runtime/fault.h), without libfiu and without the
 // preload: point names, command parsing, wildcard matching, armed masks, the
 // seeded decision and its scoping, the errno choice, short lengths.
-#include "runtime/fault.h"
+#include "fault/fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -321,6 +321,31 @@ TEST(FaultErrno, ANonBlockingConnectFailsOnlyLocally) {
   for (uint64_t r = 0; r < 50; ++r) {
     int e = pick_errno(Op::kConnect, tcp, 0, r);
     EXPECT_TRUE(e == ENETUNREACH || e == EADDRNOTAVAIL) << strerrorname_np(e);
+  }
+}
+
+// fault/ops.def lists, per op, every errno an injected failure may carry;
+// pick_errno chooses only among them, whatever the descriptor and flags.
+TEST(FaultErrno, ChoicesStayWithinTheOpTable) {
+  for (int o = 0; o < kOps; ++o) {
+    auto op = static_cast<Op>(o);
+    int n = 0;
+    const int* allowed = errnos(op, &n);
+    ASSERT_GT(n, 0) << op_function(op);
+    std::set<int> table(allowed, allowed + n);
+    for (int t = FdClass::kUnknown; t <= FdClass::kOtherSocket; ++t) {
+      for (bool nb : {false, true}) {
+        for (int flags : {O_RDONLY, O_WRONLY | O_CREAT, O_RDWR | O_TRUNC}) {
+          FdClass c;
+          c.type = static_cast<FdClass::Type>(t);
+          c.nonblock = nb;
+          for (uint64_t r = 0; r < 64; ++r) {
+            int e = pick_errno(op, c, flags, draw(1, o, r, 0));
+            EXPECT_TRUE(table.count(e)) << op_function(op) << " type " << t << " nonblock " << nb << ": " << strerror(e);
+          }
+        }
+      }
+    }
   }
 }
 

@@ -33,7 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "runtime/fault.h"
+#include "fault/fault.h"
 #include "runtime/parker.h"
 #include "runtime/signals.h"
 #include "runtime/spinlock.h"
@@ -73,11 +73,11 @@ void raw_sleep_ms(long ms) {
 
 enum : int { kUnknown, kReady, kUnavailable };
 std::atomic<int> g_state{kUnknown};
-SpinLock g_init_lock;
+SpinLock g_init_lock{LockRank::kFaultInit};
 Libfiu g_fiu;
 
 // Rule changes are serialised here; readers (decide) need no lock.
-SpinLock g_control_lock;
+SpinLock g_control_lock{LockRank::kFaultControl};
 RuleTable g_rules;
 
 uint64_t g_seed = 0;
@@ -212,7 +212,7 @@ void reset_eof_counts() {
 
 // ---- hung calls ---------------------------------------------------------------------
 
-SpinLock g_hang_lock;
+SpinLock g_hang_lock{LockRank::kFaultHang};
 HangWaiter* g_hang_head = nullptr;
 
 void wake_hung() {
@@ -471,7 +471,7 @@ void start_from_env() {
     return;
   }
   // fiu-run's preload applies FIU_ENABLE and serves FIU_CTRL_FIFO itself,
-  // through fiu_rc_string/fiu_rc_fifo - which are ours (hooks/fault.cpp).
+  // through fiu_rc_string/fiu_rc_fifo - which are ours (fault/fiu_api.cpp).
   bool fiu_run = object_loaded("fiu_run_preload");
   if (object_loaded("fiu_posix_preload")) {
     log::always(

@@ -1,8 +1,8 @@
 // The pure half of fault injection: the point table, command parsing, rule
 // matching, the seeded decision and the realistic errno choice. Nothing here
-// performs I/O or calls libfiu (runtime/fault_control.cpp does), so the unit
+// performs I/O or calls libfiu (fault/control.cpp does), so the unit
 // tests drive all of it directly.
-#include "runtime/fault.h"
+#include "fault/fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,38 +38,24 @@ struct OpInfo {
   uint16_t kinds;
 };
 
-// libfiu's names (preload/posix/modules/posix.io.mod and the custom open
-// wrapper); ppoll shares poll's, as pread64 shares pread's. epoll, splice
-// and sendfile have no libfiu wrapper: they get names in libfiu's scheme
-// under linux/io/, next to libfiu's linux/io/sync_file_range.
+#define FAULT_UNPAREN_(...) __VA_ARGS__
 constexpr OpInfo kOpInfo[kOps] = {
-    {"read", "posix/io/rw/read", Dir::kIn, kReads},
-    {"pread", "posix/io/rw/pread", Dir::kIn, kPreads},
-    {"readv", "posix/io/rw/readv", Dir::kIn, kReads},
-    {"preadv", "posix/io/rw/preadv", Dir::kIn, kPreads},
-    {"write", "posix/io/rw/write", Dir::kOut, kWrites},
-    {"pwrite", "posix/io/rw/pwrite", Dir::kOut, kPwrites},
-    {"writev", "posix/io/rw/writev", Dir::kOut, kWrites},
-    {"pwritev", "posix/io/rw/pwritev", Dir::kOut, kPwrites},
-    {"open", "posix/io/oc/open", Dir::kNone, E | D | H | I},
-    {"close", "posix/io/oc/close", Dir::kNone, E | D},
-    {"fsync", "posix/io/sync/fsync", Dir::kNone, E | D | H},
-    {"fdatasync", "posix/io/sync/fdatasync", Dir::kNone, E | D | H},
-    {"socket", "posix/io/net/socket", Dir::kNone, E},
-    {"accept", "posix/io/net/accept", Dir::kIn, E | D | H | I},
-    {"connect", "posix/io/net/connect", Dir::kOut, E | D | H | I | RF | TO},
-    {"recv", "posix/io/net/recv", Dir::kIn, kRecvs},
-    {"recvfrom", "posix/io/net/recvfrom", Dir::kIn, kRecvs},
-    {"recvmsg", "posix/io/net/recvmsg", Dir::kIn, kRecvs},
-    {"send", "posix/io/net/send", Dir::kOut, kSends},
-    {"sendto", "posix/io/net/sendto", Dir::kOut, kSends},
-    {"sendmsg", "posix/io/net/sendmsg", Dir::kOut, kSends},
-    {"poll", "posix/io/net/poll", Dir::kNone, E | D | I},
-    {"select", "posix/io/net/select", Dir::kNone, E | D | I},
-    {"pselect", "posix/io/net/pselect", Dir::kNone, E | D | I},
-    {"epoll_wait", "linux/io/epoll_wait", Dir::kNone, E | D | I},
-    {"splice", "linux/io/splice", Dir::kOut, E | D | S | I},
-    {"sendfile", "linux/io/sendfile", Dir::kOut, E | D | S | I},
+#define FAULT_OP(op, function, posix, dir, kinds, errnos) {function, posix, Dir::dir, kinds},
+#include "fault/ops.def"
+#undef FAULT_OP
+};
+
+#define FAULT_OP(op, function, posix, dir, kinds, errnos) constexpr int kErrnos_##op[] = {FAULT_UNPAREN_ errnos};
+#include "fault/ops.def"
+#undef FAULT_OP
+struct ErrnoList {
+  const int* v;
+  int n;
+};
+constexpr ErrnoList kErrnos[kOps] = {
+#define FAULT_OP(op, ...) {kErrnos_##op, static_cast<int>(sizeof kErrnos_##op / sizeof(int))},
+#include "fault/ops.def"
+#undef FAULT_OP
 };
 
 constexpr const char* kKindNames[kKinds] = {"errno", "reduce", "delay", "hang", "short", "reset",
@@ -216,6 +202,12 @@ const char* posix_name(Op op) { return kOpInfo[static_cast<int>(op)].posix; }
 const char* kind_name(Kind k) { return kKindNames[static_cast<int>(k)]; }
 Dir direction(Op op) { return kOpInfo[static_cast<int>(op)].dir; }
 bool applies(Op op, Kind k) { return kOpInfo[static_cast<int>(op)].kinds & bit(k); }
+
+const int* errnos(Op op, int* n) {
+  const ErrnoList& l = kErrnos[static_cast<int>(op)];
+  *n = l.n;
+  return l.v;
+}
 
 const char* point_name(Op op, Kind k) {
   if (!applies(op, k)) return nullptr;

@@ -1,5 +1,4 @@
-// Carrying out faults in the hooks (see hooks/fault.h), and libfiu's control
-// calls, interposed.
+// Carrying out faults around the hooks (fault/inject.h).
 //
 // Order of the checks for one call (each kind is checked with libfiu only if
 // the op's armed mask has it, and only where it could happen for real):
@@ -7,15 +6,7 @@
 //   fails or waits before anything is submitted;
 //   eof_after, reduce/short -> the call runs with fewer bytes;
 //   corrupt -> bytes received are changed after the call.
-//
-// libfiu's control functions are exported under their own names, so every
-// rule change in the process - fiu-run's preload applying FIU_ENABLE and
-// serving its FIFO, the program's own fiu_enable(), fiu-ctrl - goes through
-// runtime/fault's table: the armed masks stay exact, enable_random becomes a
-// decision seeded by UNBLOCK_FAULT_SEED, the FIFO is served by unblock's own
-// thread (libfiu's would be a fiber reading through hooked calls), and
-// unblock's scoping parameters work on every path.
-#include "hooks/fault.h"
+#include "fault/inject.h"
 #include "shim/raw_syscall.h"
 
 #include <fcntl.h>
@@ -29,7 +20,6 @@
 #include <initializer_list>
 
 #include "hooks/hook.h"
-#include "hooks/io_common.h"
 #include "runtime/cancel.h"
 #include "runtime/fdtable.h"
 #include "runtime/fiber.h"
@@ -38,10 +28,8 @@
 #include "runtime/signals.h"
 
 using namespace unblock;
-using fault::Kind;
-using fault::Op;
 
-namespace unblock::hooks {
+namespace unblock::fault {
 
 thread_local int tl_fault_depth __attribute__((tls_model("initial-exec"))) = 0;
 
@@ -166,7 +154,7 @@ uint64_t rnd(const fault::Call& c, uint64_t salt) {
 // and may be interrupted by a handler (EINTR contract in runtime/signals.h):
 // -EINTR unless every handler asked for SA_RESTART. Fiber or plain thread.
 int park_until(const Deadline& d, bool interruptible) {
-  Fiber* f = fiber_for_call();
+  Fiber* f = hooks::fiber_for_call();
   Parker* p = Parker::current();
   if (Fiber* pf = p->fiber()) pf->wait_op = kWaitFault;
   while (!d.passed()) {
@@ -184,7 +172,7 @@ int park_until(const Deadline& d, bool interruptible) {
 // wakes it), or until the socket's own timeout (-EAGAIN), or a handler
 // without SA_RESTART (-EINTR). 0: the hang ended, run the call.
 int hang(Op op, Kind k, int64_t timeout_ns, bool interruptible) {
-  Fiber* f = fiber_for_call();
+  Fiber* f = hooks::fiber_for_call();
   fault::HangWaiter w;
   w.parker = Parker::current();
   fault::add_hang_waiter(&w);
@@ -293,7 +281,7 @@ ssize_t fault_transfer(Op op, int fd, const iovec* iov, int cnt, int msg_flags, 
       fault::record(call, "errno %s%s", errno_name(e), info ? "" : " (chosen)");
       if (e == EPIPE && !in && !(msg_flags & MSG_NOSIGNAL) &&
           (facts.info().socket || facts.info().kind == fds::Kind::kPipe)) {
-        raise_sigpipe();  // as the kernel does with EPIPE
+        rt::raise_sigpipe();  // as the kernel does with EPIPE
       }
       return failed(e);
     }
@@ -469,89 +457,5 @@ long fault_invoke(Op op, const FaultArgs& a, FaultCallFn fn, void* ctx) {
   return fn(ctx);
 }
 
-}  // namespace unblock::hooks
+}  // namespace unblock::fault
 
-// ---- libfiu's control calls -------------------------------------------------------
-
-namespace {
-
-bool to_command(const char* name, int failnum, void* failinfo, unsigned flags, fault::Command* c) {
-  if (!name) return false;
-  size_t n = strlen(name);
-  if (n == 0 || n >= fault::Command::kNameMax) return false;
-  memcpy(c->name, name, n + 1);
-  c->failnum = failnum;
-  c->failinfo = reinterpret_cast<uintptr_t>(failinfo);
-  c->flags = flags;
-  return true;
-}
-
-struct External {
-  const char* name;
-  int failnum;
-  void* failinfo;
-  unsigned flags;
-  fault::Libfiu::Callback cb;
-  void* func;
-  const char* func_name;
-  int pos;
-};
-
-int register_external(void* arg) {
-  auto* e = static_cast<External*>(arg);
-  return fault::libfiu().enable_external(e->name, e->failnum, e->failinfo, e->flags, e->cb);
-}
-int register_stack(void* arg) {
-  auto* e = static_cast<External*>(arg);
-  return fault::libfiu().enable_stack(e->name, e->failnum, e->failinfo, e->flags, e->func, e->pos);
-}
-int register_stack_by_name(void* arg) {
-  auto* e = static_cast<External*>(arg);
-  return fault::libfiu().enable_stack_by_name(e->name, e->failnum, e->failinfo, e->flags, e->func_name, e->pos);
-}
-
-}  // namespace
-
-UNBLOCK_HOOK int fiu_enable(const char* name, int failnum, void* failinfo, unsigned flags) {
-  fault::Command c;
-  if (!to_command(name, failnum, failinfo, flags, &c)) return -1;
-  c.verb = fault::Command::kEnable;
-  return fault::apply(c);
-}
-
-UNBLOCK_HOOK int fiu_enable_random(const char* name, int failnum, void* failinfo, unsigned flags, float probability) {
-  fault::Command c;
-  if (!to_command(name, failnum, failinfo, flags, &c)) return -1;
-  c.verb = fault::Command::kEnableRandom;
-  c.probability = probability;
-  return fault::apply(c);
-}
-
-UNBLOCK_HOOK int fiu_enable_external(const char* name, int failnum, void* failinfo, unsigned flags,
-                                     fault::Libfiu::Callback cb) {
-  External e{name, failnum, failinfo, flags, cb, nullptr, nullptr, -1};
-  return fault::enable_foreign(name, register_external, &e);
-}
-
-UNBLOCK_HOOK int fiu_enable_stack(const char* name, int failnum, void* failinfo, unsigned flags, void* func,
-                                  int pos) {
-  External e{name, failnum, failinfo, flags, nullptr, func, nullptr, pos};
-  return fault::enable_foreign(name, register_stack, &e);
-}
-
-UNBLOCK_HOOK int fiu_enable_stack_by_name(const char* name, int failnum, void* failinfo, unsigned flags,
-                                          const char* func_name, int pos) {
-  External e{name, failnum, failinfo, flags, nullptr, nullptr, func_name, pos};
-  return fault::enable_foreign(name, register_stack_by_name, &e);
-}
-
-UNBLOCK_HOOK int fiu_disable(const char* name) { return fault::disable(name); }
-
-UNBLOCK_HOOK int fiu_rc_fifo(const char* basename) { return fault::serve_fifo(basename); }
-
-UNBLOCK_HOOK int fiu_rc_string(const char* cmd, char** const error) {
-  const char* why = nullptr;
-  int r = cmd ? fault::apply(cmd, &why) : -1;
-  if (r != 0 && error) *error = const_cast<char*>(why ? why : "no command");
-  return r;
-}

@@ -1,0 +1,728 @@
+// EpollEngine driven directly from a plain thread: submit, then wait/reap
+// until the completion arrives. Every drive is bounded by a watchdog timer
+// of the engine itself (and the test binary by ctest's timeout).
+#include "runtime/engine_epoll.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <array>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using unblock::Completion;
+using unblock::EpollEngine;
+using unblock::IoOp;
+using unblock::TimerOp;
+
+namespace {
+
+struct Op : Completion {
+  int count = 0;
+  int res = 0;
+  uint32_t flags = 0;
+  std::vector<std::pair<int, uint32_t>> log;
+  Op() {
+    on_complete = [](Completion* c, int res, uint32_t flags) {
+      auto* self = static_cast<Op*>(c);
+      ++self->count;
+      self->res = res;
+      self->flags = flags;
+      self->log.emplace_back(res, flags);
+    };
+  }
+};
+
+struct Timer : TimerOp {
+  int count = 0;
+  int res = 0;
+  int64_t at_ns = 0;
+  Timer() {
+    on_complete = [](Completion* c, int res, uint32_t) {
+      auto* self = static_cast<Timer*>(c);
+      ++self->count;
+      self->res = res;
+      timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      self->at_ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    };
+  }
+};
+
+int64_t mono_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+timespec after_ms(clockid_t clock, long ms) {
+  timespec t;
+  clock_gettime(clock, &t);
+  t.tv_nsec += ms * 1000000;
+  t.tv_sec += t.tv_nsec / 1000000000;
+  t.tv_nsec %= 1000000000;
+  return t;
+}
+
+class EpollEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int why = 0;
+    ASSERT_TRUE(e.init(64, &why)) << why;
+  }
+  void TearDown() override { e.shutdown(); }
+
+  // Drives the engine until pred() holds or `ms` pass; returns pred().
+  bool drive(const std::function<bool()>& pred, long ms = 5000) {
+    Timer guard;
+    e.arm_timer(&guard, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, ms));
+    while (!pred() && guard.count == 0) {
+      if (!e.reap()) e.wait();
+    }
+    if (!guard.count) e.cancel_timer(&guard);
+    while (!guard.count) {
+      if (!e.reap()) e.wait();
+    }
+    return pred();
+  }
+  // A few rounds without waiting: what completes without outside help.
+  void spin(int rounds = 5) {
+    for (int i = 0; i < rounds; ++i) e.reap();
+  }
+
+  IoOp op(IoOp::Kind kind, int fd, void* addr, uint64_t len, uint32_t flags = 0) {
+    IoOp o{};
+    o.kind = kind;
+    o.fd = fd;
+    o.addr = addr;
+    o.len = len;
+    o.off = ~0ULL;
+    o.flags = flags;
+    return o;
+  }
+
+  EpollEngine e;
+};
+
+void stream_pair(int sv[2]) { ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0); }
+
+int tcp_listener(uint16_t* port) {
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(l, 64) != 0) return -1;
+  socklen_t len = sizeof a;
+  getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return l;
+}
+
+sockaddr_in loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  return a;
+}
+
+}  // namespace
+
+TEST_F(EpollEngineTest, RecvThatCanFinishAtOnceIsDeliveredAtTheNextReapNotInsideSubmit) {
+  int sv[2];
+  stream_pair(sv);
+  ASSERT_EQ(write(sv[1], "abc", 3), 3);
+  char buf[16];
+  Op o;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+  EXPECT_EQ(o.count, 0);
+  EXPECT_EQ(e.inflight(), 2);  // the op and the wake-up eventfd
+  EXPECT_EQ(e.reap(), 1);
+  EXPECT_EQ(o.count, 1);
+  EXPECT_EQ(o.res, 3);
+  EXPECT_EQ(e.inflight(), 1);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, RecvOnABlockingSocketWaitsThenCompletesAndLeavesTheFlagsAlone) {
+  int sv[2];
+  stream_pair(sv);
+  int flags_before = fcntl(sv[0], F_GETFL);
+  char buf[16] = {};
+  Op o;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+  spin();
+  EXPECT_EQ(o.count, 0);
+  EXPECT_EQ(fcntl(sv[0], F_GETFL), flags_before);
+  std::thread t([&] {
+    usleep(30000);
+    ASSERT_EQ(write(sv[1], "hello", 5), 5);
+  });
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  t.join();
+  EXPECT_EQ(o.res, 5);
+  EXPECT_EQ(std::string(buf, 5), "hello");
+  EXPECT_EQ(fcntl(sv[0], F_GETFL), flags_before);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, ReaderAndWriterOnOneSocketWaitTogether) {
+  int sv[2];
+  stream_pair(sv);
+  int sz = 4096;
+  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  // Fill sv[0]'s send side so a writer waits too.
+  std::vector<char> fill(1 << 20, 'x');
+  ssize_t filled = send(sv[0], fill.data(), fill.size(), MSG_DONTWAIT);
+  ASSERT_GT(filled, 0);
+  char in[8] = {};
+  Op r, w;
+  std::vector<char> out(64 * 1024, 'y');
+  e.submit_op(op(IoOp::kRecv, sv[0], in, sizeof in), &r, 0, nullptr);
+  e.submit_op(op(IoOp::kSend, sv[0], out.data(), out.size()), &w, 0, nullptr);
+  spin();
+  EXPECT_EQ(r.count + w.count, 0);
+  std::thread t([&] {
+    ASSERT_EQ(write(sv[1], "ping", 4), 4);
+    std::vector<char> sink(256 * 1024);
+    size_t want = static_cast<size_t>(filled) + out.size(), got = 0;
+    while (got < want) {
+      ssize_t n = read(sv[1], sink.data(), sink.size());
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+  });
+  EXPECT_TRUE(drive([&] { return r.count == 1 && w.count == 1; }));
+  t.join();
+  EXPECT_EQ(r.res, 4);
+  EXPECT_EQ(w.res, static_cast<int>(out.size()));
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, PartialSendsContinueUntilEverythingIsSentAsABlockingSendDoes) {
+  int sv[2];
+  stream_pair(sv);
+  const size_t n = 4 << 20;
+  std::vector<char> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<char>(i * 7);
+  Op w;
+  e.submit_op(op(IoOp::kSend, sv[0], out.data(), n), &w, 0, nullptr);
+  std::vector<char> in(n);
+  std::thread t([&] {
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = read(sv[1], in.data() + got, n - got);
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+  });
+  EXPECT_TRUE(drive([&] { return w.count == 1; }));
+  t.join();
+  EXPECT_EQ(w.res, static_cast<int>(n));
+  EXPECT_EQ(in, out);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, PipeWriteLargerThanThePipeBlocksThenCompletesWhole) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  const size_t n = 1 << 20;
+  std::vector<char> out(n, 'p');
+  Op w;
+  e.submit_op(op(IoOp::kWrite, p[1], out.data(), n), &w, 0, nullptr);
+  spin();
+  EXPECT_EQ(w.count, 0);  // the pipe holds 64 KiB
+  std::thread t([&] {
+    std::vector<char> sink(65536);
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = read(p[0], sink.data(), sink.size());
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+  });
+  EXPECT_TRUE(drive([&] { return w.count == 1; }));
+  t.join();
+  EXPECT_EQ(w.res, static_cast<int>(n));
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST_F(EpollEngineTest, PipeReadWaitsThenReturnsWhatIsThere) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  char buf[64] = {};
+  iovec v[2] = {{buf, 2}, {buf + 2, 62}};
+  Op r;
+  e.submit_op(op(IoOp::kReadv, p[0], v, 2), &r, 0, nullptr);
+  spin();
+  EXPECT_EQ(r.count, 0);
+  ASSERT_EQ(write(p[1], "xyz", 3), 3);
+  EXPECT_TRUE(drive([&] { return r.count == 1; }));
+  EXPECT_EQ(r.res, 3);
+  EXPECT_EQ(std::string(buf, 3), "xyz");
+  close(p[1]);
+  Op eof;
+  e.submit_op(op(IoOp::kRead, p[0], buf, sizeof buf), &eof, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return eof.count == 1; }));
+  EXPECT_EQ(eof.res, 0);
+  close(p[0]);
+}
+
+TEST_F(EpollEngineTest, EventfdReadWaitsForAWriteFromAnotherThread) {
+  int efd = eventfd(0, EFD_CLOEXEC);
+  uint64_t v = 0;
+  Op r;
+  e.submit_op(op(IoOp::kRead, efd, &v, sizeof v), &r, 0, nullptr);
+  spin();
+  EXPECT_EQ(r.count, 0);
+  std::thread t([&] {
+    usleep(20000);
+    uint64_t one = 7;
+    ASSERT_EQ(write(efd, &one, sizeof one), 8);
+  });
+  EXPECT_TRUE(drive([&] { return r.count == 1; }));
+  t.join();
+  EXPECT_EQ(r.res, 8);
+  EXPECT_EQ(v, 7u);
+  close(efd);
+}
+
+TEST_F(EpollEngineTest, TtyReadWithoutRwfNowaitWaitsForReadinessThenReadsOnAHelper) {
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) GTEST_SKIP() << "no pty";
+  ASSERT_EQ(grantpt(m), 0);
+  ASSERT_EQ(unlockpt(m), 0);
+  int s = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(s, 0);
+  char buf[32] = {};
+  Op r;
+  e.submit_op(op(IoOp::kRead, s, buf, sizeof buf), &r, 0, nullptr);
+  spin();
+  EXPECT_EQ(r.count, 0);
+  ASSERT_EQ(write(m, "line\n", 5), 5);
+  EXPECT_TRUE(drive([&] { return r.count == 1; }));
+  EXPECT_EQ(r.res, 5);
+  EXPECT_EQ(std::string(buf, 5), "line\n");
+  close(s);
+  close(m);
+}
+
+TEST_F(EpollEngineTest, SeveralAcceptorsOnOneBlockingListenerEachGetAConnection) {
+  uint16_t port = 0;
+  int l = tcp_listener(&port);
+  ASSERT_GE(l, 0);
+  int flags_before = fcntl(l, F_GETFL);
+  const int n = 4;
+  Op acc[n];
+  for (int i = 0; i < n; ++i) {
+    IoOp a = op(IoOp::kAccept, l, nullptr, 0, i == 0 ? SOCK_NONBLOCK | SOCK_CLOEXEC : SOCK_CLOEXEC);
+    a.off = 0;
+    a.urgent = true;
+    e.submit_op(a, &acc[i], 0, nullptr);
+  }
+  spin();
+  for (auto& a : acc) EXPECT_EQ(a.count, 0);
+  std::vector<int> clients;
+  for (int i = 0; i < n; ++i) {
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = loopback(port);
+    ASSERT_EQ(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    clients.push_back(c);
+  }
+  EXPECT_TRUE(drive([&] {
+    int done = 0;
+    for (auto& a : acc) done += a.count;
+    return done == n;
+  }));
+  for (int i = 0; i < n; ++i) {
+    ASSERT_GE(acc[i].res, 0) << strerror(-acc[i].res);
+    EXPECT_EQ((fcntl(acc[i].res, F_GETFL) & O_NONBLOCK) != 0, i == 0);  // the flags the program asked for
+    close(acc[i].res);
+  }
+  EXPECT_EQ(fcntl(l, F_GETFL), flags_before);
+  for (int c : clients) close(c);
+  close(l);
+}
+
+TEST_F(EpollEngineTest, ConnectOnABlockingSocketSucceedsAndTheSocketStaysBlocking) {
+  uint16_t port = 0;
+  int l = tcp_listener(&port);
+  ASSERT_GE(l, 0);
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int flags_before = fcntl(c, F_GETFL);
+  sockaddr_in a = loopback(port);
+  Op o;
+  IoOp co = op(IoOp::kConnect, c, &a, sizeof a);
+  e.submit_op(co, &o, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  EXPECT_EQ(o.res, 0);
+  EXPECT_EQ(fcntl(c, F_GETFL), flags_before);
+  ASSERT_EQ(write(c, "z", 1), 1);
+  int s = accept(l, nullptr, nullptr);
+  char ch = 0;
+  EXPECT_EQ(read(s, &ch, 1), 1);
+  EXPECT_EQ(ch, 'z');
+  close(s);
+  close(c);
+  close(l);
+}
+
+TEST_F(EpollEngineTest, ConnectToAClosedPortFailsWithEconnrefused) {
+  uint16_t port = 0;
+  int l = tcp_listener(&port);
+  ASSERT_GE(l, 0);
+  close(l);  // nothing listens there now
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = loopback(port);
+  Op o;
+  e.submit_op(op(IoOp::kConnect, c, &a, sizeof a), &o, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  EXPECT_EQ(o.res, -ECONNREFUSED);
+  EXPECT_EQ(fcntl(c, F_GETFL) & O_NONBLOCK, 0);
+  close(c);
+}
+
+TEST_F(EpollEngineTest, LinkedTimeoutEndsAWaitingRecvWithEcanceled) {
+  int sv[2];
+  stream_pair(sv);
+  char buf[8];
+  Op o;
+  int64_t t0 = mono_ns();
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 50 * 1000000LL, nullptr);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  int64_t took = mono_ns() - t0;
+  EXPECT_EQ(o.res, -ECANCELED);
+  EXPECT_GE(took, 50 * 1000000LL);
+  EXPECT_LT(took, 2000 * 1000000LL);
+  // The socket still works: nothing was consumed.
+  ASSERT_EQ(write(sv[1], "k", 1), 1);
+  Op again;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &again, 50 * 1000000LL, nullptr);
+  EXPECT_TRUE(drive([&] { return again.count == 1; }));
+  EXPECT_EQ(again.res, 1);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, LinkedTimeoutAfterPartialProgressReturnsTheBytesSent) {
+  int sv[2];
+  stream_pair(sv);
+  std::vector<char> out(8 << 20, 'q');
+  Op w;
+  e.submit_op(op(IoOp::kSend, sv[0], out.data(), out.size()), &w, 30 * 1000000LL, nullptr);
+  EXPECT_TRUE(drive([&] { return w.count == 1; }));
+  EXPECT_GT(w.res, 0);  // what fitted in the buffers, as SO_SNDTIMEO reports it
+  EXPECT_LT(w.res, static_cast<int>(out.size()));
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, CancelOfABlockedRecvCompletesItWithEcanceled) {
+  int sv[2];
+  stream_pair(sv);
+  char buf[8];
+  Op o;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+  spin();
+  EXPECT_EQ(o.count, 0);
+  e.cancel(&o);
+  EXPECT_EQ(o.count, 0);  // never inside cancel()
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  EXPECT_EQ(o.res, -ECANCELED);
+  EXPECT_EQ(e.inflight(), 1);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, CancelAfterTheOperationFinishedKeepsItsResult) {
+  int sv[2];
+  stream_pair(sv);
+  ASSERT_EQ(write(sv[1], "ab", 2), 2);
+  char buf[8];
+  Op o;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+  e.cancel(&o);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  EXPECT_EQ(o.res, 2);
+  EXPECT_EQ(o.count, 1);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, ClosingTheFdWhileARecvWaitsKeepsTheWaitOnTheFileAsTheKernelDoes) {
+  int sv[2];
+  stream_pair(sv);
+  char buf[8] = {};
+  Op o;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+  spin();
+  close(sv[0]);  // the number is gone; the engine's duplicate keeps the file
+  spin();
+  EXPECT_EQ(o.count, 0);
+  ASSERT_EQ(write(sv[1], "late", 4), 4);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  EXPECT_EQ(o.res, 4);
+  EXPECT_EQ(std::string(buf, 4), "late");
+  // Its registration went with it: the peer now sees the socket closed.
+  EXPECT_EQ(read(sv[1], buf, sizeof buf), 0);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, ClosingTheFdWhileARecvWaitsThenThePeerClosingEndsItWithEof) {
+  int sv[2];
+  stream_pair(sv);
+  char buf[8];
+  Op o;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+  spin();
+  close(sv[0]);
+  close(sv[1]);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  EXPECT_EQ(o.res, 0);
+}
+
+TEST_F(EpollEngineTest, Dup2OverAWaitedFdLeavesTheWaitOnTheOriginalFileAndNewOpsOnTheNewOne) {
+  int a[2], b[2];
+  stream_pair(a);
+  stream_pair(b);
+  char buf1[8] = {}, buf2[8] = {};
+  Op first, second;
+  e.submit_op(op(IoOp::kRecv, a[0], buf1, sizeof buf1), &first, 0, nullptr);
+  spin();
+  ASSERT_EQ(dup2(b[0], a[0]), a[0]);  // a[0]'s number now names b's socket
+  e.submit_op(op(IoOp::kRecv, a[0], buf2, sizeof buf2), &second, 0, nullptr);
+  spin();
+  EXPECT_EQ(first.count + second.count, 0);
+  ASSERT_EQ(write(b[1], "new", 3), 3);
+  EXPECT_TRUE(drive([&] { return second.count == 1; }));
+  EXPECT_EQ(second.res, 3);
+  EXPECT_EQ(first.count, 0);
+  ASSERT_EQ(write(a[1], "old", 3), 3);
+  EXPECT_TRUE(drive([&] { return first.count == 1; }));
+  EXPECT_EQ(first.res, 3);
+  EXPECT_EQ(std::string(buf1, 3), "old");
+  EXPECT_EQ(std::string(buf2, 3), "new");
+  close(a[0]);
+  close(a[1]);
+  close(b[0]);
+  close(b[1]);
+}
+
+TEST_F(EpollEngineTest, TimersFireInDeadlineOrderAndACancelledOneReportsEcanceled) {
+  Timer t1, t2, t3, t4;
+  int64_t t0 = mono_ns();
+  e.arm_timer(&t1, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, 30));
+  e.arm_timer(&t2, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, 10));
+  e.arm_timer(&t3, CLOCK_REALTIME, after_ms(CLOCK_REALTIME, 20));
+  e.arm_timer(&t4, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, 15));
+  e.cancel_timer(&t4);
+  EXPECT_EQ(t4.count, 0);
+  EXPECT_TRUE(drive([&] { return t1.count && t2.count && t3.count && t4.count; }));
+  EXPECT_EQ(t1.res, -ETIME);
+  EXPECT_EQ(t2.res, -ETIME);
+  EXPECT_EQ(t3.res, -ETIME);
+  EXPECT_EQ(t4.res, -ECANCELED);
+  EXPECT_GE(t2.at_ns - t0, 10 * 1000000LL);
+  EXPECT_GE(t3.at_ns - t0, 20 * 1000000LL);
+  EXPECT_GE(t1.at_ns - t0, 30 * 1000000LL);
+  EXPECT_LE(t2.at_ns, t3.at_ns);
+  EXPECT_LE(t3.at_ns, t1.at_ns);
+  EXPECT_EQ(t1.count + t2.count + t3.count + t4.count, 4);
+}
+
+TEST_F(EpollEngineTest, ATimerAlreadyPastFiresAtTheNextReap) {
+  Timer t;
+  e.arm_timer(&t, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, -5));
+  EXPECT_TRUE(drive([&] { return t.count == 1; }, 1000));
+  EXPECT_EQ(t.res, -ETIME);
+}
+
+TEST_F(EpollEngineTest, NotifyFromAnotherThreadWakesWait) {
+  Timer guard;  // bounds the wait if notify were lost
+  e.arm_timer(&guard, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, 5000));
+  std::atomic<bool> sent{false};
+  std::thread t([&] {
+    usleep(30000);
+    sent = true;
+    e.notify();
+  });
+  int64_t t0 = mono_ns();
+  while (!sent.load()) e.wait();
+  int64_t took = mono_ns() - t0;
+  t.join();
+  EXPECT_EQ(guard.count, 0);
+  EXPECT_LT(took, 4000 * 1000000LL);
+  e.cancel_timer(&guard);
+  EXPECT_TRUE(drive([&] { return guard.count == 1; }));
+}
+
+TEST_F(EpollEngineTest, RegularFileOperationsRunOnTheHelperPool) {
+  char path[] = "/tmp/unblock_epoll_XXXXXX";
+  int tmp = mkstemp(path);
+  ASSERT_GE(tmp, 0);
+  close(tmp);
+  Op o;
+  IoOp open_op = op(IoOp::kOpenat, AT_FDCWD, path, 0600, O_RDWR | O_CLOEXEC);
+  e.submit_op(open_op, &o, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  int fd = o.res;
+  ASSERT_GE(fd, 0);
+  const size_t n = 3 << 20;
+  std::vector<char> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<char>(i * 13);
+  Op w;
+  e.submit_op(op(IoOp::kWrite, fd, out.data(), n), &w, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return w.count == 1; }));
+  EXPECT_EQ(w.res, static_cast<int>(n));
+  Op s;
+  e.submit_op(op(IoOp::kFsync, fd, nullptr, 0), &s, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return s.count == 1; }));
+  EXPECT_EQ(s.res, 0);
+  std::vector<char> in(n);
+  Op r;
+  IoOp rd = op(IoOp::kRead, fd, in.data(), n);
+  rd.off = 0;
+  e.submit_op(rd, &r, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return r.count == 1; }));
+  EXPECT_EQ(r.res, static_cast<int>(n));
+  EXPECT_EQ(in, out);
+  Op c;
+  e.submit_op(op(IoOp::kClose, fd, nullptr, 0), &c, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return c.count == 1; }));
+  EXPECT_EQ(c.res, 0);
+  EXPECT_EQ(fcntl(fd, F_GETFD), -1);
+  unlink(path);
+}
+
+TEST_F(EpollEngineTest, OpenatOfAMissingFileReportsEnoent) {
+  Op o;
+  e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>("/nonexistent/x"), 0, O_RDONLY), &o, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  EXPECT_EQ(o.res, -ENOENT);
+}
+
+TEST_F(EpollEngineTest, OneShotPollReportsReadinessAndARegularFileIsAlwaysReady) {
+  int sv[2];
+  stream_pair(sv);
+  Op p;
+  e.submit_op(op(IoOp::kPollAdd, sv[0], nullptr, POLLIN), &p, 0, nullptr);
+  spin();
+  EXPECT_EQ(p.count, 0);
+  ASSERT_EQ(write(sv[1], "x", 1), 1);
+  EXPECT_TRUE(drive([&] { return p.count == 1; }));
+  EXPECT_EQ(p.res, POLLIN);
+  EXPECT_FALSE(EpollEngine::more_follow(p.flags));
+  int f = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  Op q;
+  e.submit_op(op(IoOp::kPollAdd, f, nullptr, POLLIN | POLLOUT), &q, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return q.count == 1; }));
+  EXPECT_EQ(q.res, POLLIN | POLLOUT);
+  Op bad;
+  e.submit_op(op(IoOp::kPollAdd, 1 << 20, nullptr, POLLIN), &bad, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return bad.count == 1; }));
+  EXPECT_EQ(bad.res, -EBADF);
+  close(f);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, MultishotPollReportsEachReadinessWithMoreUntilCancelled) {
+  int sv[2];
+  stream_pair(sv);
+  Op p;
+  IoOp po = op(IoOp::kPollAdd, sv[0], nullptr, POLLIN);
+  po.flags = IoOp::kPollMultishot;
+  e.submit_op(po, &p, 0, nullptr);
+  spin();
+  EXPECT_EQ(p.count, 0);
+  char buf[8];
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(write(sv[1], "m", 1), 1);
+    EXPECT_TRUE(drive([&] { return p.count == i; }));
+    EXPECT_EQ(p.res, POLLIN);
+    EXPECT_TRUE(EpollEngine::more_follow(p.flags));
+    ASSERT_EQ(read(sv[0], buf, sizeof buf), 1);
+  }
+  e.cancel(&p);
+  EXPECT_TRUE(drive([&] { return p.count == 4; }));
+  EXPECT_EQ(p.res, -ECANCELED);
+  EXPECT_FALSE(EpollEngine::more_follow(p.flags));
+  spin();
+  EXPECT_EQ(p.count, 4);
+  EXPECT_EQ(e.inflight(), 1);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, SpliceFromASocketToAPipeWaitsForTheSocket) {
+  int sv[2], p[2];
+  stream_pair(sv);
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  IoOp sp{};
+  sp.kind = IoOp::kSplice;
+  sp.fd_in = sv[0];
+  sp.off_in = -1;
+  sp.fd = p[1];
+  sp.off = ~0ULL;
+  sp.len = 100;
+  Op o;
+  e.submit_op(sp, &o, 0, nullptr);
+  spin();
+  EXPECT_EQ(o.count, 0);
+  ASSERT_EQ(write(sv[1], "spliced", 7), 7);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }));
+  EXPECT_EQ(o.res, 7);
+  char buf[16] = {};
+  EXPECT_EQ(read(p[0], buf, sizeof buf), 7);
+  EXPECT_EQ(std::string(buf, 7), "spliced");
+  close(sv[0]);
+  close(sv[1]);
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST_F(EpollEngineTest, ManyWaitersOnManySocketsAllComplete) {
+  const int n = 200;
+  std::vector<std::array<int, 2>> pairs(n);
+  std::vector<Op> ops(n);
+  std::vector<char> bufs(n * 4);
+  for (int i = 0; i < n; ++i) {
+    int sv[2];
+    stream_pair(sv);
+    pairs[i] = {sv[0], sv[1]};
+    e.submit_op(op(IoOp::kRecv, sv[0], &bufs[i * 4], 4), &ops[i], 0, nullptr);
+  }
+  spin();
+  for (int i = n - 1; i >= 0; --i) ASSERT_EQ(write(pairs[i][1], "abcd", 4), 4);
+  EXPECT_TRUE(drive([&] {
+    for (auto& o : ops)
+      if (!o.count) return false;
+    return true;
+  }));
+  for (auto& o : ops) EXPECT_EQ(o.res, 4);
+  EXPECT_EQ(e.inflight(), 1);
+  for (auto& pr : pairs) {
+    close(pr[0]);
+    close(pr[1]);
+  }
+}

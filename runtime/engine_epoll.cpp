@@ -697,16 +697,19 @@ int EpollEngine::wait_on(Pending* p, int fd, uint32_t events, uint8_t mode) {
 // Owner. The registration to wait on fd in: the one already made for the
 // same open file (kcmp), else a new one with its own duplicate.
 EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
-  bool share = !edge && kcmp_ok_ && fd >= 0;
-  if (share && fd < table_size_ && table_[fd]) {
+  bool table_free = !edge && fd >= 0;
+  if (table_free && fd < table_size_ && table_[fd]) {
     FdState* old = table_[fd];
-    long same = raw_syscall(SYS_kcmp, pid_, pid_, KCMP_FILE, fd, old->dup);
+    // Registered by number (no descriptor was left for a duplicate): join
+    // it, a second registration of the same number would replace it.
+    if (!old->own_dup) return old;
+    long same = kcmp_ok_ ? raw_syscall(SYS_kcmp, pid_, pid_, KCMP_FILE, fd, old->dup) : -ENOSYS;
     if (same == 0) return old;
     if (same == -ENOSYS || same == -EPERM || same == -EACCES) {
       kcmp_ok_ = false;  // seccomp (Docker allows kcmp only with CAP_SYS_PTRACE): no sharing
-      share = false;
+      table_free = false;
     } else {
-      old->fd = -1;  // another file now has the number: the old one keeps its waiters
+      old->fd = -1;  // another file has the number now: the old one keeps its waiters
       table_[fd] = nullptr;
     }
   }
@@ -725,13 +728,13 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
   if (d >= 0) {
     fs->dup = static_cast<int>(d);
     fs->own_dup = true;
+    if (!kcmp_ok_) table_free = false;  // could never be joined
   } else {
     // No descriptor left (EMFILE): register the program's number itself;
     // a close of it while this waits then drops the registration.
     fs->dup = fd;
-    share = false;
   }
-  if (share && table_grow(fd)) {
+  if (table_free && table_grow(fd)) {
     table_[fd] = fs;
     fs->fd = fd;
   }

@@ -998,12 +998,16 @@ void EpollEngine::poll_events(int timeout_ms) {
 void EpollEngine::wait() {
   bool now = ready_head_ || done_.load(std::memory_order_relaxed);
   poll_events(now ? 0 : -1);
+  just_polled_ = true;
 }
 
 int EpollEngine::reap() {
   drain_pool();
-  if (fd_waiters_) poll_events(0);
+  // After wait() the set was just asked: the scheduler's wait-then-reap
+  // costs one epoll_wait, not two.
+  if (fd_waiters_ && !just_polled_) poll_events(0);
   else expire_timers();
+  just_polled_ = false;
   unsigned n = ready_count_.load(std::memory_order_relaxed);
   int delivered = 0;
   for (unsigned i = 0; i < n && ready_head_; ++i) {

@@ -135,6 +135,7 @@ class EpollEngine {
   int pid_ = 0;
   int dup_base_ = 0;
   bool kcmp_ok_ = true;
+  bool just_polled_ = false;
   Heap* heaps_ = nullptr;  // [3]: monotonic, realtime, boottime
   FdState** table_ = nullptr;  // by the program's fd number: the shared registration
   int table_size_ = 0;

@@ -76,6 +76,11 @@ uint64_t iov_total(const iovec* v, uint64_t n) {
   return t;
 }
 
+bool is_socket(int fd) {
+  struct stat st;
+  return raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) == 0 && S_ISSOCK(st.st_mode);
+}
+
 bool is_regular(int fd) {
   struct stat st;
   if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) < 0) return false;
@@ -703,15 +708,16 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
     // Registered by number (no descriptor was left for a duplicate): join
     // it, a second registration of the same number would replace it.
     if (!old->own_dup) return old;
-    long same = kcmp_ok_ ? raw_syscall(SYS_kcmp, pid_, pid_, KCMP_FILE, fd, old->dup) : -ENOSYS;
+    int same = same_file(fd, old->dup);
     if (same == 0) return old;
-    if (same == -ENOSYS || same == -EPERM || same == -EACCES) {
-      kcmp_ok_ = false;  // seccomp (Docker allows kcmp only with CAP_SYS_PTRACE): no sharing
-      table_free = false;
+    if (same < 0) {
+      table_free = false;  // cannot tell: a registration of its own
     } else {
       old->fd = -1;  // another file has the number now: the old one keeps its waiters
       table_[fd] = nullptr;
     }
+  } else if (table_free && !kcmp_ok_ && !is_socket(fd)) {
+    table_free = false;  // could never be matched again
   }
   FdState* fs = alloc_objects<FdState>();
   if (!fs) {
@@ -728,7 +734,6 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
   if (d >= 0) {
     fs->dup = static_cast<int>(d);
     fs->own_dup = true;
-    if (!kcmp_ok_) table_free = false;  // could never be joined
   } else {
     // No descriptor left (EMFILE): register the program's number itself;
     // a close of it while this waits then drops the registration.
@@ -739,6 +744,26 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
     fs->fd = fd;
   }
   return fs;
+}
+
+// 0: fd and dup name the same open file, 1: they do not, -1: cannot tell.
+// kcmp(KCMP_FILE) answers exactly; where a seccomp profile refuses it
+// (Docker allows it only with CAP_SYS_PTRACE), a socket's inode identifies
+// its one open file (a socket cannot be opened twice); other files cannot
+// be told apart and get registrations of their own.
+int EpollEngine::same_file(int fd, int dup) {
+  if (kcmp_ok_) {
+    long r = raw_syscall(SYS_kcmp, pid_, pid_, KCMP_FILE, fd, dup);
+    if (r >= 0) return r == 0 ? 0 : 1;
+    if (r == -EBADF) return 1;
+    if (r != -ENOSYS && r != -EPERM && r != -EACCES) return -1;
+    kcmp_ok_ = false;
+  }
+  struct stat a, b;
+  if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&a)) < 0) return 1;
+  if (raw_syscall(SYS_fstat, dup, reinterpret_cast<long>(&b)) < 0) return -1;
+  if (!S_ISSOCK(a.st_mode) || !S_ISSOCK(b.st_mode)) return -1;
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : 1;
 }
 
 bool EpollEngine::table_grow(int fd) {

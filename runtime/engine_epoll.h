@@ -129,6 +129,7 @@ class EpollEngine {
   void heap_remove(Pending* p);
   void sync_timerfd(int which);
   bool table_grow(int fd);
+  int same_file(int fd, int dup);
 
   int epfd_ = -1;
   int event_fd_ = -1;

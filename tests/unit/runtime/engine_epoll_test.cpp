@@ -5,10 +5,16 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -724,4 +730,164 @@ TEST_F(EpollEngineTest, ManyWaitersOnManySocketsAllComplete) {
     close(pr[0]);
     close(pr[1]);
   }
+}
+
+TEST_F(EpollEngineTest, AJobStillQueuedForTheHelperPoolIsCancelledOneRunningKeepsItsResult) {
+  // Eight blocking FIFO opens take every helper (the pool's default bound);
+  // a ninth job waits in the queue.
+  char dir[] = "/tmp/unblock_epoll_fifo_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string fifo = std::string(dir) + "/f";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const int n = 8;
+  Op opens[n];
+  for (auto& o : opens) e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>(fifo.c_str()), 0, O_RDONLY | O_CLOEXEC), &o, 0, nullptr);
+  usleep(50000);  // let the helpers start and block in open(2)
+  Op queued;
+  e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>("/dev/null"), 0, O_RDONLY | O_CLOEXEC), &queued, 0, nullptr);
+  unsigned sq = 0, cq = 0;
+  e.occupancy(&sq, &cq);
+  EXPECT_EQ(sq, 1u);
+  e.cancel(&queued);
+  e.cancel(&opens[0]);  // running: cannot be stopped, keeps its own result
+  EXPECT_TRUE(drive([&] { return queued.count == 1; }));
+  EXPECT_EQ(queued.res, -ECANCELED);
+  std::thread writer([&] {
+    int w = open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    usleep(20000);
+    close(w);
+  });
+  EXPECT_TRUE(drive([&] {
+    for (auto& o : opens)
+      if (!o.count) return false;
+    return true;
+  }));
+  writer.join();
+  for (auto& o : opens) {
+    EXPECT_GE(o.res, 0);
+    if (o.res >= 0) close(o.res);
+  }
+  EXPECT_EQ(e.inflight(), 1);
+  unlink(fifo.c_str());
+  rmdir(dir);
+}
+
+// Docker's profile refuses io_uring and allows kcmp only with
+// CAP_SYS_PTRACE. Under such a filter (in a forked child, which also has
+// none of the parent's helper threads) sockets are matched by inode, so
+// several acceptors and a reader with a writer on one socket share one
+// registration; two readers of one pipe cannot be matched and get one each.
+// All must complete.
+TEST(EpollEngineSeccomp, WithKcmpAndIoUringRefusedOperationsOnOneFdStillComplete) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(20);
+    sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_kcmp, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) _exit(77);
+    if (syscall(SYS_kcmp, getpid(), getpid(), 0, 0, 0) != -1 || errno != EPERM) _exit(78);
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(64, &why)) _exit(2);
+    auto drive = [&](const std::function<bool()>& pred) {
+      for (int i = 0; i < 100000 && !pred(); ++i) {
+        if (!e.reap()) e.wait();
+      }
+      return pred();
+    };
+    uint16_t port = 0;
+    int l = tcp_listener(&port);
+    Op acc[3];
+    for (auto& a : acc) {
+      IoOp o{};
+      o.kind = IoOp::kAccept;
+      o.fd = l;
+      o.flags = SOCK_CLOEXEC;
+      e.submit_op(o, &a, 0, nullptr);
+    }
+    int clients[3];
+    for (int& c : clients) {
+      c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a = loopback(port);
+      if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(3);
+    }
+    if (!drive([&] { return acc[0].count && acc[1].count && acc[2].count; })) _exit(4);
+    for (auto& a : acc)
+      if (a.res < 0) _exit(5);
+    // A reader and a writer on one socket, each with its own registration.
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    std::vector<char> fill(1 << 20, 'x');
+    ssize_t filled = send(sv[0], fill.data(), fill.size(), MSG_DONTWAIT);
+    char in[4];
+    Op r, w;
+    IoOp ro{};
+    ro.kind = IoOp::kRecv;
+    ro.fd = sv[0];
+    ro.addr = in;
+    ro.len = sizeof in;
+    IoOp wo = ro;
+    wo.kind = IoOp::kSend;
+    wo.addr = fill.data();
+    wo.len = 4096;
+    e.submit_op(ro, &r, 0, nullptr);
+    e.submit_op(wo, &w, 0, nullptr);
+    for (int i = 0; i < 5; ++i) e.reap();
+    if (r.count || w.count) _exit(6);
+    if (write(sv[1], "ping", 4) != 4) _exit(7);
+    std::vector<char> sink(static_cast<size_t>(filled) + 4096);
+    size_t got = 0;
+    while (got < sink.size()) {
+      ssize_t k = read(sv[1], sink.data(), sink.size() - got);
+      if (k <= 0) break;
+      got += static_cast<size_t>(k);
+      e.reap();
+    }
+    if (!drive([&] { return r.count && w.count; })) _exit(8);
+    if (r.res != 4 || w.res != 4096) _exit(9);
+    // Two readers of one pipe: a registration each.
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) _exit(11);
+    char b1[8], b2[8];
+    Op r1, r2;
+    IoOp po{};
+    po.kind = IoOp::kRead;
+    po.fd = p[0];
+    po.off = ~0ULL;
+    po.addr = b1;
+    po.len = sizeof b1;
+    e.submit_op(po, &r1, 0, nullptr);
+    po.addr = b2;
+    e.submit_op(po, &r2, 0, nullptr);
+    for (int i = 0; i < 5; ++i) e.reap();
+    if (r1.count || r2.count) _exit(12);
+    if (write(p[1], "ab", 2) != 2) _exit(13);
+    if (!drive([&] { return r1.count + r2.count >= 1; })) _exit(14);
+    if (write(p[1], "c", 1) != 1) _exit(15);
+    if (!drive([&] { return r1.count && r2.count; })) _exit(16);
+    if (r1.res + r2.res != 3) _exit(17);
+    // File I/O on the child's own helpers.
+    Op o;
+    IoOp op{};
+    op.kind = IoOp::kOpenat;
+    op.fd = AT_FDCWD;
+    op.addr = const_cast<char*>("/dev/null");
+    op.flags = O_RDONLY | O_CLOEXEC;
+    e.submit_op(op, &o, 0, nullptr);
+    if (!drive([&] { return o.count == 1; }) || o.res < 0) _exit(10);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no seccomp";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }

@@ -1004,3 +1004,98 @@ TEST_F(EpollEngineTest, BoottimeTimerFires) {
   EXPECT_TRUE(drive([&] { return t.count == 1; }));
   EXPECT_EQ(t.res, -ETIME);
 }
+
+// Bookkeeping under churn: many sockets, operations that finish at once,
+// wait, time out, are cancelled, share registrations, and fds that are
+// closed and reopened under waiting operations. Every operation must get
+// exactly one completion and nothing may stay in flight.
+TEST_F(EpollEngineTest, ChurnOfWaitsTimeoutsCancelsAndClosesLeavesNothingBehind) {
+  constexpr int kPairs = 32, kSlots = 128, kRounds = 4000;
+  struct Slot : Op {
+    bool busy = false;
+    char buf[64];
+  };
+  std::vector<Slot> slots(kSlots);
+  int fds[kPairs][2];
+  for (auto& p : fds) stream_pair(p);
+  unsigned seed = 12345;
+  auto rnd = [&](unsigned n) {
+    seed = seed * 1103515245 + 12345;
+    return (seed >> 16) % n;
+  };
+  int submitted = 0, completed_before = 0;
+  std::vector<char> big(256 * 1024, 'z');
+  for (int round = 0; round < kRounds; ++round) {
+    Slot& s = slots[rnd(kSlots)];
+    int pair = static_cast<int>(rnd(kPairs));
+    switch (rnd(8)) {
+      case 0:
+      case 1:
+      case 2:
+        if (!s.busy) {
+          int64_t to = rnd(3) == 0 ? static_cast<int64_t>(rnd(3000)) * 1000 : 0;
+          IoOp o = op(rnd(4) == 0 ? IoOp::kSend : IoOp::kRecv, fds[pair][0], s.buf, sizeof s.buf);
+          if (o.kind == IoOp::kSend) {
+            o.addr = big.data();
+            o.len = big.size();
+            o.flags = MSG_NOSIGNAL;
+          }
+          s.busy = true;
+          s.count = 0;
+          e.submit_op(o, &s, to, nullptr);
+          ++submitted;
+        }
+        break;
+      case 3:
+        if (s.busy && !s.count) e.cancel(&s);
+        break;
+      case 4: {
+        char junk[512];
+        (void)send(fds[pair][1], junk, rnd(sizeof junk) + 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        break;
+      }
+      case 5: {
+        char sink[65536];
+        (void)recv(fds[pair][1], sink, sizeof sink, MSG_DONTWAIT);
+        break;
+      }
+      case 6:
+        if (rnd(16) == 0) {  // replace the pair under whatever waits on it
+          int a = fds[pair][0], b = fds[pair][1];
+          int np[2];
+          stream_pair(np);
+          ASSERT_EQ(dup2(np[0], a), a);
+          ASSERT_EQ(dup2(np[1], b), b);
+          close(np[0]);
+          close(np[1]);
+        }
+        break;
+      case 7:
+        e.reap();
+        break;
+    }
+    for (auto& sl : slots) {
+      if (sl.busy && sl.count) {
+        ASSERT_EQ(sl.count, 1);
+        sl.busy = false;
+        ++completed_before;
+      }
+    }
+  }
+  // Finish: cancel everything left and drain.
+  for (auto& s : slots)
+    if (s.busy && !s.count) e.cancel(&s);
+  EXPECT_TRUE(drive([&] {
+    for (auto& s : slots)
+      if (s.busy && !s.count) return false;
+    return true;
+  }));
+  spin(3);
+  for (auto& s : slots) EXPECT_LE(s.count, 1);
+  EXPECT_EQ(e.inflight(), 1);
+  EXPECT_GT(submitted, 100);
+  for (auto& p : fds) {
+    close(p[0]);
+    close(p[1]);
+  }
+}

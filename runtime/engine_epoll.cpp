@@ -402,6 +402,14 @@ bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
 
 void EpollEngine::shutdown() {
   if (epfd_ < 0) return;
+  bool helpers_hold_records = false;
+  for (Pending* p = all_; p; p = p->anext) {
+    if (p->state == Pending::kPoolQueued || p->state == Pending::kPoolRunning) helpers_hold_records = true;
+    if (FdState* fs = p->fs) {
+      unlink_waiter(p);
+      if (!fs->head && !fs->busy) release(fs);
+    }
+  }
   for (int i = 0; i < table_size_; ++i) {
     if (table_[i]) release(table_[i]);
   }
@@ -417,17 +425,28 @@ void EpollEngine::shutdown() {
   raw_syscall(SYS_close, epfd_);
   raw_syscall(SYS_close, event_fd_);
   epfd_ = event_fd_ = -1;
-  // Records are kept: a helper thread may still hold one if the owner broke
-  // the "nothing in flight" rule; freeing them would corrupt its memory.
+  // If the owner broke the "nothing in flight" rule and a helper still
+  // holds a record, the records are kept: freeing them would corrupt its
+  // memory.
+  if (!helpers_hold_records) {
+    for (int i = 0; i < nchunks_; ++i) free(chunks_[i]);
+    free(chunks_);
+    chunks_ = nullptr;
+    nchunks_ = 0;
+    free_ = all_ = ready_head_ = ready_tail_ = nullptr;
+  }
 }
 
 EpollEngine::Pending* EpollEngine::alloc_pending() {
   if (!free_) {
     Pending* chunk = alloc_objects<Pending>(kChunk);
-    if (!chunk) {
+    auto* list = static_cast<Pending**>(realloc(chunks_, sizeof(Pending*) * static_cast<size_t>(nchunks_ + 1)));
+    if (list) chunks_ = list;
+    if (!chunk || !list) {
       LOG_ERROR("epoll engine: out of memory for an operation record");
       abort();
     }
+    chunks_[nchunks_++] = chunk;
     for (int i = 0; i < kChunk; ++i) {
       chunk[i].rnext = free_;
       free_ = &chunk[i];

@@ -141,6 +141,8 @@ class EpollEngine {
   FdState** table_ = nullptr;  // by the program's fd number: the shared registration
   int table_size_ = 0;
   Pending* free_ = nullptr;
+  Pending** chunks_ = nullptr;  // record blocks, freed by shutdown
+  int nchunks_ = 0;
   Pending* all_ = nullptr;  // every live record, for cancel(Completion*)
   Pending* ready_head_ = nullptr;
   Pending* ready_tail_ = nullptr;

@@ -109,6 +109,7 @@ struct EpollEngine::Pending {
   bool multishot = false;
   bool queued = false;
   bool urgent = false;
+  bool not_socket = false;  // a write continued with pwritev2 (sendmsg said ENOTSOCK)
   uint32_t want = 0;     // epoll events awaited
   uint32_t events = 0;   // multishot: readiness not yet delivered
   int res = 0;
@@ -578,8 +579,10 @@ EpollEngine::Step EpollEngine::attempt(Pending* p, int fd) {
         }
         break;
       case IoOp::kSend:
+        // After some bytes went out, an EPIPE ends the call with the count
+        // and no SIGPIPE, as in the kernel's one blocking call.
         r = raw_syscall(SYS_sendto, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
-                        static_cast<long>(op.len - p->done), op.flags | MSG_DONTWAIT, 0, 0);
+                        static_cast<long>(op.len - p->done), op.flags | MSG_DONTWAIT | (p->done ? MSG_NOSIGNAL : 0), 0, 0);
         if (r >= 0) {
           p->done += static_cast<uint64_t>(r);
           if (r > 0 && !caller_nowait && p->done < p->total) continue;
@@ -598,7 +601,7 @@ EpollEngine::Step EpollEngine::attempt(Pending* p, int fd) {
           msghdr h{};
           h.msg_iov = rest;
           h.msg_iovlen = static_cast<size_t>(advance_iov(m->msg_iov, static_cast<int>(m->msg_iovlen), p->done, rest, 64));
-          r = raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(&h), op.flags | MSG_DONTWAIT);
+          r = raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(&h), op.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
         }
         if (r >= 0) {
           p->done += static_cast<uint64_t>(r);
@@ -626,6 +629,27 @@ EpollEngine::Step EpollEngine::attempt(Pending* p, int fd) {
           }
         }
         long pos = op.off == kCurrentPos ? -1 : static_cast<long>(op.off + p->done);
+        if (!input && p->done && !p->not_socket) {
+          // The rest of a write on a socket: sendmsg, so that an EPIPE now
+          // ends it with the count and no SIGPIPE, as the kernel's one
+          // blocking write does (a pipe's write raises it even then: the
+          // pwritev2 below).
+          msghdr h{};
+          h.msg_iov = const_cast<iovec*>(v);
+          h.msg_iovlen = static_cast<size_t>(n);
+          r = raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(&h), MSG_DONTWAIT | MSG_NOSIGNAL);
+          if (r == -ENOTSOCK) {
+            p->not_socket = true;
+          } else {
+            if (r >= 0) {
+              p->done += static_cast<uint64_t>(r);
+              if (r > 0 && p->done < p->total) continue;
+              p->res = static_cast<int>(p->done);
+              return Step::kDone;
+            }
+            break;
+          }
+        }
         // RWF_NOWAIT: sockets, pipes (Linux 5.8+), eventfd (6.x) and regular
         // files' cached pages answer without sleeping; ttys, timerfd,
         // signalfd and older pipes refuse with EOPNOTSUPP.
@@ -1113,7 +1137,12 @@ void EpollEngine::arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) {
 
 void EpollEngine::cancel_timer(TimerOp* t) {
   auto* p = reinterpret_cast<Pending*>(static_cast<intptr_t>(t->ts.tv_sec));
-  if (!p || p->c != t || !p->timer || p->state != Pending::kTimer) return;
+  // A timer armed on another worker's engine (its fiber moved since) is not
+  // ours to touch: it fires there, as a timeout_remove sent to the wrong
+  // ring finds nothing and the timer's -ETIME comes from its own ring.
+  // Records never move between engines, so p->engine is stable to read.
+  if (!p || p->engine != this) return;
+  if (p->c != t || !p->timer || p->state != Pending::kTimer) return;
   complete(p, -ECANCELED);
 }
 

@@ -9,6 +9,7 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <sys/eventfd.h>
@@ -1098,4 +1099,53 @@ TEST_F(EpollEngineTest, ChurnOfWaitsTimeoutsCancelsAndClosesLeavesNothingBehind)
     close(p[0]);
     close(p[1]);
   }
+}
+
+TEST(EpollEngineTimers, CancelTimerOnAnotherEngineLeavesTheTimerToFireOnItsOwn) {
+  // A fiber that armed its timer on one worker may cancel from another
+  // (found wiring the engine in: signal_ack_storm crashed in heap_remove).
+  EpollEngine a, b;
+  int why = 0;
+  ASSERT_TRUE(a.init(8, &why));
+  ASSERT_TRUE(b.init(8, &why));
+  Timer t;
+  a.arm_timer(&t, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, 20));
+  b.cancel_timer(&t);
+  for (int i = 0; i < 3; ++i) b.reap();
+  EXPECT_EQ(t.count, 0);
+  EXPECT_EQ(b.inflight(), 1);
+  for (int i = 0; i < 1000 && !t.count; ++i) {
+    if (!a.reap()) a.wait();
+  }
+  EXPECT_EQ(t.count, 1);
+  EXPECT_EQ(t.res, -ETIME);
+  a.shutdown();
+  b.shutdown();
+}
+
+namespace {
+std::atomic<int> g_sigpipes{0};
+}
+
+TEST_F(EpollEngineTest, AWriteThatMovedBytesEndsWithTheCountAndNoSigpipeWhenThePeerCloses) {
+  struct sigaction sa{}, old{};
+  sa.sa_handler = [](int) { g_sigpipes.fetch_add(1); };
+  sigaction(SIGPIPE, &sa, &old);
+  g_sigpipes = 0;
+  int sv[2];
+  stream_pair(sv);
+  std::vector<char> out(4 << 20, 'w');
+  Op w;
+  e.submit_op(op(IoOp::kWrite, sv[0], out.data(), out.size()), &w, 0, nullptr);
+  spin();
+  EXPECT_EQ(w.count, 0);
+  char sink[4096];
+  ASSERT_GT(read(sv[1], sink, sizeof sink), 0);
+  close(sv[1]);
+  EXPECT_TRUE(drive([&] { return w.count == 1; }));
+  EXPECT_GT(w.res, 0);
+  EXPECT_LT(w.res, static_cast<int>(out.size()));
+  EXPECT_EQ(g_sigpipes.load(), 0);
+  sigaction(SIGPIPE, &old, nullptr);
+  close(sv[0]);
 }

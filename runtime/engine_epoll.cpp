@@ -876,13 +876,16 @@ void EpollEngine::unlink_waiter(Pending* p) {
 }
 
 // Owner, from poll_events. `fs` may be freed on return.
-void EpollEngine::on_ready(FdState* fs, uint32_t revents) {
-  if (!fs->edge) fs->live = false;  // EPOLLONESHOT: disarmed until update re-arms it
+// kick: retry the operations that have a non-blocking form, whatever they
+// wait for (kick_remote); the registration stays armed.
+void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
+  if (!fs->edge && !kick) fs->live = false;  // EPOLLONESHOT: disarmed until update re-arms it
   const uint32_t always = EPOLLERR | EPOLLHUP;
   bool dry_in = false, dry_out = false;
   for (Pending *p = fs->head, *next; p; p = next) {
     next = p->fnext;
-    if (!(revents & (p->want | always))) continue;
+    if (kick && p->mode != kModeRetry) continue;
+    if (!kick && !(revents & (p->want | always))) continue;
     switch (p->mode) {
       case kModePoll: {
         uint32_t bits = revents & (p->want | always);
@@ -913,7 +916,7 @@ void EpollEngine::on_ready(FdState* fs, uint32_t revents) {
         break;
       case kModeRetry: {
         bool in = (p->want & EPOLLIN) != 0;
-        if ((in ? dry_in : dry_out) && !(revents & always)) break;
+        if ((in ? dry_in : dry_out) && !(revents & always) && !kick) break;
         Step s = attempt(p, fs->dup);
         if (s == Step::kWait) {
           (in ? dry_in : dry_out) = true;
@@ -1059,8 +1062,45 @@ void EpollEngine::poll_events(int timeout_ms) {
       on_ready(static_cast<FdState*>(evs[i].data.ptr), evs[i].events);
     }
   }
+  if (kick_pending_.load(std::memory_order_acquire)) take_kicks();  // pairs with kick_remote's release
   drain_pool();
   expire_timers();
+}
+
+void EpollEngine::kick_remote(int fd) {
+  {
+    SpinGuard g(kick_lock_);
+    if (nkicks_ < static_cast<int>(sizeof kicks_ / sizeof kicks_[0])) kicks_[nkicks_++] = fd;
+    else kick_all_ = true;
+    kick_pending_.store(true, std::memory_order_release);
+  }
+  notify();
+}
+
+void EpollEngine::take_kicks() {
+  int fds[16];
+  int n;
+  bool all;
+  {
+    SpinGuard g(kick_lock_);
+    n = nkicks_;
+    for (int i = 0; i < n; ++i) fds[i] = kicks_[i];
+    all = kick_all_;
+    nkicks_ = 0;
+    kick_all_ = false;
+    kick_pending_.store(false, std::memory_order_relaxed);
+  }
+  // Registrations are found through the table (a socket's always is, by
+  // kcmp or by inode); a retry that finds nothing changed just waits on.
+  if (all) {
+    for (int i = 0; i < table_size_; ++i) {
+      if (table_[i]) on_ready(table_[i], 0, true);
+    }
+    return;
+  }
+  for (int k = 0; k < n; ++k) {
+    if (fds[k] >= 0 && fds[k] < table_size_ && table_[fds[k]]) on_ready(table_[fds[k]], 0, true);
+  }
 }
 
 void EpollEngine::wait() {

@@ -27,6 +27,7 @@
 #include <cstdint>
 
 #include "runtime/engine.h"
+#include "runtime/spinlock.h"
 
 namespace unblock {
 
@@ -93,6 +94,12 @@ class EpollEngine {
   // (or the bytes it moved), or with its own result if it already finished
   // or is running on a helper thread. No effect if there is none.
   void cancel(Completion* c);
+  // Any thread: retries the operations waiting on the open file `fd` names
+  // (in this engine). For state changes epoll does not report: a unix
+  // stream socket's own shutdown(SHUT_WR) wakes a blocked sender in the
+  // kernel, but unix_poll has no bit for it, so epoll filters the wake-up
+  // out. The shutdown hook is meant to call it on every worker's engine.
+  void kick_remote(int fd);
   // True if a completion's flags say more completions follow. Any thread.
   static bool more_follow(uint32_t flags) { return (flags & kMore) != 0; }
 
@@ -117,7 +124,8 @@ class EpollEngine {
   int update(FdState* fs);
   void release(FdState* fs);
   void unlink_waiter(Pending* p);
-  void on_ready(FdState* fs, uint32_t revents);
+  void on_ready(FdState* fs, uint32_t revents, bool kick = false);
+  void take_kicks();
   void to_pool(Pending* p, int fd);
   void connect_start(Pending* p);
   void complete(Pending* p, int res);
@@ -153,6 +161,11 @@ class EpollEngine {
   std::atomic<unsigned> pool_queued_{0};
   std::atomic<Pending*> done_{nullptr};  // pushed by helper threads
   std::atomic<int> inflight_{0};
+  SpinLock kick_lock_;
+  int kicks_[16] = {};
+  int nkicks_ = 0;        // under kick_lock_
+  bool kick_all_ = false;  // under kick_lock_: more than kicks_ holds
+  std::atomic<bool> kick_pending_{false};
   std::atomic<uint64_t> enters_{0};
 };
 

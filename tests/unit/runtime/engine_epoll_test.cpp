@@ -743,10 +743,16 @@ TEST_F(EpollEngineTest, AJobStillQueuedForTheHelperPoolIsCancelledOneRunningKeep
   const int n = 8;
   Op opens[n];
   for (auto& o : opens) e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>(fifo.c_str()), 0, O_RDONLY | O_CLOEXEC), &o, 0, nullptr);
-  usleep(50000);  // let the helpers start and block in open(2)
+  unsigned sq = 0, cq = 0;
+  for (int i = 0; i < 1000; ++i) {  // until every helper took one (bounded: 10 s)
+    e.occupancy(&sq, &cq);
+    if (sq == 0) break;
+    usleep(10000);
+  }
+  ASSERT_EQ(sq, 0u);
+  usleep(20000);  // and is inside open(2)
   Op queued;
   e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>("/dev/null"), 0, O_RDONLY | O_CLOEXEC), &queued, 0, nullptr);
-  unsigned sq = 0, cq = 0;
   e.occupancy(&sq, &cq);
   EXPECT_EQ(sq, 1u);
   e.cancel(&queued);
@@ -1148,4 +1154,47 @@ TEST_F(EpollEngineTest, AWriteThatMovedBytesEndsWithTheCountAndNoSigpipeWhenTheP
   EXPECT_EQ(g_sigpipes.load(), 0);
   sigaction(SIGPIPE, &old, nullptr);
   close(sv[0]);
+}
+
+TEST_F(EpollEngineTest, ASenderBlockedOnAUnixSocketEndsWithEpipeWhenItsOwnShutdownIsKicked) {
+  // The kernel wakes a sender blocked on a full unix stream socket when the
+  // socket's own sending side is shut down (it then fails with EPIPE), but
+  // unix_poll has no bit for it: epoll alone never reports it.
+  int sv[2];
+  stream_pair(sv);
+  std::vector<char> big(1 << 20, 's');
+  while (send(sv[0], big.data(), big.size(), MSG_DONTWAIT) > 0) {
+  }
+  Op w;
+  e.submit_op(op(IoOp::kSend, sv[0], big.data(), big.size(), MSG_NOSIGNAL), &w, 0, nullptr);
+  spin();
+  EXPECT_EQ(w.count, 0);
+  ASSERT_EQ(shutdown(sv[0], SHUT_WR), 0);
+  for (int i = 0; i < 20; ++i) {
+    e.reap();
+    usleep(1000);
+  }
+  EXPECT_EQ(w.count, 0);  // what epoll misses
+  std::thread t([&] { e.kick_remote(sv[0]); });
+  EXPECT_TRUE(drive([&] { return w.count == 1; }));
+  t.join();
+  EXPECT_EQ(w.res, -EPIPE);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, AKickOfAnFdWithNothingChangedLeavesItsWaitersWaiting) {
+  int sv[2];
+  stream_pair(sv);
+  char buf[4];
+  Op r;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &r, 0, nullptr);
+  for (int i = 0; i < 40; ++i) e.kick_remote(i % 2 ? sv[0] : 1000 + i);  // also more than the queue holds
+  spin();
+  EXPECT_EQ(r.count, 0);
+  ASSERT_EQ(write(sv[1], "ok", 2), 2);
+  EXPECT_TRUE(drive([&] { return r.count == 1; }));
+  EXPECT_EQ(r.res, 2);
+  close(sv[0]);
+  close(sv[1]);
 }

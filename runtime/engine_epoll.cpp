@@ -47,6 +47,7 @@ constexpr int kChunk = 64;
 constexpr int kMaxIov = 1024;   // UIO_MAXIOV
 constexpr int kProgressRounds = 64;  // bound of the try-again loop of one attempt
 constexpr unsigned kDefaultPool = 8;
+constexpr int64_t kUrgentPollNs = 50 * 1000;
 
 int64_t now_ns(clockid_t clock) {
   timespec ts;
@@ -186,6 +187,7 @@ struct Pool {
   EpollEngine::Pending* tail = nullptr;
   int threads = 0;
   int idle = 0;
+  int queued = 0;  // jobs in the queue
   unsigned max = kDefaultPool;
   int pid = 0;
   std::atomic<uint32_t> seq{0};  // futex word the idle threads sleep on
@@ -199,6 +201,7 @@ void* pool_main(void*) {
     if (p) {
       g_pool.head = p->rnext;
       if (!g_pool.head) g_pool.tail = nullptr;
+      --g_pool.queued;
       p->state = EpollEngine::Pending::kPoolRunning;
       g_pool.lock.unlock();
       PoolAccess::dequeued(p);
@@ -223,15 +226,20 @@ void pool_submit(EpollEngine::Pending* p) {
   g_pool.lock.lock();
   if (g_pool.pid != pid) {  // a forked child has none of the parent's threads
     g_pool.pid = pid;
-    g_pool.threads = g_pool.idle = 0;
+    g_pool.threads = g_pool.idle = g_pool.queued = 0;
     g_pool.head = g_pool.tail = nullptr;
   }
   p->rnext = nullptr;
   if (g_pool.tail) g_pool.tail->rnext = p;
   else g_pool.head = p;
   g_pool.tail = p;
+  ++g_pool.queued;
+  // An idle count is stale until the woken thread takes the lock again:
+  // start a thread whenever more jobs wait than threads are idle, or
+  // blocking jobs submitted in a burst would all wait for the few threads
+  // woken first (found by the pool-cancel test, 1 run in 3).
   bool wake = g_pool.idle > 0;
-  bool spawn = !wake && static_cast<unsigned>(g_pool.threads) < g_pool.max;
+  bool spawn = g_pool.queued > g_pool.idle && static_cast<unsigned>(g_pool.threads) < g_pool.max;
   if (spawn) ++g_pool.threads;
   if (wake) g_pool.seq.fetch_add(1, std::memory_order_relaxed);  // under the lock: the sleeper compares it
   g_pool.lock.unlock();
@@ -251,6 +259,7 @@ void pool_submit(EpollEngine::Pending* p) {
     if (q) {
       g_pool.head = q->rnext;
       if (!g_pool.head) g_pool.tail = nullptr;
+      --g_pool.queued;
       q->state = EpollEngine::Pending::kPoolRunning;
     }
     g_pool.lock.unlock();
@@ -270,6 +279,7 @@ bool pool_remove(EpollEngine::Pending* p) {
     if (prev) prev->rnext = q->rnext;
     else g_pool.head = q->rnext;
     if (g_pool.tail == q) g_pool.tail = prev;
+    --g_pool.queued;
     return true;
   }
   return false;
@@ -729,6 +739,7 @@ int EpollEngine::wait_on(Pending* p, int fd, uint32_t events, uint8_t mode) {
   fs->tail = p;
   p->state = Pending::kFdWait;
   ++fd_waiters_;
+  if (p->urgent) ++urgent_waiting_;
   p->mode = mode;
   p->want = events;
   int r = update(fs);
@@ -873,6 +884,7 @@ void EpollEngine::unlink_waiter(Pending* p) {
   p->fnext = p->fprev = nullptr;
   p->fs = nullptr;
   --fd_waiters_;
+  if (p->urgent) --urgent_waiting_;
 }
 
 // Owner, from poll_events. `fs` may be freed on return.
@@ -1146,6 +1158,16 @@ int EpollEngine::reap() {
 
 bool EpollEngine::urgent_ready() {
   if (!urgent_inflight_) return false;
+  if (urgent_ready_ > 0 || done_.load(std::memory_order_relaxed) != nullptr) return true;
+  // An accept waiting for readiness would otherwise learn of a connection
+  // only at the round's end (one accept per round on a busy server: the
+  // 10,000-connection echo test took 96 s instead of 7 with the engine in
+  // the scheduler). Ask epoll, at most every kUrgentPollNs.
+  if (!urgent_waiting_) return false;
+  int64_t now = now_ns(CLOCK_MONOTONIC);
+  if (now - last_urgent_poll_ < kUrgentPollNs) return false;
+  last_urgent_poll_ = now;
+  poll_events(0);
   return urgent_ready_ > 0 || done_.load(std::memory_order_relaxed) != nullptr;
 }
 

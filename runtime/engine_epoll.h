@@ -156,6 +156,8 @@ class EpollEngine {
   Pending* ready_tail_ = nullptr;
   int fd_waiters_ = 0;  // records in kFdWait: reap() asks epoll only when some wait
   unsigned urgent_inflight_ = 0;
+  unsigned urgent_waiting_ = 0;  // urgent records in kFdWait
+  int64_t last_urgent_poll_ = 0;
   unsigned urgent_ready_ = 0;
   std::atomic<unsigned> ready_count_{0};
   std::atomic<unsigned> pool_queued_{0};

@@ -1,0 +1,1329 @@
+#include "runtime/engine_epoll.h"
+
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <linux/futex.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/alloc.h"
+#include "runtime/signals.h"
+#include "runtime/spinlock.h"
+#include "shim/log.h"
+#include "shim/raw_syscall.h"
+#include "shim/real.h"
+
+namespace unblock {
+
+namespace {
+
+// How a registered operation continues when its fd becomes ready.
+enum : uint8_t {
+  kModeRetry,    // try the call again, without blocking (the fd has a per-call non-blocking form)
+  kModePool,     // hand it to a helper thread (no non-blocking form: accept, splice, ttys)
+  kModeConnect,  // read SO_ERROR: the non-blocking connect finished
+  kModePoll,     // report the readiness bits (poll-add)
+};
+
+// epoll tags of the engine's own descriptors (FdState pointers are larger).
+constexpr uint64_t kTagEvent = 1;
+constexpr uint64_t kTagHeap = 2;  // + 0..2
+
+constexpr uint32_t kFsyncDatasync = 1;  // IORING_FSYNC_DATASYNC
+constexpr uint64_t kCurrentPos = ~0ULL;
+constexpr int kChunk = 64;
+constexpr int kMaxIov = 1024;   // UIO_MAXIOV
+constexpr int kProgressRounds = 64;  // bound of the try-again loop of one attempt
+constexpr unsigned kDefaultPool = 8;
+constexpr int64_t kUrgentPollNs = 50 * 1000;
+
+int64_t now_ns(clockid_t clock) {
+  timespec ts;
+  real::clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// The iovecs of `v` past the first `skip` bytes, at most `max` of them.
+int advance_iov(const iovec* v, int n, uint64_t skip, iovec* out, int max) {
+  int k = 0;
+  for (int i = 0; i < n && k < max; ++i) {
+    if (skip >= v[i].iov_len) {
+      skip -= v[i].iov_len;
+      continue;
+    }
+    out[k].iov_base = static_cast<char*>(v[i].iov_base) + skip;
+    out[k].iov_len = v[i].iov_len - skip;
+    skip = 0;
+    ++k;
+  }
+  return k;
+}
+
+uint64_t iov_total(const iovec* v, uint64_t n) {
+  uint64_t t = 0;
+  for (uint64_t i = 0; i < n; ++i) t += v[i].iov_len;
+  return t;
+}
+
+bool is_socket(int fd) {
+  struct stat st;
+  return raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) == 0 && S_ISSOCK(st.st_mode);
+}
+
+bool is_regular(int fd) {
+  struct stat st;
+  if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) < 0) return false;
+  return S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+}
+
+}  // namespace
+
+// One operation (or one armed timer). States:
+//   kTimer       armed timer, in a heap
+//   kFdWait      waiting for readiness, in its FdState's list (maybe also in a heap: linked timeout)
+//   kPoolQueued  in the helper pool's queue (cancel removes it)
+//   kPoolRunning a helper thread runs it (cancel cannot stop it; its result comes)
+//   kReady       finished, in the ready queue until reap() delivers it
+// A multishot poll stays kFdWait while its events queue (`queued`); it
+// becomes kReady only for its last completion.
+struct EpollEngine::Pending {
+  enum State : uint8_t { kFree, kStarting, kTimer, kFdWait, kPoolQueued, kPoolRunning, kReady };
+  IoOp op{};
+  Completion* c = nullptr;
+  EpollEngine* engine = nullptr;
+  State state = kFree;
+  uint8_t mode = kModeRetry;
+  bool timer = false;
+  bool background = false;
+  bool multishot = false;
+  bool queued = false;
+  bool urgent = false;
+  bool not_socket = false;  // a write continued with pwritev2 (sendmsg said ENOTSOCK)
+  uint32_t want = 0;     // epoll events awaited
+  uint32_t events = 0;   // multishot: readiness not yet delivered
+  int res = 0;
+  uint64_t done = 0;     // bytes moved so far (writes, MSG_WAITALL, a regular file's rest)
+  uint64_t total = 0;    // bytes asked for (data operations)
+  int pool_fd = -1;
+  int heap = -1;
+  int heap_idx = -1;
+  int64_t deadline = 0;  // ns on the heap's clock; 0: no linked timeout
+  FdState* fs = nullptr;    // the registration it waits in
+  FdState* hold = nullptr;  // the registration whose dup a helper thread uses
+  Pending* fnext = nullptr;
+  Pending* fprev = nullptr;
+  Pending* anext = nullptr;
+  Pending* aprev = nullptr;
+  Pending* rnext = nullptr;  // ready queue, pool queue, or the done stack
+};
+
+// The engine's registration of one open file: its own duplicate of the
+// program's fd (so the file stays open, and the registration valid, while
+// an operation waits on it even if the program closes or dup2's the
+// number), the events armed (EPOLLONESHOT, re-armed while waiters remain;
+// EPOLLET for a multishot poll's own registration) and the waiters.
+struct EpollEngine::FdState {
+  int fd = -1;   // the program's number while table_[fd] points here, else -1
+  int dup = -1;
+  bool own_dup = false;
+  bool added = false;
+  bool live = false;  // armed and able to report (a one-shot that fired is not)
+  bool edge = false;
+  uint32_t armed = 0;
+  int busy = 0;  // helper-thread jobs started from its readiness, still running
+  Pending* head = nullptr;
+  Pending* tail = nullptr;
+  FdState* next_free = nullptr;
+};
+
+struct EpollEngine::Heap {
+  clockid_t clock = CLOCK_MONOTONIC;
+  int tfd = -1;
+  Pending** v = nullptr;
+  int n = 0;
+  int cap = 0;
+  int64_t armed = -1;  // deadline in the timerfd, -1: disarmed
+  bool fired = false;  // the timerfd reported: re-arm even if the deadline is unchanged
+};
+
+// ---- helper pool ------------------------------------------------------------------------
+// Process-wide, shared by every engine: bounded OS threads, started lazily
+// with the runtime threads' signal mask (every asynchronous signal blocked),
+// running raw system calls that may block. A finished job is pushed on its
+// engine's done stack and the engine is notified.
+
+struct PoolAccess {
+  static void run(EpollEngine::Pending* p);
+  static void push_done(EpollEngine::Pending* p) {
+    EpollEngine* e = p->engine;
+    EpollEngine::Pending* head = e->done_.load(std::memory_order_relaxed);
+    do {
+      p->rnext = head;
+      // Release pairs with the owner's acquire exchange in drain_pool: it
+      // then sees the result.
+    } while (!e->done_.compare_exchange_weak(head, p, std::memory_order_release, std::memory_order_relaxed));
+    e->notify();
+  }
+  static void dequeued(EpollEngine::Pending* p) { p->engine->pool_queued_.fetch_sub(1, std::memory_order_relaxed); }
+};
+
+namespace {
+
+struct Pool {
+  SpinLock lock;
+  EpollEngine::Pending* head = nullptr;
+  EpollEngine::Pending* tail = nullptr;
+  int threads = 0;
+  int idle = 0;
+  int queued = 0;  // jobs in the queue
+  unsigned max = kDefaultPool;
+  int pid = 0;
+  std::atomic<uint32_t> seq{0};  // futex word the idle threads sleep on
+};
+Pool g_pool;
+
+// Duplicates held by every engine, and how many the descriptor limit allows.
+std::atomic<int> g_dups{0};
+std::atomic<int> g_dup_budget{0};
+
+void* pool_main(void*) {
+  for (;;) {
+    g_pool.lock.lock();
+    EpollEngine::Pending* p = g_pool.head;
+    if (p) {
+      g_pool.head = p->rnext;
+      if (!g_pool.head) g_pool.tail = nullptr;
+      --g_pool.queued;
+      p->state = EpollEngine::Pending::kPoolRunning;
+      g_pool.lock.unlock();
+      PoolAccess::dequeued(p);
+      PoolAccess::run(p);
+      continue;
+    }
+    ++g_pool.idle;
+    uint32_t s = g_pool.seq.load(std::memory_order_relaxed);
+    g_pool.lock.unlock();
+    raw_syscall(SYS_futex, reinterpret_cast<long>(&g_pool.seq), FUTEX_WAIT_PRIVATE, s, 0);
+    g_pool.lock.lock();
+    --g_pool.idle;
+    g_pool.lock.unlock();
+  }
+  return nullptr;
+}
+
+// Owner of p's engine. Queues p for a helper thread, starting one if none
+// is idle and the bound allows.
+void pool_submit(EpollEngine::Pending* p) {
+  int pid = static_cast<int>(raw_syscall(SYS_getpid));
+  g_pool.lock.lock();
+  if (g_pool.pid != pid) {  // a forked child has none of the parent's threads
+    g_pool.pid = pid;
+    g_pool.threads = g_pool.idle = g_pool.queued = 0;
+    g_pool.head = g_pool.tail = nullptr;
+  }
+  p->rnext = nullptr;
+  if (g_pool.tail) g_pool.tail->rnext = p;
+  else g_pool.head = p;
+  g_pool.tail = p;
+  ++g_pool.queued;
+  // An idle count is stale until the woken thread takes the lock again:
+  // start a thread whenever more jobs wait than threads are idle, or
+  // blocking jobs submitted in a burst would all wait for the few threads
+  // woken first (found by the pool-cancel test, 1 run in 3).
+  bool wake = g_pool.idle > 0;
+  bool spawn = g_pool.queued > g_pool.idle && static_cast<unsigned>(g_pool.threads) < g_pool.max;
+  if (spawn) ++g_pool.threads;
+  if (wake) g_pool.seq.fetch_add(1, std::memory_order_relaxed);  // under the lock: the sleeper compares it
+  g_pool.lock.unlock();
+  if (wake) raw_syscall(SYS_futex, reinterpret_cast<long>(&g_pool.seq), FUTEX_WAKE_PRIVATE, 1);
+  if (!spawn) return;
+  if (signals::start_runtime_thread(pool_main, nullptr, 128 * 1024) == 0) return;
+  // No thread: with none at all, run what is queued here (blocking this
+  // thread: degraded, never lost).
+  g_pool.lock.lock();
+  --g_pool.threads;
+  bool none = g_pool.threads == 0;
+  g_pool.lock.unlock();
+  LOG_WARN("epoll engine: cannot start a helper thread%s", none ? "; running file I/O inline" : "");
+  while (none) {
+    g_pool.lock.lock();
+    EpollEngine::Pending* q = g_pool.head;
+    if (q) {
+      g_pool.head = q->rnext;
+      if (!g_pool.head) g_pool.tail = nullptr;
+      --g_pool.queued;
+      q->state = EpollEngine::Pending::kPoolRunning;
+    }
+    g_pool.lock.unlock();
+    if (!q) break;
+    PoolAccess::dequeued(q);
+    PoolAccess::run(q);
+  }
+}
+
+// Owner: takes p out of the queue if no thread has started it.
+bool pool_remove(EpollEngine::Pending* p) {
+  SpinGuard g(g_pool.lock);
+  if (p->state != EpollEngine::Pending::kPoolQueued) return false;
+  EpollEngine::Pending* prev = nullptr;
+  for (EpollEngine::Pending* q = g_pool.head; q; prev = q, q = q->rnext) {
+    if (q != p) continue;
+    if (prev) prev->rnext = q->rnext;
+    else g_pool.head = q->rnext;
+    if (g_pool.tail == q) g_pool.tail = prev;
+    --g_pool.queued;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// Helper thread: the blocking form of the call, on the registration's dup
+// (pool_fd) when it came from readiness, else on the program's fd.
+void PoolAccess::run(EpollEngine::Pending* p) {
+  const IoOp& op = p->op;
+  int fd = p->pool_fd;
+  long r = 0;
+  switch (op.kind) {
+    case IoOp::kRead:
+    case IoOp::kReadv:
+    case IoOp::kWrite:
+    case IoOp::kWritev: {
+      bool vec = op.kind == IoOp::kReadv || op.kind == IoOp::kWritev;
+      bool rd = op.kind == IoOp::kRead || op.kind == IoOp::kReadv;
+      iovec one{op.addr, static_cast<size_t>(op.len)};
+      const iovec* base = vec ? static_cast<const iovec*>(op.addr) : &one;
+      int n = vec ? static_cast<int>(op.len) : 1;
+      iovec rest[kMaxIov];
+      // A blocking write moves everything (or fails); a read returns what
+      // the one call gives, as the kernel's.
+      for (;;) {
+        int k = advance_iov(base, n, p->done, rest, kMaxIov);
+        long pos = op.off == kCurrentPos ? -1 : static_cast<long>(op.off + p->done);
+        r = raw_syscall(rd ? SYS_preadv2 : SYS_pwritev2, fd, reinterpret_cast<long>(rest), k, pos, 0, 0);
+        if (r > 0) p->done += static_cast<uint64_t>(r);
+        if (rd || r <= 0 || p->done >= p->total) break;
+      }
+      if (r >= 0 || p->done) r = static_cast<long>(p->done);
+      break;
+    }
+    case IoOp::kRecv:
+      r = raw_syscall(SYS_recvfrom, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
+                      static_cast<long>(op.len - p->done), op.flags, 0, 0);
+      if (r >= 0) r += static_cast<long>(p->done);
+      else if (p->done) r = static_cast<long>(p->done);
+      break;
+    case IoOp::kSend:
+      r = raw_syscall(SYS_sendto, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
+                      static_cast<long>(op.len - p->done), op.flags, 0, 0);
+      if (r >= 0) r += static_cast<long>(p->done);
+      else if (p->done) r = static_cast<long>(p->done);
+      break;
+    case IoOp::kRecvmsg:
+      r = raw_syscall(SYS_recvmsg, fd, reinterpret_cast<long>(op.addr), op.flags);
+      break;
+    case IoOp::kSendmsg:
+      r = raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(op.addr), op.flags);
+      break;
+    case IoOp::kAccept:
+      r = raw_syscall(SYS_accept4, fd, reinterpret_cast<long>(op.addr), static_cast<long>(op.off), op.flags);
+      break;
+    case IoOp::kConnect:
+      r = raw_syscall(SYS_connect, fd, reinterpret_cast<long>(op.addr), static_cast<long>(op.len));
+      break;
+    case IoOp::kOpenat:
+      r = raw_syscall(SYS_openat, op.fd, reinterpret_cast<long>(op.addr), op.flags, static_cast<long>(op.len));
+      break;
+    case IoOp::kFsync:
+      r = raw_syscall((op.flags & kFsyncDatasync) ? SYS_fdatasync : SYS_fsync, op.fd);
+      break;
+    case IoOp::kClose:
+      r = raw_syscall(SYS_close, op.fd);
+      break;
+    case IoOp::kSplice: {
+      loff_t in = op.off_in, out = static_cast<loff_t>(op.off);
+      r = raw_syscall(SYS_splice, fd, op.off_in == -1 ? 0 : reinterpret_cast<long>(&in), op.fd,
+                      op.off == kCurrentPos ? 0 : reinterpret_cast<long>(&out), static_cast<long>(op.len), op.flags);
+      break;
+    }
+    case IoOp::kPollAdd:
+      r = -EINVAL;  // never queued
+      break;
+  }
+  p->res = static_cast<int>(r);
+  push_done(p);
+}
+
+// ---- life cycle ---------------------------------------------------------------------------
+
+EpollEngine::~EpollEngine() { shutdown(); }
+
+bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
+  long ep = raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+  if (ep < 0) {
+    *why = static_cast<int>(-ep);
+    return false;
+  }
+  long ev = raw_syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (ev < 0) {
+    raw_syscall(SYS_close, ep);
+    *why = static_cast<int>(-ev);
+    return false;
+  }
+  epoll_event e{};
+  e.events = EPOLLIN;
+  e.data.u64 = kTagEvent;
+  raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, ev, reinterpret_cast<long>(&e));
+  heaps_ = alloc_objects<Heap>(3);
+  if (!heaps_) {
+    raw_syscall(SYS_close, ep);
+    raw_syscall(SYS_close, ev);
+    *why = ENOMEM;
+    return false;
+  }
+  heaps_[1].clock = CLOCK_REALTIME;
+  heaps_[2].clock = CLOCK_BOOTTIME;
+  epfd_ = static_cast<int>(ep);
+  event_fd_ = static_cast<int>(ev);
+  pid_ = static_cast<int>(raw_syscall(SYS_getpid));
+  // Duplicates count against the program's RLIMIT_NOFILE: at most an
+  // eighth of it is used for them, process-wide (one per waited-on file),
+  // numbered from the top eighth up, out of the way of the numbers the
+  // program's own open/socket calls get (lowest free first). Past the
+  // budget, fds are registered by number. With a duplicate per waiting
+  // socket and no budget, 10,000 held connections under a 20,000 limit ran
+  // out of descriptors (the echo server's accept got EMFILE and paused).
+  rlimit rl{};
+  if (raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, reinterpret_cast<long>(&rl)) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur >= 64) {
+    int budget = static_cast<int>(rl.rlim_cur / 8);
+    dup_base_ = static_cast<int>(rl.rlim_cur) - budget;
+    g_dup_budget.store(budget, std::memory_order_relaxed);
+  }
+  unsigned want = pool_threads ? pool_threads : kDefaultPool;
+  {
+    SpinGuard g(g_pool.lock);
+    if (want > g_pool.max) g_pool.max = want;
+  }
+  inflight_.store(1, std::memory_order_relaxed);  // the wake-up eventfd, as Engine counts it
+  return true;
+}
+
+void EpollEngine::shutdown() {
+  if (epfd_ < 0) return;
+  bool helpers_hold_records = false;
+  for (Pending* p = all_; p; p = p->anext) {
+    if (p->state == Pending::kPoolQueued || p->state == Pending::kPoolRunning) helpers_hold_records = true;
+    if (FdState* fs = p->fs) {
+      unlink_waiter(p);
+      if (!fs->head && !fs->busy) release(fs);
+    }
+  }
+  for (int i = 0; i < table_size_; ++i) {
+    if (table_[i]) release(table_[i]);
+  }
+  free(table_);
+  table_ = nullptr;
+  table_size_ = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (heaps_[i].tfd >= 0) raw_syscall(SYS_close, heaps_[i].tfd);
+    free(heaps_[i].v);
+  }
+  free(heaps_);
+  heaps_ = nullptr;
+  raw_syscall(SYS_close, epfd_);
+  raw_syscall(SYS_close, event_fd_);
+  epfd_ = event_fd_ = -1;
+  // If the owner broke the "nothing in flight" rule and a helper still
+  // holds a record, the records are kept: freeing them would corrupt its
+  // memory.
+  if (!helpers_hold_records) {
+    for (int i = 0; i < nchunks_; ++i) free(chunks_[i]);
+    free(chunks_);
+    chunks_ = nullptr;
+    nchunks_ = 0;
+    free_ = all_ = ready_head_ = ready_tail_ = nullptr;
+  }
+}
+
+EpollEngine::Pending* EpollEngine::alloc_pending() {
+  if (!free_) {
+    Pending* chunk = alloc_objects<Pending>(kChunk);
+    auto* list = static_cast<Pending**>(realloc(chunks_, sizeof(Pending*) * static_cast<size_t>(nchunks_ + 1)));
+    if (list) chunks_ = list;
+    if (!chunk || !list) {
+      LOG_ERROR("epoll engine: out of memory for an operation record");
+      abort();
+    }
+    chunks_[nchunks_++] = chunk;
+    for (int i = 0; i < kChunk; ++i) {
+      chunk[i].rnext = free_;
+      free_ = &chunk[i];
+    }
+  }
+  Pending* p = free_;
+  free_ = p->rnext;
+  *p = Pending{};
+  p->engine = this;
+  p->state = Pending::kStarting;
+  p->anext = all_;
+  if (all_) all_->aprev = p;
+  all_ = p;
+  return p;
+}
+
+void EpollEngine::free_pending(Pending* p) {
+  if (p->aprev) p->aprev->anext = p->anext;
+  else all_ = p->anext;
+  if (p->anext) p->anext->aprev = p->aprev;
+  if (!p->background) inflight_.store(inflight_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  if (p->urgent) --urgent_inflight_;
+  p->state = Pending::kFree;
+  p->rnext = free_;
+  free_ = p;
+}
+
+enum class EpollEngine::Step : uint8_t {
+  kDone,       // p->res holds the result
+  kWait,       // wait for p->want, then try again
+  kPool,       // a regular file: the rest on a helper thread
+  kReadyPool,  // no non-blocking form for this file (RWF_NOWAIT refused): wait for p->want, then a helper thread
+};
+
+// ---- submission ---------------------------------------------------------------------------
+
+void EpollEngine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kernel_timespec*) {
+  Pending* p = alloc_pending();
+  p->op = op;
+  p->c = c;
+  c->urgent = op.urgent;
+  p->urgent = op.urgent;
+  if (p->urgent) ++urgent_inflight_;
+  inflight_.store(inflight_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (timeout_ns > 0) p->deadline = now_ns(CLOCK_MONOTONIC) + timeout_ns;
+  start(p);
+}
+
+void EpollEngine::arm_background_poll(int fd, Completion* c) {
+  Pending* p = alloc_pending();
+  p->op.kind = IoOp::kPollAdd;
+  p->op.fd = fd;
+  p->op.len = POLLIN;
+  p->c = c;
+  p->background = true;
+  start(p);
+}
+
+void EpollEngine::start(Pending* p) {
+  const IoOp& op = p->op;
+  switch (op.kind) {
+    case IoOp::kRead:
+    case IoOp::kWrite:
+    case IoOp::kRecv:
+    case IoOp::kSend:
+      p->total = op.len;
+      [[fallthrough]];
+    case IoOp::kRecvmsg:
+    case IoOp::kSendmsg:
+    case IoOp::kReadv:
+    case IoOp::kWritev: {
+      if (op.kind == IoOp::kReadv || op.kind == IoOp::kWritev) {
+        if (op.len > static_cast<uint64_t>(kMaxIov)) return complete(p, -EINVAL);
+        p->total = iov_total(static_cast<const iovec*>(op.addr), op.len);
+      } else if (op.kind == IoOp::kSendmsg) {
+        auto* m = static_cast<const msghdr*>(op.addr);
+        if (m->msg_iovlen > static_cast<size_t>(kMaxIov)) return complete(p, -EMSGSIZE);
+        p->total = iov_total(m->msg_iov, m->msg_iovlen);
+      }
+      Step s = attempt(p, op.fd);
+      return finish_step(p, s, op.fd);
+    }
+    case IoOp::kAccept:
+      return wait_or_pool(p, op.fd, EPOLLIN, kModePool);
+    case IoOp::kConnect:
+      return connect_start(p);
+    case IoOp::kPollAdd:
+      p->multishot = (op.flags & IoOp::kPollMultishot) != 0;
+      return wait_or_pool(p, op.fd, static_cast<uint32_t>(op.len), kModePoll);
+    case IoOp::kSplice:
+      return wait_or_pool(p, op.fd_in, EPOLLIN, kModePool);
+    case IoOp::kOpenat:
+    case IoOp::kFsync:
+    case IoOp::kClose:
+      return to_pool(p, op.fd);
+  }
+}
+
+
+// Owner. One non-blocking attempt of a data operation on `fd` (the program's
+// fd at submission, the registration's dup on retries), looping while it
+// makes progress a blocking call would continue (writes, MSG_WAITALL).
+EpollEngine::Step EpollEngine::attempt(Pending* p, int fd) {
+  const IoOp& op = p->op;
+  bool caller_nowait = (op.kind == IoOp::kRecv || op.kind == IoOp::kSend || op.kind == IoOp::kRecvmsg ||
+                        op.kind == IoOp::kSendmsg) &&
+                       (op.flags & MSG_DONTWAIT);
+  bool input = op.kind == IoOp::kRecv || op.kind == IoOp::kRecvmsg || op.kind == IoOp::kRead || op.kind == IoOp::kReadv;
+  long r = 0;
+  for (int round = 0; round < kProgressRounds; ++round) {
+    switch (op.kind) {
+      case IoOp::kRecv:
+        r = raw_syscall(SYS_recvfrom, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
+                        static_cast<long>(op.len - p->done), op.flags | MSG_DONTWAIT, 0, 0);
+        if (r > 0) {
+          p->done += static_cast<uint64_t>(r);
+          if ((op.flags & MSG_WAITALL) && !caller_nowait && p->done < p->total) continue;
+        }
+        if (r >= 0) {
+          p->res = static_cast<int>(p->done);
+          return Step::kDone;
+        }
+        break;
+      case IoOp::kRecvmsg:
+        r = raw_syscall(SYS_recvmsg, fd, reinterpret_cast<long>(op.addr), op.flags | MSG_DONTWAIT);
+        if (r >= 0) {
+          p->res = static_cast<int>(r);
+          return Step::kDone;
+        }
+        break;
+      case IoOp::kSend:
+        // After some bytes went out, an EPIPE ends the call with the count
+        // and no SIGPIPE, as in the kernel's one blocking call.
+        r = raw_syscall(SYS_sendto, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
+                        static_cast<long>(op.len - p->done), op.flags | MSG_DONTWAIT | (p->done ? MSG_NOSIGNAL : 0), 0, 0);
+        if (r >= 0) {
+          p->done += static_cast<uint64_t>(r);
+          if (r > 0 && !caller_nowait && p->done < p->total) continue;
+          p->res = static_cast<int>(p->done);
+          return Step::kDone;
+        }
+        break;
+      case IoOp::kSendmsg: {
+        auto* m = static_cast<const msghdr*>(op.addr);
+        if (p->done == 0) {
+          r = raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(m), op.flags | MSG_DONTWAIT);
+        } else {
+          // The rest of a stream: no address, no ancillary data (they went
+          // with the first bytes, as in the kernel's blocking send).
+          iovec rest[64];
+          msghdr h{};
+          h.msg_iov = rest;
+          h.msg_iovlen = static_cast<size_t>(advance_iov(m->msg_iov, static_cast<int>(m->msg_iovlen), p->done, rest, 64));
+          r = raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(&h), op.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        if (r >= 0) {
+          p->done += static_cast<uint64_t>(r);
+          if (r > 0 && !caller_nowait && p->done < p->total) continue;
+          p->res = static_cast<int>(p->done);
+          return Step::kDone;
+        }
+        break;
+      }
+      case IoOp::kRead:
+      case IoOp::kReadv:
+      case IoOp::kWrite:
+      case IoOp::kWritev: {
+        bool vec = op.kind == IoOp::kReadv || op.kind == IoOp::kWritev;
+        iovec one{static_cast<char*>(op.addr) + p->done, static_cast<size_t>(op.len - (vec ? 0 : p->done))};
+        const iovec* v = &one;
+        int n = 1;
+        iovec rest[64];
+        if (vec) {
+          v = static_cast<const iovec*>(op.addr);
+          n = static_cast<int>(op.len);
+          if (p->done) {
+            n = advance_iov(v, n, p->done, rest, 64);
+            v = rest;
+          }
+        }
+        long pos = op.off == kCurrentPos ? -1 : static_cast<long>(op.off + p->done);
+        if (!input && p->done && !p->not_socket) {
+          // The rest of a write on a socket: sendmsg, so that an EPIPE now
+          // ends it with the count and no SIGPIPE, as the kernel's one
+          // blocking write does (a pipe's write raises it even then: the
+          // pwritev2 below).
+          msghdr h{};
+          h.msg_iov = const_cast<iovec*>(v);
+          h.msg_iovlen = static_cast<size_t>(n);
+          r = raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(&h), MSG_DONTWAIT | MSG_NOSIGNAL);
+          if (r == -ENOTSOCK) {
+            p->not_socket = true;
+          } else {
+            if (r >= 0) {
+              p->done += static_cast<uint64_t>(r);
+              if (r > 0 && p->done < p->total) continue;
+              p->res = static_cast<int>(p->done);
+              return Step::kDone;
+            }
+            break;
+          }
+        }
+        // RWF_NOWAIT: sockets, pipes (Linux 5.8+), eventfd (6.x) and regular
+        // files' cached pages answer without sleeping; ttys, timerfd,
+        // signalfd and older pipes refuse with EOPNOTSUPP.
+        r = raw_syscall(input ? SYS_preadv2 : SYS_pwritev2, fd, reinterpret_cast<long>(v), n, pos, 0, RWF_NOWAIT);
+        if (r >= 0) {
+          p->done += static_cast<uint64_t>(r);
+          if (r > 0 && p->done < p->total) {
+            if (!input) continue;
+            // A short read is final for a pipe or socket; a regular file's
+            // blocking read would have read on from the disk.
+            if (is_regular(fd)) return Step::kPool;
+          }
+          p->res = static_cast<int>(p->done);
+          return Step::kDone;
+        }
+        if (r == -EOPNOTSUPP) {
+          p->want = input ? EPOLLIN : EPOLLOUT;
+          return Step::kReadyPool;
+        }
+        break;
+      }
+      default:
+        p->res = -EINVAL;
+        return Step::kDone;
+    }
+    // r < 0
+    if (r == -EAGAIN && !caller_nowait) {
+      p->want = input ? EPOLLIN : EPOLLOUT;
+      return Step::kWait;
+    }
+    p->res = p->done ? static_cast<int>(p->done) : static_cast<int>(r);
+    return Step::kDone;
+  }
+  // Still moving after the bound: let the loop run other work, come back
+  // when the fd says it is writable (or readable) again.
+  p->want = input ? EPOLLIN : EPOLLOUT;
+  return Step::kWait;
+}
+
+void EpollEngine::finish_step(Pending* p, Step s, int fd) {
+  switch (s) {
+    case Step::kDone:
+      return complete(p, p->res);
+    case Step::kWait:
+      return wait_or_pool(p, fd, p->want, kModeRetry);
+    case Step::kReadyPool:
+      return wait_or_pool(p, fd, p->want, kModePool);
+    case Step::kPool:
+      return to_pool(p, fd);
+  }
+}
+
+// Owner. Waits for `events` on fd; a file epoll refuses (EPERM: regular
+// files, directories) goes to the helper pool, or for a poll is always
+// ready, as poll(2) reports it.
+void EpollEngine::wait_or_pool(Pending* p, int fd, uint32_t events, uint8_t mode) {
+  int r = wait_on(p, fd, events, mode);
+  if (r == 0) return;
+  if (r == -EPERM) {
+    if (mode == kModePoll) {
+      return complete(p, static_cast<int>(events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)));
+    }
+    return to_pool(p, fd);
+  }
+  complete(p, p->done ? static_cast<int>(p->done) : r);
+}
+
+int EpollEngine::wait_on(Pending* p, int fd, uint32_t events, uint8_t mode) {
+  int err = 0;
+  FdState* fs = fd_state(fd, p->multishot, &err);
+  if (!fs) return err;
+  p->fs = fs;
+  p->fnext = nullptr;
+  p->fprev = fs->tail;
+  if (fs->tail) fs->tail->fnext = p;
+  else fs->head = p;
+  fs->tail = p;
+  p->state = Pending::kFdWait;
+  ++fd_waiters_;
+  if (p->urgent) ++urgent_waiting_;
+  p->mode = mode;
+  p->want = events;
+  int r = update(fs);
+  if (r < 0) {
+    unlink_waiter(p);
+    if (!fs->head && !fs->busy) release(fs);
+    p->state = Pending::kStarting;
+    return r;
+  }
+  if (p->deadline && p->heap < 0) heap_add(0, p);
+  return 0;
+}
+
+// Owner. The registration to wait on fd in: the one already made for the
+// same open file (kcmp), else a new one with its own duplicate.
+EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
+  bool table_free = !edge && fd >= 0;
+  if (table_free && fd < table_size_ && table_[fd]) {
+    FdState* old = table_[fd];
+    // Registered by number (no descriptor was left for a duplicate): join
+    // it, a second registration of the same number would replace it.
+    if (!old->own_dup) return old;
+    int same = same_file(fd, old->dup);
+    if (same == 0) return old;
+    if (same < 0) {
+      table_free = false;  // cannot tell: a registration of its own
+    } else {
+      old->fd = -1;  // another file has the number now: the old one keeps its waiters
+      table_[fd] = nullptr;
+    }
+  } else if (table_free && !kcmp_ok_ && !is_socket(fd)) {
+    table_free = false;  // could never be matched again
+  }
+  FdState* fs = alloc_objects<FdState>();
+  if (!fs) {
+    *err = -ENOMEM;
+    return nullptr;
+  }
+  fs->edge = edge;
+  long d = -EMFILE;
+  if (g_dups.fetch_add(1, std::memory_order_relaxed) < g_dup_budget.load(std::memory_order_relaxed)) {
+    d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, dup_base_);
+  }
+  if (d < 0) g_dups.fetch_sub(1, std::memory_order_relaxed);
+  if (d == -EBADF || (d < 0 && raw_syscall(SYS_fcntl, fd, F_GETFD) == -EBADF)) {
+    free(fs);
+    *err = -EBADF;
+    return nullptr;
+  }
+  if (d >= 0) {
+    fs->dup = static_cast<int>(d);
+    fs->own_dup = true;
+  } else {
+    // Over the budget, or no descriptor left: register the program's number
+    // itself; a close of it while this waits then drops the registration.
+    fs->dup = fd;
+  }
+  if (table_free && table_grow(fd)) {
+    table_[fd] = fs;
+    fs->fd = fd;
+  }
+  return fs;
+}
+
+// 0: fd and dup name the same open file, 1: they do not, -1: cannot tell.
+// kcmp(KCMP_FILE) answers exactly; where a seccomp profile refuses it
+// (Docker allows it only with CAP_SYS_PTRACE), a socket's inode identifies
+// its one open file (a socket cannot be opened twice); other files cannot
+// be told apart and get registrations of their own.
+int EpollEngine::same_file(int fd, int dup) {
+  if (kcmp_ok_) {
+    long r = raw_syscall(SYS_kcmp, pid_, pid_, KCMP_FILE, fd, dup);
+    if (r >= 0) return r == 0 ? 0 : 1;
+    if (r == -EBADF) return 1;
+    if (r != -ENOSYS && r != -EPERM && r != -EACCES) return -1;
+    kcmp_ok_ = false;
+  }
+  struct stat a, b;
+  if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&a)) < 0) return 1;
+  if (raw_syscall(SYS_fstat, dup, reinterpret_cast<long>(&b)) < 0) return -1;
+  if (!S_ISSOCK(a.st_mode) || !S_ISSOCK(b.st_mode)) return -1;
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : 1;
+}
+
+bool EpollEngine::table_grow(int fd) {
+  if (fd < table_size_) return true;
+  int n = table_size_ ? table_size_ : 64;
+  while (n <= fd) n *= 2;
+  auto* t = static_cast<FdState**>(realloc(table_, sizeof(FdState*) * static_cast<size_t>(n)));
+  if (!t) return false;
+  memset(t + table_size_, 0, sizeof(FdState*) * static_cast<size_t>(n - table_size_));
+  table_ = t;
+  table_size_ = n;
+  return true;
+}
+
+// Owner. Arms the union of what the waiters wait for; releases the
+// registration when nobody waits and no helper thread uses its dup.
+// `fs` may be freed on return.
+int EpollEngine::update(FdState* fs) {
+  if (!fs->head && !fs->busy) {
+    release(fs);
+    return 0;
+  }
+  uint32_t desired = 0;
+  int armable = 0;
+  for (Pending* p = fs->head; p; p = p->fnext) {
+    // One helper-thread job per registration at a time: a second acceptor
+    // handed the same pending connection would block its thread.
+    if (p->mode == kModePool && fs->busy) continue;
+    desired |= p->want;
+    ++armable;
+  }
+  if (!armable || (fs->live && fs->armed == desired)) return 0;
+  epoll_event e{};
+  e.events = desired | (fs->edge ? EPOLLET : EPOLLONESHOT);
+  e.data.ptr = fs;
+  long r;
+  if (fs->added) {
+    r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
+  } else {
+    r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_ADD, fs->dup, reinterpret_cast<long>(&e));
+    if (r == -EEXIST) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
+  }
+  if (r < 0) return static_cast<int>(r);
+  fs->added = true;
+  fs->live = true;
+  fs->armed = desired;
+  return 0;
+}
+
+void EpollEngine::release(FdState* fs) {
+  if (fs->added) raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
+  if (fs->own_dup) {
+    raw_syscall(SYS_close, fs->dup);
+    g_dups.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (fs->fd >= 0 && fs->fd < table_size_ && table_[fs->fd] == fs) table_[fs->fd] = nullptr;
+  free(fs);
+}
+
+void EpollEngine::unlink_waiter(Pending* p) {
+  FdState* fs = p->fs;
+  if (!fs) return;
+  if (p->fprev) p->fprev->fnext = p->fnext;
+  else fs->head = p->fnext;
+  if (p->fnext) p->fnext->fprev = p->fprev;
+  else fs->tail = p->fprev;
+  p->fnext = p->fprev = nullptr;
+  p->fs = nullptr;
+  --fd_waiters_;
+  if (p->urgent) --urgent_waiting_;
+}
+
+// Owner, from poll_events. `fs` may be freed on return.
+// kick: retry the operations that have a non-blocking form, whatever they
+// wait for (kick_remote); the registration stays armed.
+void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
+  if (!fs->edge && !kick) fs->live = false;  // EPOLLONESHOT: disarmed until update re-arms it
+  const uint32_t always = EPOLLERR | EPOLLHUP;
+  bool dry_in = false, dry_out = false;
+  for (Pending *p = fs->head, *next; p; p = next) {
+    next = p->fnext;
+    if (kick && p->mode != kModeRetry) continue;
+    if (!kick && !(revents & (p->want | always))) continue;
+    switch (p->mode) {
+      case kModePoll: {
+        uint32_t bits = revents & (p->want | always);
+        if (p->multishot) {
+          p->events |= bits;
+          enqueue(p);
+        } else {
+          unlink_waiter(p);
+          complete(p, static_cast<int>(bits));
+        }
+        break;
+      }
+      case kModeConnect: {
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        long r = raw_syscall(SYS_getsockopt, fs->dup, SOL_SOCKET, SO_ERROR, reinterpret_cast<long>(&soerr),
+                             reinterpret_cast<long>(&len));
+        unlink_waiter(p);
+        complete(p, r < 0 ? static_cast<int>(r) : -soerr);
+        break;
+      }
+      case kModePool:
+        if (fs->busy) break;
+        unlink_waiter(p);
+        p->hold = fs;
+        ++fs->busy;
+        to_pool(p, fs->dup);
+        break;
+      case kModeRetry: {
+        bool in = (p->want & EPOLLIN) != 0;
+        if ((in ? dry_in : dry_out) && !(revents & always) && !kick) break;
+        Step s = attempt(p, fs->dup);
+        if (s == Step::kWait) {
+          (in ? dry_in : dry_out) = true;
+          break;
+        }
+        unlink_waiter(p);
+        if (s == Step::kDone) {
+          complete(p, p->res);
+        } else {
+          p->hold = fs;
+          ++fs->busy;
+          to_pool(p, fs->dup);
+        }
+        break;
+      }
+    }
+  }
+  update(fs);
+}
+
+void EpollEngine::to_pool(Pending* p, int fd) {
+  p->pool_fd = fd;
+  p->state = Pending::kPoolQueued;
+  if (p->deadline && p->heap < 0) heap_add(0, p);
+  pool_queued_.fetch_add(1, std::memory_order_relaxed);
+  pool_submit(p);
+}
+
+// Owner. A blocking socket's connect, made non-blocking without a per-call
+// flag: O_NONBLOCK is set on the open file description for the connect()
+// call alone (three system calls) and cleared again, then EPOLLOUT and
+// SO_ERROR give the result. The one place the engine touches the program's
+// flags; docs/engine-epoll.md weighs it against a helper thread per connect.
+void EpollEngine::connect_start(Pending* p) {
+  const IoOp& op = p->op;
+  long fl = raw_syscall(SYS_fcntl, op.fd, F_GETFL);
+  if (fl < 0) return complete(p, static_cast<int>(fl));
+  if (fl & O_NONBLOCK) {
+    return complete(p, static_cast<int>(raw_syscall(SYS_connect, op.fd, reinterpret_cast<long>(op.addr),
+                                                    static_cast<long>(op.len))));
+  }
+  raw_syscall(SYS_fcntl, op.fd, F_SETFL, fl | O_NONBLOCK);
+  long r = raw_syscall(SYS_connect, op.fd, reinterpret_cast<long>(op.addr), static_cast<long>(op.len));
+  long now = raw_syscall(SYS_fcntl, op.fd, F_GETFL);
+  if (now >= 0) raw_syscall(SYS_fcntl, op.fd, F_SETFL, now & ~O_NONBLOCK);
+  if (r == -EINPROGRESS) return wait_or_pool(p, op.fd, EPOLLOUT, kModeConnect);
+  // AF_UNIX with the listener's backlog full: no readiness says when it
+  // frees, so the blocking call runs on a helper thread.
+  if (r == -EAGAIN) return to_pool(p, op.fd);
+  complete(p, static_cast<int>(r));
+}
+
+// ---- completion ---------------------------------------------------------------------------
+
+void EpollEngine::enqueue(Pending* p) {
+  if (p->queued) return;
+  p->queued = true;
+  p->rnext = nullptr;
+  if (ready_tail_) ready_tail_->rnext = p;
+  else ready_head_ = p;
+  ready_tail_ = p;
+  ready_count_.store(ready_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (p->urgent) ++urgent_ready_;
+}
+
+void EpollEngine::complete(Pending* p, int res) {
+  if (p->heap >= 0) heap_remove(p);
+  p->res = res;
+  p->state = Pending::kReady;
+  enqueue(p);
+}
+
+// Owner: cancel or linked timeout.
+void EpollEngine::stop(Pending* p) {
+  int res = p->done ? static_cast<int>(p->done) : -ECANCELED;
+  switch (p->state) {
+    case Pending::kFdWait: {
+      FdState* fs = p->fs;
+      unlink_waiter(p);
+      update(fs);
+      complete(p, res);
+      break;
+    }
+    case Pending::kPoolQueued:
+      if (pool_remove(p)) {
+        pool_queued_.fetch_sub(1, std::memory_order_relaxed);
+        if (FdState* fs = p->hold) {
+          p->hold = nullptr;
+          --fs->busy;
+          update(fs);
+        }
+        complete(p, res);
+      }
+      break;
+    default:  // finished, running on a helper thread, or a timer: its own result comes
+      break;
+  }
+}
+
+void EpollEngine::cancel(Completion* c) {
+  for (Pending* p = all_; p; p = p->anext) {
+    if (p->c == c && !p->timer) {
+      stop(p);
+      return;
+    }
+  }
+}
+
+void EpollEngine::drain_pool() {
+  Pending* list = done_.exchange(nullptr, std::memory_order_acquire);  // pairs with push_done's release
+  Pending* rev = nullptr;
+  while (list) {
+    Pending* n = list->rnext;
+    list->rnext = rev;
+    rev = list;
+    list = n;
+  }
+  while (rev) {
+    Pending* p = rev;
+    rev = rev->rnext;
+    FdState* fs = p->hold;
+    p->hold = nullptr;
+    complete(p, p->res);
+    if (fs) {
+      --fs->busy;
+      update(fs);
+    }
+  }
+}
+
+void EpollEngine::poll_events(int timeout_ms) {
+  epoll_event evs[64];
+  count_enter();
+  long n = raw_syscall(SYS_epoll_pwait, epfd_, reinterpret_cast<long>(evs), 64, timeout_ms, 0, 8);
+  for (long i = 0; i < n; ++i) {
+    uint64_t tag = evs[i].data.u64;
+    if (tag == kTagEvent) {
+      uint64_t v;
+      raw_syscall(SYS_read, event_fd_, reinterpret_cast<long>(&v), sizeof v);
+    } else if (tag >= kTagHeap && tag < kTagHeap + 3) {
+      heaps_[tag - kTagHeap].fired = true;
+    } else {
+      on_ready(static_cast<FdState*>(evs[i].data.ptr), evs[i].events);
+    }
+  }
+  if (kick_pending_.load(std::memory_order_acquire)) take_kicks();  // pairs with kick_remote's release
+  drain_pool();
+  expire_timers();
+}
+
+void EpollEngine::kick_remote(int fd) {
+  {
+    SpinGuard g(kick_lock_);
+    if (nkicks_ < static_cast<int>(sizeof kicks_ / sizeof kicks_[0])) kicks_[nkicks_++] = fd;
+    else kick_all_ = true;
+    kick_pending_.store(true, std::memory_order_release);
+  }
+  notify();
+}
+
+void EpollEngine::take_kicks() {
+  int fds[16];
+  int n;
+  bool all;
+  {
+    SpinGuard g(kick_lock_);
+    n = nkicks_;
+    for (int i = 0; i < n; ++i) fds[i] = kicks_[i];
+    all = kick_all_;
+    nkicks_ = 0;
+    kick_all_ = false;
+    kick_pending_.store(false, std::memory_order_relaxed);
+  }
+  // Registrations are found through the table (a socket's always is, by
+  // kcmp or by inode); a retry that finds nothing changed just waits on.
+  if (all) {
+    for (int i = 0; i < table_size_; ++i) {
+      if (table_[i]) on_ready(table_[i], 0, true);
+    }
+    return;
+  }
+  for (int k = 0; k < n; ++k) {
+    if (fds[k] >= 0 && fds[k] < table_size_ && table_[fds[k]]) on_ready(table_[fds[k]], 0, true);
+  }
+}
+
+void EpollEngine::wait() {
+  bool now = ready_head_ || done_.load(std::memory_order_relaxed);
+  poll_events(now ? 0 : -1);
+  just_polled_ = true;
+}
+
+int EpollEngine::reap() {
+  drain_pool();
+  // After wait() the set was just asked: the scheduler's wait-then-reap
+  // costs one epoll_wait, not two.
+  if (fd_waiters_ && !just_polled_) poll_events(0);
+  else expire_timers();
+  just_polled_ = false;
+  unsigned n = ready_count_.load(std::memory_order_relaxed);
+  int delivered = 0;
+  for (unsigned i = 0; i < n && ready_head_; ++i) {
+    Pending* p = ready_head_;
+    ready_head_ = p->rnext;
+    if (!ready_head_) ready_tail_ = nullptr;
+    p->queued = false;
+    ready_count_.store(ready_count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    if (p->urgent) --urgent_ready_;
+    Completion* c = p->c;
+    ++delivered;
+    if (p->events) {  // a multishot poll's readiness: more follow
+      uint32_t ev = p->events;
+      p->events = 0;
+      bool last = p->state == Pending::kReady;
+      c->on_complete(c, static_cast<int>(ev), kMore);
+      if (!last) continue;
+      // Its end was due too (cancel or error): delivered next round.
+      enqueue(p);
+      continue;
+    }
+    int res = p->res;
+    free_pending(p);
+    c->on_complete(c, res, 0);
+  }
+  return delivered;
+}
+
+bool EpollEngine::urgent_ready() {
+  if (!urgent_inflight_) return false;
+  if (urgent_ready_ > 0 || done_.load(std::memory_order_relaxed) != nullptr) return true;
+  // An accept waiting for readiness would otherwise learn of a connection
+  // only at the round's end (one accept per round on a busy worker). Ask
+  // epoll, at most every kUrgentPollNs.
+  if (!urgent_waiting_) return false;
+  int64_t now = now_ns(CLOCK_MONOTONIC);
+  if (now - last_urgent_poll_ < kUrgentPollNs) return false;
+  last_urgent_poll_ = now;
+  poll_events(0);
+  return urgent_ready_ > 0 || done_.load(std::memory_order_relaxed) != nullptr;
+}
+
+void EpollEngine::notify() {
+  uint64_t one = 1;
+  raw_syscall(SYS_write, event_fd_, reinterpret_cast<long>(&one), sizeof one);
+}
+
+void EpollEngine::occupancy(unsigned* sq, unsigned* cq) const {
+  *sq = pool_queued_.load(std::memory_order_relaxed);
+  *cq = ready_count_.load(std::memory_order_relaxed);
+}
+
+// ---- timers -------------------------------------------------------------------------------
+
+void EpollEngine::arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) {
+  Pending* p = alloc_pending();
+  p->timer = true;
+  p->c = t;
+  inflight_.store(inflight_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  int which = clock == CLOCK_REALTIME ? 1 : clock == CLOCK_BOOTTIME ? 2 : 0;
+  int64_t d = static_cast<int64_t>(abs.tv_sec) * 1000000000 + abs.tv_nsec;
+  p->deadline = d > 0 ? d : 1;  // 0 would disarm the timerfd
+  p->state = Pending::kTimer;
+  t->ts.tv_sec = static_cast<long long>(reinterpret_cast<intptr_t>(p));
+  t->ts.tv_nsec = 0;
+  heap_add(which, p);
+}
+
+void EpollEngine::cancel_timer(TimerOp* t) {
+  auto* p = reinterpret_cast<Pending*>(static_cast<intptr_t>(t->ts.tv_sec));
+  // A timer armed on another worker's engine (its fiber moved since) is not
+  // ours to touch: it fires there, as a timeout_remove sent to the wrong
+  // ring finds nothing and the timer's -ETIME comes from its own ring.
+  // Records never move between engines, so p->engine is stable to read.
+  if (!p || p->engine != this) return;
+  if (p->c != t || !p->timer || p->state != Pending::kTimer) return;
+  complete(p, -ECANCELED);
+}
+
+void EpollEngine::heap_add(int which, Pending* p) {
+  Heap& h = heaps_[which];
+  if (h.n == h.cap) {
+    int cap = h.cap ? h.cap * 2 : 64;
+    auto* v = static_cast<Pending**>(realloc(h.v, sizeof(Pending*) * static_cast<size_t>(cap)));
+    if (!v) {
+      LOG_ERROR("epoll engine: out of memory for a timer");
+      abort();
+    }
+    h.v = v;
+    h.cap = cap;
+  }
+  int i = h.n++;
+  while (i > 0) {
+    int parent = (i - 1) / 2;
+    if (h.v[parent]->deadline <= p->deadline) break;
+    h.v[i] = h.v[parent];
+    h.v[i]->heap_idx = i;
+    i = parent;
+  }
+  h.v[i] = p;
+  p->heap = which;
+  p->heap_idx = i;
+  if (i == 0) sync_timerfd(which);
+}
+
+void EpollEngine::heap_remove(Pending* p) {
+  Heap& h = heaps_[p->heap];
+  int i = p->heap_idx;
+  Pending* last = h.v[--h.n];
+  p->heap = p->heap_idx = -1;
+  if (last == p) return;
+  // Put `last` at i, then move it up or down. The timerfd is left as it
+  // is: an early expiry finds nothing due and re-arms it.
+  while (i > 0 && h.v[(i - 1) / 2]->deadline > last->deadline) {
+    h.v[i] = h.v[(i - 1) / 2];
+    h.v[i]->heap_idx = i;
+    i = (i - 1) / 2;
+  }
+  for (;;) {
+    int l = 2 * i + 1, r = l + 1, m = i;
+    int64_t md = last->deadline;
+    if (l < h.n && h.v[l]->deadline < md) {
+      m = l;
+      md = h.v[l]->deadline;
+    }
+    if (r < h.n && h.v[r]->deadline < md) m = r;
+    if (m == i) break;
+    h.v[i] = h.v[m];
+    h.v[i]->heap_idx = i;
+    i = m;
+  }
+  h.v[i] = last;
+  last->heap_idx = i;
+}
+
+void EpollEngine::sync_timerfd(int which) {
+  Heap& h = heaps_[which];
+  int64_t want = h.n ? h.v[0]->deadline : -1;
+  if (want == h.armed && !h.fired) return;
+  if (h.tfd < 0) {
+    if (want < 0) return;
+    long t = raw_syscall(SYS_timerfd_create, h.clock, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (t < 0) {
+      LOG_ERROR("epoll engine: timerfd_create failed (%ld)", -t);
+      abort();
+    }
+    h.tfd = static_cast<int>(t);
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.u64 = kTagHeap + static_cast<uint64_t>(which);
+    raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_ADD, h.tfd, reinterpret_cast<long>(&e));
+  }
+  // Setting the time also clears the expirations a fired timerfd counted,
+  // so no read is needed to quiet it.
+  itimerspec its{};
+  if (want > 0) {
+    its.it_value.tv_sec = want / 1000000000;
+    its.it_value.tv_nsec = want % 1000000000;
+  }
+  raw_syscall(SYS_timerfd_settime, h.tfd, TFD_TIMER_ABSTIME, reinterpret_cast<long>(&its), 0);
+  h.armed = want;
+  h.fired = false;
+}
+
+void EpollEngine::expire_timers() {
+  for (int which = 0; which < 3; ++which) {
+    Heap& h = heaps_[which];
+    if (h.n) {
+      int64_t now = now_ns(h.clock);
+      while (h.n && h.v[0]->deadline <= now) {
+        Pending* p = h.v[0];
+        heap_remove(p);
+        if (p->timer) complete(p, -ETIME);
+        else stop(p);  // a linked timeout: the operation ends with -ECANCELED
+      }
+    }
+    if (h.n || h.fired) sync_timerfd(which);
+  }
+}
+
+}  // namespace unblock

@@ -1,0 +1,174 @@
+// EpollEngine: the completion contract of Engine (runtime/engine.h) emulated
+// on epoll, for machines where io_uring is refused (a seccomp profile such as
+// Docker's, kernel.io_uring_disabled). A proactor on a reactor.
+//
+// Responsible for: trying each operation at once without blocking the
+// worker, waiting for readiness in the worker's epoll set when it cannot
+// finish, retrying it, and delivering one completion per operation (several
+// for a multishot poll) at the next reap(); timers and linked timeouts on
+// timerfds; calls with no readiness (regular files, openat, fsync, close)
+// on a bounded pool of runtime threads. docs/engine-epoll.md has the design:
+// the protocol per fd kind and the reasons.
+//
+// Must not: change the program's fd flags (one exception, connect, is
+// documented at connect_start), block the worker thread in a system call,
+// call a completion inside submit_op/cancel (only reap() calls them), or
+// call a hooked symbol (raw system calls only).
+//
+// Owner only (the carrier driving the worker), except notify(), inflight(),
+// enters() and occupancy(), which any thread may call. Not wired in yet: the
+// scheduler and the hooks use Engine.
+#pragma once
+
+#include <linux/time_types.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/engine.h"
+#include "runtime/spinlock.h"
+
+namespace unblock {
+
+class EpollEngine {
+ public:
+  // Flag of a completion after which more follow for the same operation
+  // (a multishot poll still armed): the value of IORING_CQE_F_MORE, so a
+  // caller testing either engine's more_follow sees the same bits.
+  static constexpr uint32_t kMore = 1u << 1;
+
+  EpollEngine() = default;
+  EpollEngine(const EpollEngine&) = delete;
+  EpollEngine& operator=(const EpollEngine&) = delete;
+  ~EpollEngine();
+
+  // False if epoll or eventfd cannot be created; errno-free, the reason is
+  // in *why. `entries` is accepted for the same signature as Engine::init
+  // (epoll has no ring to size). pool_threads bounds the process-wide helper
+  // pool (the largest value any engine asked for wins; 0: the default, 8).
+  bool init(unsigned entries, int* why, unsigned pool_threads = 0);
+  // Owner; every operation must have completed (nothing in flight).
+  void shutdown();
+  bool ready() const { return epfd_ >= 0; }
+
+  // Nothing is batched: operations are tried when submitted.
+  void flush() {}
+  bool has_pending_submissions() const { return false; }
+  // Sleeps until at least one completion is ready or notify() is called;
+  // returns at once if completions wait for reap().
+  void wait();
+  // Handles every completion that was ready when it started (completions
+  // that callbacks produce wait for the next reap). Returns how many.
+  int reap();
+  // True when an urgent operation (accept) may have a completion waiting.
+  bool urgent_ready();
+  // Any thread: wakes wait().
+  void notify();
+
+  // Operations submitted and not yet completed, plus one for the wake-up
+  // eventfd (as Engine counts its armed eventfd read). Any thread (racy).
+  int inflight() const { return inflight_.load(std::memory_order_relaxed); }
+  // epoll_wait calls so far. Any thread.
+  uint64_t enters() const { return enters_.load(std::memory_order_relaxed); }
+  // Operations queued for the helper pool and not started / completions
+  // not yet delivered. Any thread (racy: for stats).
+  void occupancy(unsigned* sq, unsigned* cq) const;
+
+  // Polls fd for input for the runtime itself (not counted in inflight()).
+  void arm_background_poll(int fd, Completion* c);
+  // Completes `t` with -ETIME at the absolute deadline on `clock`
+  // (CLOCK_REALTIME and CLOCK_BOOTTIME as such; any other clock is taken as
+  // CLOCK_MONOTONIC, as in Engine). While armed, t->ts holds the engine's
+  // record of it.
+  void arm_timer(TimerOp* t, clockid_t clock, const timespec& abs);
+  // Drops an armed timer: it completes with -ECANCELED unless it fired
+  // first (then its -ETIME stays the one completion).
+  void cancel_timer(TimerOp* t);
+
+  // Starts `op` reporting to `c`; timeout_ns > 0: if it has not finished
+  // that long after submission it completes with -ECANCELED (or with the
+  // bytes it moved). `ts` is unused (Engine keeps its linked timeout there).
+  void submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kernel_timespec* ts);
+  // Cancels the operation reporting to `c`: it completes with -ECANCELED
+  // (or the bytes it moved), or with its own result if it already finished
+  // or is running on a helper thread. No effect if there is none.
+  void cancel(Completion* c);
+  // Any thread: retries the operations waiting on the open file `fd` names
+  // (in this engine). For state changes epoll does not report: a unix
+  // stream socket's own shutdown(SHUT_WR) wakes a blocked sender in the
+  // kernel, but unix_poll has no bit for it, so epoll filters the wake-up
+  // out. The shutdown hook is meant to call it on every worker's engine.
+  void kick_remote(int fd);
+  // True if a completion's flags say more completions follow. Any thread.
+  static bool more_follow(uint32_t flags) { return (flags & kMore) != 0; }
+
+  struct Pending;
+  struct FdState;
+  struct Heap;
+
+ private:
+  friend struct PoolAccess;
+  enum class Step : uint8_t;
+
+  void count_enter() { enters_.store(enters_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  Pending* alloc_pending();
+  void free_pending(Pending* p);
+  void start(Pending* p);
+  Step attempt(Pending* p, int fd);
+  void finish_step(Pending* p, Step s, int fd);
+  void enqueue(Pending* p);
+  void wait_or_pool(Pending* p, int fd, uint32_t events, uint8_t mode);
+  int wait_on(Pending* p, int fd, uint32_t events, uint8_t mode);
+  FdState* fd_state(int fd, bool edge, int* err);
+  int update(FdState* fs);
+  void release(FdState* fs);
+  void unlink_waiter(Pending* p);
+  void on_ready(FdState* fs, uint32_t revents, bool kick = false);
+  void take_kicks();
+  void to_pool(Pending* p, int fd);
+  void connect_start(Pending* p);
+  void complete(Pending* p, int res);
+  void stop(Pending* p);
+  void poll_events(int timeout_ms);
+  void drain_pool();
+  void expire_timers();
+  void heap_add(int which, Pending* p);
+  void heap_remove(Pending* p);
+  void sync_timerfd(int which);
+  bool table_grow(int fd);
+  int same_file(int fd, int dup);
+
+  int epfd_ = -1;
+  int event_fd_ = -1;
+  int pid_ = 0;
+  int dup_base_ = 0;
+  bool kcmp_ok_ = true;
+  bool just_polled_ = false;
+  Heap* heaps_ = nullptr;  // [3]: monotonic, realtime, boottime
+  FdState** table_ = nullptr;  // by the program's fd number: the shared registration
+  int table_size_ = 0;
+  Pending* free_ = nullptr;
+  Pending** chunks_ = nullptr;  // record blocks, freed by shutdown
+  int nchunks_ = 0;
+  Pending* all_ = nullptr;  // every live record, for cancel(Completion*)
+  Pending* ready_head_ = nullptr;
+  Pending* ready_tail_ = nullptr;
+  int fd_waiters_ = 0;  // records in kFdWait: reap() asks epoll only when some wait
+  unsigned urgent_inflight_ = 0;
+  unsigned urgent_waiting_ = 0;  // urgent records in kFdWait
+  int64_t last_urgent_poll_ = 0;
+  unsigned urgent_ready_ = 0;
+  std::atomic<unsigned> ready_count_{0};
+  std::atomic<unsigned> pool_queued_{0};
+  std::atomic<Pending*> done_{nullptr};  // pushed by helper threads
+  std::atomic<int> inflight_{0};
+  SpinLock kick_lock_;
+  int kicks_[16] = {};
+  int nkicks_ = 0;        // under kick_lock_
+  bool kick_all_ = false;  // under kick_lock_: more than kicks_ holds
+  std::atomic<bool> kick_pending_{false};
+  std::atomic<uint64_t> enters_{0};
+};
+
+}  // namespace unblock

@@ -20,12 +20,11 @@
 #include <initializer_list>
 
 #include "hooks/hook.h"
-#include "runtime/cancel.h"
+#include "runtime/api_internal.h"
 #include "runtime/fdtable.h"
 #include "runtime/fiber.h"
 #include "runtime/inspect.h"
 #include "runtime/parker.h"
-#include "runtime/signals.h"
 
 using namespace unblock;
 
@@ -159,11 +158,7 @@ int park_until(const Deadline& d, bool interruptible) {
   if (Fiber* pf = p->fiber()) pf->wait_op = kWaitFault;
   while (!d.passed()) {
     ParkResult r = p->park(d, WaitReason::kIo, f && interruptible);
-    if (r == ParkResult::kInterrupted) {
-      bool restart = signals::run_pending(f);
-      cancel::point();
-      if (!restart) return -EINTR;
-    }
+    if (r == ParkResult::kInterrupted && !rt::detail::after_interrupt(f)) return -EINTR;
   }
   return 0;
 }
@@ -171,36 +166,31 @@ int park_until(const Deadline& d, bool interruptible) {
 // A hung call: waits until no rule enables the point any more (a rule change
 // wakes it), or until the socket's own timeout (-EAGAIN), or a handler
 // without SA_RESTART (-EINTR). 0: the hang ended, run the call.
+// A hang waiter registered for the lifetime of a frame: removed on return
+// and when a cancellation unwinds the frame (glibc's forced unwind runs the
+// destructors), so the rule change that wakes waiters never meets a dead one.
+struct HangRegistration {
+  fault::HangWaiter w;
+  HangRegistration() {
+    w.parker = Parker::current();
+    fault::add_hang_waiter(&w);
+  }
+  ~HangRegistration() { fault::remove_hang_waiter(&w); }
+  HangRegistration(const HangRegistration&) = delete;
+  HangRegistration& operator=(const HangRegistration&) = delete;
+};
+
 int hang(Op op, Kind k, int64_t timeout_ns, bool interruptible) {
   Fiber* f = hooks::fiber_for_call();
-  fault::HangWaiter w;
-  w.parker = Parker::current();
-  fault::add_hang_waiter(&w);
-  if (Fiber* pf = w.parker->fiber()) pf->wait_op = kWaitFault;
+  HangRegistration reg;
+  if (Fiber* pf = reg.w.parker->fiber()) pf->wait_op = kWaitFault;
   Deadline d = timeout_ns > 0 ? Deadline::after_ns(timeout_ns) : Deadline::never();
-  int result = 0;
   for (;;) {
-    if (!(fault::armed(op) & fault::bit(k))) break;
-    if (d.passed()) {
-      result = -EAGAIN;
-      break;
-    }
-    ParkResult r = w.parker->park(d, WaitReason::kIo, f && interruptible);
-    if (r == ParkResult::kInterrupted) {
-      bool restart = signals::run_pending(f);
-      if (f && cancel::due(f)) {
-        // w lives in this frame: unregister it before the unwind.
-        fault::remove_hang_waiter(&w);
-        cancel::point();
-      }
-      if (!restart) {
-        result = -EINTR;
-        break;
-      }
-    }
+    if (!(fault::armed(op) & fault::bit(k))) return 0;
+    if (d.passed()) return -EAGAIN;
+    ParkResult r = reg.w.parker->park(d, WaitReason::kIo, f && interruptible);
+    if (r == ParkResult::kInterrupted && !rt::detail::after_interrupt(f)) return -EINTR;
   }
-  fault::remove_hang_waiter(&w);
-  return result;
 }
 
 // The peer sees a reset: a TCP socket is disconnected with connect(AF_UNSPEC)

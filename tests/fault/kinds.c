@@ -218,6 +218,17 @@ static void* disable_later(void* arg) {
   return NULL;
 }
 
+// A thread hung in a faulted recv is a cancellation point like any blocked
+// recv: pthread_cancel ends it, and its hang registration goes with it (the
+// later fiu_disable wakes the remaining waiters and must not meet it).
+static int g_hang_fd = -1;
+static void* hung_reader(void* arg) {
+  (void)arg;
+  char b[16];
+  recv(g_hang_fd, b, sizeof b, 0);
+  return (void*)1;
+}
+
 static int check_hang(void) {
   int sv[2];
   tcp_pair(sv);
@@ -239,6 +250,14 @@ static int check_hang(void) {
   setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
   fiu_disable_fn = (int (*)(const char*))dlsym(RTLD_DEFAULT, "fiu_disable");
   if (!fiu_disable_fn) return verdict(0, "fiu_disable not found (not under unblock?)");
+  g_hang_fd = sv[0];
+  pthread_t hung;
+  pthread_create(&hung, NULL, hung_reader, NULL);
+  usleep(100000);
+  pthread_cancel(hung);
+  void* hung_ret = NULL;
+  pthread_join(hung, &hung_ret);
+  if (hung_ret != PTHREAD_CANCELED) return verdict(0, "a hung recv was not cancelled (returned %p)", hung_ret);
   pthread_t t;
   pthread_create(&t, NULL, disable_later, (void*)"unblock/hang/posix/io/net/recv");
   t0 = now_ms();

@@ -30,7 +30,7 @@ enum WaitOp : uint8_t {
   kWaitPoll = 1,        // poll/select/epoll_wait: wait_arg fds
   kWaitSigwait = 2,     // sigwait/sigtimedwait/sigwaitinfo
   kWaitSigsuspend = 3,  // sigsuspend/pause
-  kWaitFault = 4,       // an injected delay or hang (hooks/fault.cpp)
+  kWaitFault = 4,       // an injected delay or hang (fault/inject.cpp)
   kWaitIoBase = 16,     // + IoOp::Kind: one I/O operation on fd wait_arg
 };
 

@@ -67,7 +67,7 @@ class Worker {
   // cache line on every switch; written only by the driving carrier (bump).
   std::atomic<uint64_t> switches{0};
   std::atomic<uint64_t> parks{0};
-  std::atomic<uint64_t> direct_sends{0};  // sends that did not wait (hooks::send_now)
+  std::atomic<uint64_t> direct_sends{0};  // sends that did not wait (send_now, runtime/api.cpp)
   std::atomic<uint64_t> fs_writes{0};        // FS base writes by switches (one per resume is the floor)
   std::atomic<uint64_t> direct_switches{0};  // fiber to fiber without the scheduler's context (scheduler.cpp)
   std::atomic<uint64_t> urgent_reaps{0};  // completions reaped mid-round for an urgent one (Engine)

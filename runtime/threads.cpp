@@ -488,7 +488,7 @@ int thread_getattr(pthread_t thread, pthread_attr_t* attr) {
 }
 
 // A fiber's CPU clock is named by its TCB's tid, as glibc names a thread's
-// (the clock hooks in hooks/time.cpp read it); a thread that has ended has
+// (rt::clock_gettime in runtime/api_wait.cpp reads it); a thread that has ended has
 // no clock (glibc: its tid is cleared, ESRCH).
 int thread_getcpuclockid(pthread_t thread, clockid_t* clock) {
   Fiber* f = fiber_of(thread);

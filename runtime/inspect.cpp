@@ -1199,6 +1199,7 @@ void stats(Buffer* out, bool json) {
       {"stalls", st.stalls.load()},
       {"stall_reports", st.stall_reports.load()},
       {"dump_held_back", st.dump_held_back.load()},
+      {"dump_spurious_eintr", spurious_eintr()},
       {"faults_fired", faults_fired},
   };
   if (json) out->puts("{");

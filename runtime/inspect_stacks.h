@@ -60,6 +60,12 @@ bool on_marker(const siginfo_t* si, void* uc);
 // one capture at a time process-wide (callers wait for each other).
 bool capture_running(const void* fiber, int tid, uintptr_t lo, uintptr_t hi, Capture* out, int timeout_ms);
 
+// How many dump markers so far ended a system call of the program with
+// EINTR (the race capture_running cannot close: the thread entered a
+// sleeping call that is not restarted after a handler, between the check
+// of /proc and the marker). Any thread.
+uint64_t spurious_eintr();
+
 // OS thread `tid` sleeping in the kernel: sp and pc from /proc, the stack
 // copied, /proc read again. False if it runs (or moved meanwhile). Any
 // plain thread.

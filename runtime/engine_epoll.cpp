@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -561,10 +562,50 @@ void EpollEngine::start(Pending* p) {
     case IoOp::kSplice:
       return wait_or_pool(p, op.fd_in, EPOLLIN, kModePool);
     case IoOp::kOpenat:
+      if (!op.blocking_async) {
+        long r = open_cached(op);
+        if (r != -EAGAIN) return complete(p, static_cast<int>(r));
+      }
+      return to_pool(p, op.fd);
     case IoOp::kFsync:
     case IoOp::kClose:
       return to_pool(p, op.fd);
   }
+}
+
+namespace {
+std::atomic<bool> g_no_openat2{false};
+}
+
+// Owner. The open io_uring tries inline before its worker pool: a path
+// lookup that the dentry cache answers (openat2 RESOLVE_CACHED, Linux 5.12)
+// and O_NONBLOCK added, so a FIFO or a device cannot wait here, then
+// cleared again unless the program asked for it (the file is new: no one
+// else sees its flags). O_CREAT, O_TRUNC and O_TMPFILE may write to the
+// disk: a helper thread, as io_uring punts them. -EAGAIN: use a helper.
+// The runtime's open protocol (runtime/api.cpp, open_in_engine) then reopens
+// a FIFO with blocking_async, as on io_uring. Without this every open would
+// cost a thread hop, and fibers opening files would finish in the helpers'
+// order instead of their own (fault_seed's reproducibility).
+long EpollEngine::open_cached(const IoOp& op) {
+  if (op.flags & (O_CREAT | O_TRUNC | __O_TMPFILE)) return -EAGAIN;
+  if (g_no_openat2.load(std::memory_order_relaxed)) return -EAGAIN;
+  open_how how{};
+  how.flags = (op.flags & O_PATH) ? op.flags : op.flags | O_NONBLOCK;  // O_PATH takes no O_NONBLOCK
+  how.resolve = RESOLVE_CACHED;
+  long r = raw_syscall(SYS_openat2, op.fd, reinterpret_cast<long>(op.addr), reinterpret_cast<long>(&how), sizeof how);
+  if (r == -ENOSYS || r == -EPERM || (r == -EINVAL && !(op.flags & ~(O_ACCMODE | O_CLOEXEC | O_NOFOLLOW | O_DIRECTORY)))) {
+    // No openat2 (before 5.6, or a filter refuses it), or no RESOLVE_CACHED
+    // (before 5.12: EINVAL for flags this simple): every open on a helper.
+    g_no_openat2.store(true, std::memory_order_relaxed);
+    return -EAGAIN;
+  }
+  if (r == -EINVAL) return -EAGAIN;  // let the real call give the program its own error
+  if (r >= 0 && !(op.flags & (O_NONBLOCK | O_PATH))) {
+    long fl = raw_syscall(SYS_fcntl, r, F_GETFL);
+    if (fl >= 0) raw_syscall(SYS_fcntl, r, F_SETFL, fl & ~O_NONBLOCK);
+  }
+  return r;
 }
 
 
@@ -979,7 +1020,7 @@ void EpollEngine::to_pool(Pending* p, int fd) {
 // flag: O_NONBLOCK is set on the open file description for the connect()
 // call alone (three system calls) and cleared again, then EPOLLOUT and
 // SO_ERROR give the result. The one place the engine touches the program's
-// flags; docs/engine-epoll.md weighs it against a helper thread per connect.
+// flags; docs/DESIGN.md (section 9, the epoll engine) weighs it against a helper thread per connect.
 void EpollEngine::connect_start(Pending* p) {
   const IoOp& op = p->op;
   long fl = raw_syscall(SYS_fcntl, op.fd, F_GETFL);

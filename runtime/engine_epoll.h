@@ -23,6 +23,7 @@
 
 #include <linux/time_types.h>
 #include <time.h>
+#include <ucontext.h>
 
 #include <atomic>
 #include <cstdint>
@@ -94,8 +95,9 @@ class EpollEngine final : public engine::Backend {
   // The Backend form: op->io, reporting to op, with op->timeout_ns.
   void submit(Op* op) override { submit_op(op->io, op, op->timeout_ns, nullptr); }
   // Cancels the operation reporting to `c`: it completes with -ECANCELED
-  // (or the bytes it moved), or with its own result if it already finished
-  // or is running on a helper thread. No effect if there is none.
+  // (or the bytes it moved), or with its own result if it already finished.
+  // A call a helper thread runs is interrupted with the runtime's marker
+  // signal (helper_interrupt). No effect if there is none.
   void cancel(Completion* c);
   void cancel(Op* op) override { cancel(static_cast<Completion*>(op)); }
   // Any thread: retries the operations waiting on the open file `fd` names
@@ -133,6 +135,7 @@ class EpollEngine final : public engine::Backend {
   void to_pool(Pending* p, int fd);
   void connect_start(Pending* p);
   static long open_cached(const IoOp& op);
+  void interrupt_helper(Pending* p);
   void complete(Pending* p, int res);
   void stop(Pending* p);
   void poll_events(int timeout_ms);
@@ -175,5 +178,13 @@ class EpollEngine final : public engine::Backend {
   std::atomic<bool> kick_pending_{false};
   std::atomic<uint64_t> enters_{0};
 };
+
+// Signal-handler context (signals.cpp's marker handler). on_helper_thread:
+// the thread is one of the epoll engine's helpers (the one runtime thread
+// kind that leaves SIGURG unblocked). helper_interrupt, on a helper, for the
+// runtime's marker: a call the owner stopped, caught between the flag check
+// and its `syscall` instruction, is made to return -EINTR.
+bool on_helper_thread();
+void helper_interrupt(ucontext_t* uc);
 
 }  // namespace unblock

@@ -828,6 +828,58 @@ TEST_F(EpollEngineTest, OpenIsTriedAtOnceLikeIoUringsInlineAttempt) {
   rmdir(dir);
 }
 
+// A call running on a helper thread is interrupted by cancel() and by its
+// linked timeout (the runtime's marker signal, SIGURG; here a handler that
+// only calls helper_interrupt, installed SA_RESTART as the runtime's is, so
+// the kernel would restart the FIFO open if the handler did not end it).
+// Before: the blocking FIFO open could not be stopped and the drive timed out.
+TEST_F(EpollEngineTest, ACallRunningOnAHelperIsInterruptedByCancelAndByItsTimeout) {
+  struct sigaction sa{}, old{};
+  sa.sa_sigaction = [](int, siginfo_t*, void* uc) {
+    if (unblock::on_helper_thread()) unblock::helper_interrupt(static_cast<ucontext_t*>(uc));
+  };
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  ASSERT_EQ(sigaction(SIGURG, &sa, &old), 0);
+  char dir[] = "/tmp/unblock_epoll_cp_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string fifo = std::string(dir) + "/f";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  IoOp open_op = op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>(fifo.c_str()), 0, O_RDONLY | O_CLOEXEC);
+  open_op.blocking_async = true;  // the real open: waits for a writer that never comes
+  Op o;
+  e.submit_op(open_op, &o, 0, nullptr);
+  unsigned sq = 1, cq = 0;
+  for (int i = 0; i < 1000 && sq; ++i) {  // a helper took it
+    e.occupancy(&sq, &cq);
+    usleep(1000);
+  }
+  usleep(20000);  // and is inside open(2)
+  EXPECT_EQ(o.count, 0);
+  e.cancel(&o);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }, 2000));
+  EXPECT_EQ(o.res, -ECANCELED);
+  Op timed;
+  int64_t t0 = mono_ns();
+  e.submit_op(open_op, &timed, 50 * 1000000LL, nullptr);
+  EXPECT_TRUE(drive([&] { return timed.count == 1; }, 2000));
+  EXPECT_EQ(timed.res, -ECANCELED);
+  EXPECT_GE(mono_ns() - t0, 50 * 1000000LL);
+  // An open that is not stopped still completes with its descriptor.
+  Op kept;
+  e.submit_op(open_op, &kept, 0, nullptr);
+  usleep(20000);
+  int w = open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0);
+  EXPECT_TRUE(drive([&] { return kept.count == 1; }));
+  EXPECT_GE(kept.res, 0);
+  if (kept.res >= 0) close(kept.res);
+  close(w);
+  EXPECT_EQ(e.inflight(), 1);
+  sigaction(SIGURG, &old, nullptr);
+  unlink(fifo.c_str());
+  rmdir(dir);
+}
+
 TEST_F(EpollEngineTest, AJobStillQueuedForTheHelperPoolIsCancelledOneRunningKeepsItsResult) {
   // Eight blocking FIFO opens take every helper (the pool's default bound);
   // a ninth job waits in the queue.
@@ -857,7 +909,10 @@ TEST_F(EpollEngineTest, AJobStillQueuedForTheHelperPoolIsCancelledOneRunningKeep
   e.occupancy(&sq, &cq);
   EXPECT_EQ(sq, 1u);
   e.cancel(&queued);
-  e.cancel(&opens[0]);  // running: cannot be stopped, keeps its own result
+  // Running, with no handler for the runtime's marker signal in this test:
+  // keeps its own result (ACallRunningOnAHelperIsInterruptedByCancelAndByItsTimeout
+  // has the handler).
+  e.cancel(&opens[0]);
   EXPECT_TRUE(drive([&] { return queued.count == 1; }));
   EXPECT_EQ(queued.res, -ECANCELED);
   std::thread writer([&] {

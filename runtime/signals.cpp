@@ -302,7 +302,7 @@ void marker_handler(int sig, siginfo_t* si, void* ucv) {
     // kernel SIGURG (the program's: out-of-band data) is queued for the
     // process as on a carrier, never run on the helper.
     if (is_marker(si)) helper_interrupt(static_cast<ucontext_t*>(ucv));
-    else process_push(*si, true);
+    else if (!inspect::on_marker(si, ucv)) process_push(*si, true);  // not a dump's request either
     return;
   }
   if (inspect::on_marker(si, ucv)) return;  // a dump's request for this thread's stack

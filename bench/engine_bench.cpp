@@ -1,5 +1,5 @@
 // Cost per operation of the two engines, driven from one plain thread
-// (docs/engine-epoll.md, "Measured costs"): a recv that can finish at once,
+// (docs/DESIGN.md, section 9, "Measured costs"): a recv that can finish at once,
 // and a recv that waits for readiness (submitted on an empty socket, the
 // peer's send comes after). Each figure includes the peer's send(2), which
 // the "plain" line measures alone with a non-blocking recv. Not a test.

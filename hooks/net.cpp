@@ -84,6 +84,15 @@ UNBLOCK_FAULTABLE ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
   return ret(rt::sendmsg(fd, msg, flags));
 }
 
+// A sender blocked on a full unix stream socket is woken by its own
+// shutdown(SHUT_WR) and fails with EPIPE; epoll has no bit for that, so the
+// engines are told (runtime/api.h).
+UNBLOCK_HOOK int shutdown(int fd, int how) {
+  int r = real::shutdown(fd, how);
+  if (r == 0) rt::fd_shut_down(fd);
+  return r;
+}
+
 UNBLOCK_HOOK int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
   int r = real::setsockopt(fd, level, name, value, len);
   if (r == 0 && level == SOL_SOCKET && value && len >= sizeof(timeval)) {

@@ -100,6 +100,11 @@ void fd_duplicated(int oldfd, int newfd) {
 void fd_set_nonblock(int fd, bool nonblock) { fds::set_nonblock(fd, nonblock); }
 void fd_set_timeout(int fd, bool rcv, int64_t ns) { fds::set_timeout(fd, rcv, ns); }
 
+void fd_shut_down(int fd) {
+  if (!sched::active()) return;
+  for (int i = 0, n = sched::worker_count(); i < n; ++i) sched::worker_at(i)->engine.kick_remote(fd);
+}
+
 static_assert(static_cast<int>(FdKind::kSocket) == static_cast<int>(fds::Kind::kSocket) &&
               static_cast<int>(FdKind::kRegular) == static_cast<int>(fds::Kind::kRegular) &&
               static_cast<int>(FdKind::kPipe) == static_cast<int>(fds::Kind::kPipe));

@@ -86,6 +86,10 @@ void fd_duplicated(int oldfd, int newfd);
 void fd_set_nonblock(int fd, bool nonblock);
 // The program set SO_RCVTIMEO (rcv) or SO_SNDTIMEO to ns (0: none).
 void fd_set_timeout(int fd, bool rcv, int64_t ns);
+// shutdown(2) on fd succeeded: every worker's engine retries the operations
+// waiting on that file (the epoll engine cannot see a unix stream socket's
+// own SHUT_WR wake its blocked sender; io_uring needs nothing). Any thread.
+void fd_shut_down(int fd);
 
 // ---- I/O -----------------------------------------------------------------
 // Sockets take SO_RCVTIMEO (reads, accept) and SO_SNDTIMEO (writes,

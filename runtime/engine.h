@@ -8,8 +8,8 @@
 // that protocol is runtime/api.cpp's, written once for every engine.
 //
 // Engines: io_uring (runtime/engine_uring.{h,cpp}, the only file including
-// liburing.h). A readiness engine (epoll, issue 13) implements the same
-// Backend: it tries an operation at once, parks it on readiness when it
+// liburing.h) and a readiness engine (epoll, runtime/engine_epoll.{h,cpp},
+// issue 13) for where io_uring is refused: it tries an operation at once, parks it on readiness when it
 // would block, runs calls without readiness (regular files, fsync, open) on
 // helper threads, and reports through the same Completions. engine::create()
 // is the one place an engine is chosen.
@@ -139,14 +139,27 @@ class Backend {
   // Submission and completion queue entries not yet consumed (any thread,
   // racy: for stats).
   virtual void occupancy(unsigned* sq, unsigned* cq) const = 0;
+  // Any thread: the state of the open file `fd` names changed in a way the
+  // engine may not see (a unix stream socket's own shutdown(SHUT_WR) wakes
+  // a blocked sender in the kernel, but epoll has no bit for it): retry the
+  // operations waiting on it. io_uring's own wait sees the wake-up: nothing.
+  virtual void kick_remote(int fd) { (void)fd; }
 };
 
-// Creates the engine for one worker: the single place an engine is chosen.
-// nullptr if none can run here (then *why is an errno value, e.g. ENOSYS or
-// EPERM from a seccomp filter, and the runtime passes every call through).
-// Runtime start, plain thread; allocates (alloc_objects, freed by
+// Creates the engine for one worker: the single place an engine is chosen
+// (UNBLOCK_ENGINE, runtime/engine.cpp): auto = io_uring if it can be set up
+// and passes its probe, else epoll; uring or epoll = that one only; off =
+// none. nullptr if none can run here (then *why is an errno value, e.g.
+// ENOSYS or EPERM from a seccomp filter, and the runtime passes every call
+// through). Runtime start, plain thread; allocates (alloc_objects, freed by
 // Engine::shutdown).
 Backend* create(unsigned entries, int* why);
+
+// The engine every worker got and why ("io_uring", "epoll (io_uring:
+// Operation not permitted)", "none (UNBLOCK_ENGINE=off)"): set by the first
+// create(), for the log, UNBLOCK_STATS and unblock-ctl stats.
+const char* chosen();
+const char* chosen_reason();
 
 }  // namespace engine
 
@@ -183,6 +196,9 @@ class Engine {
 
   int inflight() const { return impl_ ? impl_->inflight() : 0; }
   uint64_t enters() const { return impl_ ? impl_->enters() : 0; }
+  void kick_remote(int fd) {
+    if (impl_) impl_->kick_remote(fd);
+  }
   void occupancy(unsigned* sq, unsigned* cq) const {
     if (!impl_) {
       *sq = *cq = 0;

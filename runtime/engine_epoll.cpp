@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -111,6 +112,11 @@ struct EpollEngine::Pending {
   bool queued = false;
   bool urgent = false;
   bool not_socket = false;  // a write continued with pwritev2 (sendmsg said ENOTSOCK)
+  // Helper-thread interruption (interrupt_helper): set by the owner to stop
+  // the call a helper runs; the helper's OS thread id while it runs it.
+  // __atomic builtins (the record is reset by assignment).
+  int interrupt = 0;
+  int helper_tid = 0;
   uint32_t want = 0;     // epoll events awaited
   uint32_t events = 0;   // multishot: readiness not yet delivered
   int res = 0;
@@ -164,6 +170,81 @@ struct EpollEngine::Heap {
 // running raw system calls that may block. A finished job is pushed on its
 // engine's done stack and the engine is notified.
 
+
+// ---- interrupting a helper's call ---------------------------------------------------------
+// A helper runs an interruptible call through unblock_cp_syscall(flag, nr,
+// a1..a6): it checks *flag and makes the system call. To stop it, the owner
+// sets the flag and sends the runtime's marker signal (SIGURG, unblocked in
+// helpers only among runtime threads) to the helper. Its handler
+// (signals.cpp's marker_handler calls helper_interrupt first) moves a
+// helper found between the check and the `syscall` instruction - also where
+// the kernel leaves it to restart an SA_RESTART-interrupted call - to
+// unblock_cp_cancel, which returns -EINTR; a call that already returned
+// keeps its result. A stale signal (the flag clear) changes nothing: the
+// kernel restarts the call or the helper retries an EINTR itself.
+extern "C" long unblock_cp_syscall(const int* flag, long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+extern "C" char unblock_cp_begin[], unblock_cp_insn[], unblock_cp_cancel[];
+asm(R"(
+  .text
+  .globl unblock_cp_syscall
+  .hidden unblock_cp_syscall
+  .type unblock_cp_syscall, @function
+unblock_cp_syscall:
+  mov %rdi, %r11
+  mov %rsi, %rax
+  mov %rdx, %rdi
+  mov %rcx, %rsi
+  mov %r8, %rdx
+  mov %r9, %r10
+  mov 8(%rsp), %r8
+  mov 16(%rsp), %r9
+  .globl unblock_cp_begin
+  .hidden unblock_cp_begin
+unblock_cp_begin:
+  cmpl $0, (%r11)
+  jne unblock_cp_cancel
+  .globl unblock_cp_insn
+  .hidden unblock_cp_insn
+unblock_cp_insn:
+  syscall
+  ret
+  .globl unblock_cp_cancel
+  .hidden unblock_cp_cancel
+unblock_cp_cancel:
+  mov $-4, %rax
+  ret
+  .size unblock_cp_syscall, .-unblock_cp_syscall
+)");
+
+namespace {
+thread_local const int* tl_cp_flag __attribute__((tls_model("initial-exec"))) = nullptr;
+// True on the pool's helper threads (false in every fiber's TLS block too).
+thread_local bool tl_helper __attribute__((tls_model("initial-exec"))) = false;
+
+// Helper thread: the call, retried when a stale signal interrupted it;
+// -ECANCELED when the owner stopped it.
+long cp_call(EpollEngine::Pending* p, const int* flag, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
+             long a5 = 0, long a6 = 0) {
+  (void)p;
+  for (;;) {
+    __atomic_store_n(&tl_cp_flag, flag, __ATOMIC_SEQ_CST);
+    long r = unblock_cp_syscall(flag, nr, a1, a2, a3, a4, a5, a6);
+    __atomic_store_n(&tl_cp_flag, nullptr, __ATOMIC_SEQ_CST);
+    if (r != -EINTR) return r;
+    if (__atomic_load_n(flag, __ATOMIC_SEQ_CST)) return -ECANCELED;
+  }
+}
+}  // namespace
+
+bool on_helper_thread() { return tl_helper; }
+
+void helper_interrupt(ucontext_t* uc) {
+  auto ip = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  if (ip < reinterpret_cast<uintptr_t>(unblock_cp_begin) || ip > reinterpret_cast<uintptr_t>(unblock_cp_insn)) return;
+  const int* flag = __atomic_load_n(&tl_cp_flag, __ATOMIC_SEQ_CST);
+  if (flag && __atomic_load_n(flag, __ATOMIC_SEQ_CST)) uc->uc_mcontext.gregs[REG_RIP] = reinterpret_cast<greg_t>(unblock_cp_cancel);
+}
+
 struct PoolAccess {
   static void run(EpollEngine::Pending* p);
   static void push_done(EpollEngine::Pending* p) {
@@ -199,6 +280,10 @@ std::atomic<int> g_dups{0};
 std::atomic<int> g_dup_budget{0};
 
 void* pool_main(void*) {
+  // The marker signal interrupts this thread's call (interrupt_helper).
+  tl_helper = true;
+  uint64_t urg = uint64_t{1} << (SIGURG - 1);
+  raw_syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, reinterpret_cast<long>(&urg), 0, 8);
   for (;;) {
     g_pool.lock.lock();
     EpollEngine::Pending* p = g_pool.head;
@@ -297,6 +382,8 @@ void PoolAccess::run(EpollEngine::Pending* p) {
   const IoOp& op = p->op;
   int fd = p->pool_fd;
   long r = 0;
+  const int* flag = &p->interrupt;
+  __atomic_store_n(&p->helper_tid, static_cast<int>(raw_syscall(SYS_gettid)), __ATOMIC_SEQ_CST);
   switch (op.kind) {
     case IoOp::kRead:
     case IoOp::kReadv:
@@ -313,7 +400,7 @@ void PoolAccess::run(EpollEngine::Pending* p) {
       for (;;) {
         int k = advance_iov(base, n, p->done, rest, kMaxIov);
         long pos = op.off == kCurrentPos ? -1 : static_cast<long>(op.off + p->done);
-        r = raw_syscall(rd ? SYS_preadv2 : SYS_pwritev2, fd, reinterpret_cast<long>(rest), k, pos, 0, 0);
+        r = cp_call(p, flag, rd ? SYS_preadv2 : SYS_pwritev2, fd, reinterpret_cast<long>(rest), k, pos, 0, 0);
         if (r > 0) p->done += static_cast<uint64_t>(r);
         if (rd || r <= 0 || p->done >= p->total) break;
       }
@@ -321,31 +408,31 @@ void PoolAccess::run(EpollEngine::Pending* p) {
       break;
     }
     case IoOp::kRecv:
-      r = raw_syscall(SYS_recvfrom, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
-                      static_cast<long>(op.len - p->done), op.flags, 0, 0);
+      r = cp_call(p, flag, SYS_recvfrom, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
+                  static_cast<long>(op.len - p->done), op.flags, 0, 0);
       if (r >= 0) r += static_cast<long>(p->done);
       else if (p->done) r = static_cast<long>(p->done);
       break;
     case IoOp::kSend:
-      r = raw_syscall(SYS_sendto, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
-                      static_cast<long>(op.len - p->done), op.flags, 0, 0);
+      r = cp_call(p, flag, SYS_sendto, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
+                  static_cast<long>(op.len - p->done), op.flags, 0, 0);
       if (r >= 0) r += static_cast<long>(p->done);
       else if (p->done) r = static_cast<long>(p->done);
       break;
     case IoOp::kRecvmsg:
-      r = raw_syscall(SYS_recvmsg, fd, reinterpret_cast<long>(op.addr), op.flags);
+      r = cp_call(p, flag, SYS_recvmsg, fd, reinterpret_cast<long>(op.addr), op.flags);
       break;
     case IoOp::kSendmsg:
-      r = raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(op.addr), op.flags);
+      r = cp_call(p, flag, SYS_sendmsg, fd, reinterpret_cast<long>(op.addr), op.flags);
       break;
     case IoOp::kAccept:
-      r = raw_syscall(SYS_accept4, fd, reinterpret_cast<long>(op.addr), static_cast<long>(op.off), op.flags);
+      r = cp_call(p, flag, SYS_accept4, fd, reinterpret_cast<long>(op.addr), static_cast<long>(op.off), op.flags);
       break;
     case IoOp::kConnect:
-      r = raw_syscall(SYS_connect, fd, reinterpret_cast<long>(op.addr), static_cast<long>(op.len));
+      r = cp_call(p, flag, SYS_connect, fd, reinterpret_cast<long>(op.addr), static_cast<long>(op.len));
       break;
     case IoOp::kOpenat:
-      r = raw_syscall(SYS_openat, op.fd, reinterpret_cast<long>(op.addr), op.flags, static_cast<long>(op.len));
+      r = cp_call(p, flag, SYS_openat, op.fd, reinterpret_cast<long>(op.addr), op.flags, static_cast<long>(op.len));
       break;
     case IoOp::kFsync:
       r = raw_syscall((op.flags & kFsyncDatasync) ? SYS_fdatasync : SYS_fsync, op.fd);
@@ -355,14 +442,15 @@ void PoolAccess::run(EpollEngine::Pending* p) {
       break;
     case IoOp::kSplice: {
       loff_t in = op.off_in, out = static_cast<loff_t>(op.off);
-      r = raw_syscall(SYS_splice, fd, op.off_in == -1 ? 0 : reinterpret_cast<long>(&in), op.fd,
-                      op.off == kCurrentPos ? 0 : reinterpret_cast<long>(&out), static_cast<long>(op.len), op.flags);
+      r = cp_call(p, flag, SYS_splice, fd, op.off_in == -1 ? 0 : reinterpret_cast<long>(&in), op.fd,
+                  op.off == kCurrentPos ? 0 : reinterpret_cast<long>(&out), static_cast<long>(op.len), op.flags);
       break;
     }
     case IoOp::kPollAdd:
       r = -EINVAL;  // never queued
       break;
   }
+  __atomic_store_n(&p->helper_tid, 0, __ATOMIC_SEQ_CST);
   p->res = static_cast<int>(r);
   push_done(p);
 }
@@ -561,10 +649,50 @@ void EpollEngine::start(Pending* p) {
     case IoOp::kSplice:
       return wait_or_pool(p, op.fd_in, EPOLLIN, kModePool);
     case IoOp::kOpenat:
+      if (!op.blocking_async) {
+        long r = open_cached(op);
+        if (r != -EAGAIN) return complete(p, static_cast<int>(r));
+      }
+      return to_pool(p, op.fd);
     case IoOp::kFsync:
     case IoOp::kClose:
       return to_pool(p, op.fd);
   }
+}
+
+namespace {
+std::atomic<bool> g_no_openat2{false};
+}
+
+// Owner. The open io_uring tries inline before its worker pool: a path
+// lookup that the dentry cache answers (openat2 RESOLVE_CACHED, Linux 5.12)
+// and O_NONBLOCK added, so a FIFO or a device cannot wait here, then
+// cleared again unless the program asked for it (the file is new: no one
+// else sees its flags). O_CREAT, O_TRUNC and O_TMPFILE may write to the
+// disk: a helper thread, as io_uring punts them. -EAGAIN: use a helper.
+// The runtime's open protocol (runtime/api.cpp, open_in_engine) then reopens
+// a FIFO with blocking_async, as on io_uring. Without this every open would
+// cost a thread hop, and fibers opening files would finish in the helpers'
+// order instead of their own (fault_seed's reproducibility).
+long EpollEngine::open_cached(const IoOp& op) {
+  if (op.flags & (O_CREAT | O_TRUNC | __O_TMPFILE)) return -EAGAIN;
+  if (g_no_openat2.load(std::memory_order_relaxed)) return -EAGAIN;
+  open_how how{};
+  how.flags = (op.flags & O_PATH) ? op.flags : op.flags | O_NONBLOCK;  // O_PATH takes no O_NONBLOCK
+  how.resolve = RESOLVE_CACHED;
+  long r = raw_syscall(SYS_openat2, op.fd, reinterpret_cast<long>(op.addr), reinterpret_cast<long>(&how), sizeof how);
+  if (r == -ENOSYS || r == -EPERM || (r == -EINVAL && !(op.flags & ~(O_ACCMODE | O_CLOEXEC | O_NOFOLLOW | O_DIRECTORY)))) {
+    // No openat2 (before 5.6, or a filter refuses it), or no RESOLVE_CACHED
+    // (before 5.12: EINVAL for flags this simple): every open on a helper.
+    g_no_openat2.store(true, std::memory_order_relaxed);
+    return -EAGAIN;
+  }
+  if (r == -EINVAL) return -EAGAIN;  // let the real call give the program its own error
+  if (r >= 0 && !(op.flags & (O_NONBLOCK | O_PATH))) {
+    long fl = raw_syscall(SYS_fcntl, r, F_GETFL);
+    if (fl >= 0) raw_syscall(SYS_fcntl, r, F_SETFL, fl & ~O_NONBLOCK);
+  }
+  return r;
 }
 
 
@@ -979,7 +1107,7 @@ void EpollEngine::to_pool(Pending* p, int fd) {
 // flag: O_NONBLOCK is set on the open file description for the connect()
 // call alone (three system calls) and cleared again, then EPOLLOUT and
 // SO_ERROR give the result. The one place the engine touches the program's
-// flags; docs/engine-epoll.md weighs it against a helper thread per connect.
+// flags; docs/DESIGN.md (section 9, the epoll engine) weighs it against a helper thread per connect.
 void EpollEngine::connect_start(Pending* p) {
   const IoOp& op = p->op;
   long fl = raw_syscall(SYS_fcntl, op.fd, F_GETFL);
@@ -1041,9 +1169,21 @@ void EpollEngine::stop(Pending* p) {
         complete(p, res);
       }
       break;
-    default:  // finished, running on a helper thread, or a timer: its own result comes
+    case Pending::kPoolRunning:
+      interrupt_helper(p);  // its result comes: -ECANCELED, or its own if the call had finished
+      break;
+    default:  // finished, or a timer: its own result comes
       break;
   }
+}
+
+// Owner. Stops the call a helper runs for p (see unblock_cp_syscall): the
+// flag first, then the tid, so either the helper sees the flag before its
+// call or the signal finds it.
+void EpollEngine::interrupt_helper(Pending* p) {
+  __atomic_store_n(&p->interrupt, 1, __ATOMIC_SEQ_CST);
+  int tid = __atomic_load_n(&p->helper_tid, __ATOMIC_SEQ_CST);
+  if (tid > 0) signals::send_marker_to(tid);
 }
 
 void EpollEngine::cancel(Completion* c) {

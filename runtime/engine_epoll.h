@@ -7,7 +7,7 @@
 // finish, retrying it, and delivering one completion per operation (several
 // for a multishot poll) at the next reap(); timers and linked timeouts on
 // timerfds; calls with no readiness (regular files, openat, fsync, close)
-// on a bounded pool of runtime threads. docs/engine-epoll.md has the design:
+// on a bounded pool of runtime threads. docs/DESIGN.md, section 9 ("The epoll engine"), has the design:
 // the protocol per fd kind and the reasons.
 //
 // Must not: change the program's fd flags (one exception, connect, is
@@ -15,13 +15,15 @@
 // call a completion inside submit_op/cancel (only reap() calls them), or
 // call a hooked symbol (raw system calls only).
 //
+// An engine::Backend (runtime/engine.h): engine::create() picks it when
+// io_uring cannot be set up or UNBLOCK_ENGINE=epoll asks for it.
 // Owner only (the carrier driving the worker), except notify(), inflight(),
-// enters() and occupancy(), which any thread may call. Not wired in yet: the
-// scheduler and the hooks use Engine.
+// enters(), occupancy() and kick_remote(), which any thread may call.
 #pragma once
 
 #include <linux/time_types.h>
 #include <time.h>
+#include <ucontext.h>
 
 #include <atomic>
 #include <cstdint>
@@ -31,17 +33,17 @@
 
 namespace unblock {
 
-class EpollEngine {
+class EpollEngine final : public engine::Backend {
  public:
   // Flag of a completion after which more follow for the same operation
-  // (a multishot poll still armed): the value of IORING_CQE_F_MORE, so a
-  // caller testing either engine's more_follow sees the same bits.
-  static constexpr uint32_t kMore = 1u << 1;
+  // (a multishot poll still armed): the engine-neutral Completion::kMore.
+  static constexpr uint32_t kMore = Completion::kMore;
 
   EpollEngine() = default;
   EpollEngine(const EpollEngine&) = delete;
   EpollEngine& operator=(const EpollEngine&) = delete;
-  ~EpollEngine();
+  ~EpollEngine() override;
+  const char* name() const override { return "epoll"; }
 
   // False if epoll or eventfd cannot be created; errno-free, the reason is
   // in *why. `entries` is accepted for the same signature as Engine::init
@@ -49,57 +51,61 @@ class EpollEngine {
   // pool (the largest value any engine asked for wins; 0: the default, 8).
   bool init(unsigned entries, int* why, unsigned pool_threads = 0);
   // Owner; every operation must have completed (nothing in flight).
-  void shutdown();
+  void shutdown() override;
   bool ready() const { return epfd_ >= 0; }
 
   // Nothing is batched: operations are tried when submitted.
-  void flush() {}
+  void flush() override {}
   bool has_pending_submissions() const { return false; }
   // Sleeps until at least one completion is ready or notify() is called;
   // returns at once if completions wait for reap().
-  void wait();
+  void wait() override;
   // Handles every completion that was ready when it started (completions
   // that callbacks produce wait for the next reap). Returns how many.
-  int reap();
+  int reap() override;
   // True when an urgent operation (accept) may have a completion waiting.
-  bool urgent_ready();
+  bool urgent_ready() override;
   // Any thread: wakes wait().
-  void notify();
+  void notify() override;
 
   // Operations submitted and not yet completed, plus one for the wake-up
   // eventfd (as Engine counts its armed eventfd read). Any thread (racy).
-  int inflight() const { return inflight_.load(std::memory_order_relaxed); }
+  int inflight() const override { return inflight_.load(std::memory_order_relaxed); }
   // epoll_wait calls so far. Any thread.
-  uint64_t enters() const { return enters_.load(std::memory_order_relaxed); }
+  uint64_t enters() const override { return enters_.load(std::memory_order_relaxed); }
   // Operations queued for the helper pool and not started / completions
   // not yet delivered. Any thread (racy: for stats).
-  void occupancy(unsigned* sq, unsigned* cq) const;
+  void occupancy(unsigned* sq, unsigned* cq) const override;
 
   // Polls fd for input for the runtime itself (not counted in inflight()).
-  void arm_background_poll(int fd, Completion* c);
+  void arm_background_poll(int fd, Completion* c) override;
   // Completes `t` with -ETIME at the absolute deadline on `clock`
   // (CLOCK_REALTIME and CLOCK_BOOTTIME as such; any other clock is taken as
   // CLOCK_MONOTONIC, as in Engine). While armed, t->ts holds the engine's
   // record of it.
-  void arm_timer(TimerOp* t, clockid_t clock, const timespec& abs);
+  void arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) override;
   // Drops an armed timer: it completes with -ECANCELED unless it fired
   // first (then its -ETIME stays the one completion).
-  void cancel_timer(TimerOp* t);
+  void cancel_timer(TimerOp* t) override;
 
   // Starts `op` reporting to `c`; timeout_ns > 0: if it has not finished
   // that long after submission it completes with -ECANCELED (or with the
   // bytes it moved). `ts` is unused (Engine keeps its linked timeout there).
   void submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, __kernel_timespec* ts);
+  // The Backend form: op->io, reporting to op, with op->timeout_ns.
+  void submit(Op* op) override { submit_op(op->io, op, op->timeout_ns, nullptr); }
   // Cancels the operation reporting to `c`: it completes with -ECANCELED
-  // (or the bytes it moved), or with its own result if it already finished
-  // or is running on a helper thread. No effect if there is none.
+  // (or the bytes it moved), or with its own result if it already finished.
+  // A call a helper thread runs is interrupted with the runtime's marker
+  // signal (helper_interrupt). No effect if there is none.
   void cancel(Completion* c);
+  void cancel(Op* op) override { cancel(static_cast<Completion*>(op)); }
   // Any thread: retries the operations waiting on the open file `fd` names
   // (in this engine). For state changes epoll does not report: a unix
   // stream socket's own shutdown(SHUT_WR) wakes a blocked sender in the
   // kernel, but unix_poll has no bit for it, so epoll filters the wake-up
   // out. The shutdown hook is meant to call it on every worker's engine.
-  void kick_remote(int fd);
+  void kick_remote(int fd) override;
   // True if a completion's flags say more completions follow. Any thread.
   static bool more_follow(uint32_t flags) { return (flags & kMore) != 0; }
 
@@ -128,6 +134,8 @@ class EpollEngine {
   void take_kicks();
   void to_pool(Pending* p, int fd);
   void connect_start(Pending* p);
+  static long open_cached(const IoOp& op);
+  void interrupt_helper(Pending* p);
   void complete(Pending* p, int res);
   void stop(Pending* p);
   void poll_events(int timeout_ms);
@@ -170,5 +178,13 @@ class EpollEngine {
   std::atomic<bool> kick_pending_{false};
   std::atomic<uint64_t> enters_{0};
 };
+
+// Signal-handler context (signals.cpp's marker handler). on_helper_thread:
+// the thread is one of the epoll engine's helpers (the one runtime thread
+// kind that leaves SIGURG unblocked). helper_interrupt, on a helper, for the
+// runtime's marker: a call the owner stopped, caught between the flag check
+// and its `syscall` instruction, is made to return -EINTR.
+bool on_helper_thread();
+void helper_interrupt(ucontext_t* uc);
 
 }  // namespace unblock

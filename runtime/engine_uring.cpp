@@ -295,24 +295,3 @@ void Uring::cancel_timer(TimerOp* t) {
 }
 
 }  // namespace unblock::engine
-
-namespace unblock::engine {
-
-// The single place an engine is chosen. Today: io_uring or none (calls pass
-// through); the readiness engine (issue 13) is tried here when io_uring
-// cannot be set up.
-Backend* create(unsigned entries, int* why) {
-  Uring* u = alloc_objects<Uring>();
-  if (!u) {
-    *why = ENOMEM;
-    return nullptr;
-  }
-  if (!u->init(entries, why)) {
-    u->~Uring();
-    free(u);
-    return nullptr;
-  }
-  return u;
-}
-
-}  // namespace unblock::engine

@@ -1209,6 +1209,9 @@ void stats(Buffer* out, bool json) {
     else out->printf("%s %lu\n", e.k, e.v);
     first = false;
   }
+  // Which engine the workers run (runtime/engine.cpp): a word, not a counter.
+  if (json) out->printf(",\"engine\":\"%s\"", engine::chosen());
+  else out->printf("engine %s\n", engine::chosen());
   for (int r = 1; r < 13; ++r) {
     if (!sc.by_reason[r]) continue;
     const char* name = wait_reason_name(static_cast<WaitReason>(r));

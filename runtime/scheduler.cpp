@@ -1134,7 +1134,7 @@ bool ensure_started() {
     int why = 0;
     if (!g_workers[i].engine.init(cfg.ring_entries, &why)) {
       for (int j = 0; j < i; ++j) g_workers[j].engine.shutdown();
-      return give_up("io_uring", strerror(why));
+      return give_up("engine", engine::chosen_reason());
     }
   }
   stacks::install_overflow_reporter();
@@ -1248,7 +1248,7 @@ void write_stats() {
                    "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
                    "busy_handoffs %lu\nhandoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\n"
                    "ring_enters %lu\ndirect_sends %lu\nurgent_reaps %lu\ndirect_switches %lu\nfs_writes %lu\n"
-                   "futex_waits %lu\nfutex_kernel_waits %lu\n",
+                   "futex_waits %lu\nfutex_kernel_waits %lu\nengine %s\n",
                    (unsigned long)g_stats.fibers_spawned.load(), (unsigned long)g_stats.fibers_exited.load(),
                    (unsigned long)sum_workers([](const Worker& w) { return w.switches.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.parks.load(); }),
@@ -1260,7 +1260,8 @@ void write_stats() {
                    (unsigned long)sum_workers([](const Worker& w) { return w.urgent_reaps.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.direct_switches.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.fs_writes.load(); }),
-                   (unsigned long)g_stats.futex_waits.load(), (unsigned long)g_stats.futex_kernel_waits.load());
+                   (unsigned long)g_stats.futex_waits.load(), (unsigned long)g_stats.futex_kernel_waits.load(),
+                   engine::chosen());
   int fd = 2;
   if (strcmp(where, "stderr") != 0) {
     fd = static_cast<int>(errno_syscall(SYS_openat, AT_FDCWD, where, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

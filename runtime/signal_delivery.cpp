@@ -867,5 +867,16 @@ long as_carrier(Fiber* f, long (*fn)(void*), void* arg) {
   return r;
 }
 
+void send_marker_to(int tid) {
+  siginfo_t si{};
+  si.si_signo = SIGURG;
+  si.si_code = SI_QUEUE;
+  int pid = sys_getpid();  // g_pid is set only once signals::start ran
+  si.si_pid = pid;
+  si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
+  si.si_value.sival_ptr = &g_marker_magic;
+  raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, SIGURG, reinterpret_cast<long>(&si));
+}
+
 }  // namespace unblock::signals
 

@@ -30,6 +30,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/engine_epoll.h"
 #include "runtime/fiber.h"
 #include "runtime/scheduler.h"
 #include "runtime/signals_internal.h"
@@ -296,6 +297,14 @@ void program_trampoline(int sig, siginfo_t* si, void* ucv) {
 // SIGURG: the signal thread's "run your pending handlers" marker to a
 // carrier, or a genuine SIGURG (out-of-band data) for the program.
 void marker_handler(int sig, siginfo_t* si, void* ucv) {
+  if (on_helper_thread()) {
+    // An epoll engine helper: the runtime's marker may interrupt its call; a
+    // kernel SIGURG (the program's: out-of-band data) is queued for the
+    // process as on a carrier, never run on the helper.
+    if (is_marker(si)) helper_interrupt(static_cast<ucontext_t*>(ucv));
+    else if (!inspect::on_marker(si, ucv)) process_push(*si, true);  // not a dump's request either
+    return;
+  }
   if (inspect::on_marker(si, ucv)) return;  // a dump's request for this thread's stack
   auto* uc = static_cast<ucontext_t*>(ucv);
   if (!runtime_mode()) {

@@ -106,6 +106,9 @@ void runtime_thread_mask(sigset_t* out);
 int start_runtime_thread(void* (*fn)(void*), void* arg, size_t stack_size);
 // The signal thread's OS thread id (0 if none), for dumps. Any thread.
 int signal_thread_id();
+// Sends the runtime's marker signal to the runtime OS thread `tid` (an epoll
+// engine helper: interrupts its call, runtime/engine_epoll.cpp). Any thread.
+void send_marker_to(int tid);
 // Takes over delivery: reads the program's dispositions, installs the
 // trampolines, starts the signal thread. Once, after the carriers exist.
 void start();

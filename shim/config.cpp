@@ -33,6 +33,7 @@ struct Option {
 };
 
 const char* const kFsSwitchChoices[] = {"auto", "wrfsbase", "arch_prctl", nullptr};
+const char* const kEngineChoices[] = {"auto", "uring", "epoll", "off", nullptr};
 
 // clang-format off
 const Option kOptions[] = {
@@ -55,6 +56,9 @@ const Option kOptions[] = {
   {"UNBLOCK_FS_SWITCH", Kind::kChoice, 0, 0, &g_config.fs_switch,
    "auto|wrfsbase|arch_prctl: how fibers switch the FS base (default auto: wrfsbase where the CPU has FSGSBASE)",
    kFsSwitchChoices},
+  {"UNBLOCK_ENGINE", Kind::kChoice, 0, 0, &g_config.engine,
+   "auto|uring|epoll|off: what waits for the kernel (default auto: io_uring if it can be set up, else epoll; off: every call passes through)",
+   kEngineChoices},
   {"UNBLOCK_RING_ENTRIES", Kind::kInt, 8, 32768, &g_config.ring_entries,
    "io_uring submission queue entries per worker (default 1024)"},
   {"UNBLOCK_STATS", Kind::kString, 0, 0, &g_config.stats,

@@ -23,6 +23,9 @@ struct Config {
   // UNBLOCK_FS_SWITCH: how a switch sets the FS base (runtime/tls.cpp).
   enum FsSwitch { kFsAuto = 0, kFsWrfsbase = 1, kFsArchPrctl = 2 };
   int fs_switch = kFsAuto;
+  // UNBLOCK_ENGINE: what waits for the kernel (runtime/engine.cpp).
+  enum EngineChoice { kEngineAuto = 0, kEngineUring = 1, kEngineEpoll = 2, kEngineOff = 3 };
+  int engine = kEngineAuto;
   unsigned ring_entries = 1024;     // UNBLOCK_RING_ENTRIES: submission queue size per worker
   const char* stats = nullptr;      // UNBLOCK_STATS: "stderr" or a path; counters written at exit
   bool control = true;              // UNBLOCK_CONTROL: the unblock-ctl socket (runtime/control.h)

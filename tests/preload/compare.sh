@@ -41,6 +41,13 @@ if [ "$expect_fibers" = 1 ]; then
     echo "the preloaded run did not run threads as fibers (stats: $(tr '\n' ' ' <"$dir/stats" 2>/dev/null))"; fail=1
   fi
 fi
+# COMPARE_EXPECT_ENGINE=epoll|io_uring: the engine the preloaded run reported.
+if [ -n "${COMPARE_EXPECT_ENGINE:-}" ]; then
+  engine=$(awk '$1=="engine"{print $2}' "$dir/stats" 2>/dev/null)
+  if [ "$engine" != "$COMPARE_EXPECT_ENGINE" ]; then
+    echo "the preloaded run used engine '${engine}', expected '$COMPARE_EXPECT_ENGINE'"; fail=1
+  fi
+fi
 # COMPARE_EXPECT_STATS="name>=N name==N ...": checks on the preloaded run's counters.
 for want in ${COMPARE_EXPECT_STATS:-}; do
   name=${want%%[<>=]*}; rest=${want#"$name"}; op=${rest%%[0-9]*}; num=${rest#"$op"}

@@ -462,6 +462,52 @@ TEST_F(EpollEngineTest, CancelOfABlockedRecvCompletesItWithEcanceled) {
   close(sv[1]);
 }
 
+// The engine::Backend form the runtime calls (engine.h): an unblock::Op
+// carries its IoOp and linked timeout; cancel(Op*) ends it.
+TEST_F(EpollEngineTest, BackendInterfaceSubmitsOpsWithTheirTimeoutAndCancels) {
+  struct BOp : unblock::Op {
+    int count = 0;
+    int res = 0;
+    BOp() {
+      on_complete = [](Completion* c, int res, uint32_t) {
+        auto* self = static_cast<BOp*>(c);
+        ++self->count;
+        self->res = res;
+      };
+    }
+  };
+  unblock::engine::Backend* b = &e;
+  EXPECT_STREQ(b->name(), "epoll");
+  int sv[2];
+  stream_pair(sv);
+  char buf[8];
+  BOp timed;
+  timed.io = op(IoOp::kRecv, sv[0], buf, sizeof buf);
+  timed.timeout_ns = 30 * 1000000LL;
+  int64_t t0 = mono_ns();
+  b->submit(&timed);
+  EXPECT_TRUE(drive([&] { return timed.count == 1; }));
+  EXPECT_EQ(timed.res, -ECANCELED);
+  EXPECT_GE(mono_ns() - t0, 30 * 1000000LL);
+  BOp waiting;
+  waiting.io = op(IoOp::kRecv, sv[0], buf, sizeof buf);
+  b->submit(&waiting);
+  spin();
+  EXPECT_EQ(waiting.count, 0);
+  b->cancel(&waiting);
+  EXPECT_TRUE(drive([&] { return waiting.count == 1; }));
+  EXPECT_EQ(waiting.res, -ECANCELED);
+  ASSERT_EQ(write(sv[1], "xyz", 3), 3);
+  BOp ready;
+  ready.io = op(IoOp::kRecv, sv[0], buf, sizeof buf);
+  b->submit(&ready);
+  EXPECT_TRUE(drive([&] { return ready.count == 1; }));
+  EXPECT_EQ(ready.res, 3);
+  EXPECT_EQ(b->inflight(), 1);
+  close(sv[0]);
+  close(sv[1]);
+}
+
 TEST_F(EpollEngineTest, CancelAfterTheOperationFinishedKeepsItsResult) {
   int sv[2];
   stream_pair(sv);
@@ -734,6 +780,106 @@ TEST_F(EpollEngineTest, ManyWaitersOnManySocketsAllComplete) {
   }
 }
 
+// An open is tried on the worker first, as io_uring's inline attempt:
+// lookup from the dentry cache, O_NONBLOCK added so a FIFO does not wait,
+// then cleared (the program did not ask for it); the helper pool is not
+// used (sq stays 0, the result is there before any helper could run).
+// O_CREAT goes to a helper and still works.
+TEST_F(EpollEngineTest, OpenIsTriedAtOnceLikeIoUringsInlineAttempt) {
+  char dir[] = "/tmp/unblock_epoll_open_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string fifo = std::string(dir) + "/f";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Op o;
+  e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>(fifo.c_str()), 0, O_RDONLY | O_CLOEXEC), &o, 0, nullptr);
+  unsigned sq = 0, cq = 0;
+  e.occupancy(&sq, &cq);
+  EXPECT_EQ(sq, 0u);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }, 200));
+  ASSERT_GE(o.res, 0);
+  int fl = fcntl(o.res, F_GETFL);
+  EXPECT_EQ(fl & O_NONBLOCK, 0);
+  EXPECT_NE(fcntl(o.res, F_GETFD) & FD_CLOEXEC, 0);
+  close(o.res);
+  Op nb;
+  e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>(fifo.c_str()), 0, O_RDONLY | O_NONBLOCK | O_CLOEXEC), &nb, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return nb.count == 1; }, 200));
+  ASSERT_GE(nb.res, 0);
+  EXPECT_NE(fcntl(nb.res, F_GETFL) & O_NONBLOCK, 0);
+  close(nb.res);
+  std::string file = std::string(dir) + "/new";
+  IoOp create = op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>(file.c_str()), 0600, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC);
+  Op c;
+  e.submit_op(create, &c, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return c.count == 1; }));
+  ASSERT_GE(c.res, 0);
+  close(c.res);
+  Op again;
+  e.submit_op(create, &again, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return again.count == 1; }));
+  EXPECT_EQ(again.res, -EEXIST);
+  Op missing;
+  e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>("/nonexistent-unblock/x"), 0, O_RDONLY), &missing, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return missing.count == 1; }));
+  EXPECT_EQ(missing.res, -ENOENT);
+  EXPECT_EQ(e.inflight(), 1);
+  unlink(file.c_str());
+  unlink(fifo.c_str());
+  rmdir(dir);
+}
+
+// A call running on a helper thread is interrupted by cancel() and by its
+// linked timeout (the runtime's marker signal, SIGURG; here a handler that
+// only calls helper_interrupt, installed SA_RESTART as the runtime's is, so
+// the kernel would restart the FIFO open if the handler did not end it).
+// Before: the blocking FIFO open could not be stopped and the drive timed out.
+TEST_F(EpollEngineTest, ACallRunningOnAHelperIsInterruptedByCancelAndByItsTimeout) {
+  struct sigaction sa{}, old{};
+  sa.sa_sigaction = [](int, siginfo_t*, void* uc) {
+    if (unblock::on_helper_thread()) unblock::helper_interrupt(static_cast<ucontext_t*>(uc));
+  };
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  ASSERT_EQ(sigaction(SIGURG, &sa, &old), 0);
+  char dir[] = "/tmp/unblock_epoll_cp_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string fifo = std::string(dir) + "/f";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  IoOp open_op = op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>(fifo.c_str()), 0, O_RDONLY | O_CLOEXEC);
+  open_op.blocking_async = true;  // the real open: waits for a writer that never comes
+  Op o;
+  e.submit_op(open_op, &o, 0, nullptr);
+  unsigned sq = 1, cq = 0;
+  for (int i = 0; i < 1000 && sq; ++i) {  // a helper took it
+    e.occupancy(&sq, &cq);
+    usleep(1000);
+  }
+  usleep(20000);  // and is inside open(2)
+  EXPECT_EQ(o.count, 0);
+  e.cancel(&o);
+  EXPECT_TRUE(drive([&] { return o.count == 1; }, 2000));
+  EXPECT_EQ(o.res, -ECANCELED);
+  Op timed;
+  int64_t t0 = mono_ns();
+  e.submit_op(open_op, &timed, 50 * 1000000LL, nullptr);
+  EXPECT_TRUE(drive([&] { return timed.count == 1; }, 2000));
+  EXPECT_EQ(timed.res, -ECANCELED);
+  EXPECT_GE(mono_ns() - t0, 50 * 1000000LL);
+  // An open that is not stopped still completes with its descriptor.
+  Op kept;
+  e.submit_op(open_op, &kept, 0, nullptr);
+  usleep(20000);
+  int w = open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0);
+  EXPECT_TRUE(drive([&] { return kept.count == 1; }));
+  EXPECT_GE(kept.res, 0);
+  if (kept.res >= 0) close(kept.res);
+  close(w);
+  EXPECT_EQ(e.inflight(), 1);
+  sigaction(SIGURG, &old, nullptr);
+  unlink(fifo.c_str());
+  rmdir(dir);
+}
+
 TEST_F(EpollEngineTest, AJobStillQueuedForTheHelperPoolIsCancelledOneRunningKeepsItsResult) {
   // Eight blocking FIFO opens take every helper (the pool's default bound);
   // a ninth job waits in the queue.
@@ -743,7 +889,11 @@ TEST_F(EpollEngineTest, AJobStillQueuedForTheHelperPoolIsCancelledOneRunningKeep
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   const int n = 8;
   Op opens[n];
-  for (auto& o : opens) e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>(fifo.c_str()), 0, O_RDONLY | O_CLOEXEC), &o, 0, nullptr);
+  // blocking_async: the real, waiting open (the runtime's FIFO reopen); an
+  // open without it is tried at once (OpenIsTriedAtOnceLikeIoUringsInlineAttempt).
+  IoOp fifo_open = op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>(fifo.c_str()), 0, O_RDONLY | O_CLOEXEC);
+  fifo_open.blocking_async = true;
+  for (auto& o : opens) e.submit_op(fifo_open, &o, 0, nullptr);
   unsigned sq = 0, cq = 0;
   for (int i = 0; i < 1000; ++i) {  // until every helper took one (bounded: 10 s)
     e.occupancy(&sq, &cq);
@@ -753,11 +903,16 @@ TEST_F(EpollEngineTest, AJobStillQueuedForTheHelperPoolIsCancelledOneRunningKeep
   ASSERT_EQ(sq, 0u);
   usleep(20000);  // and is inside open(2)
   Op queued;
-  e.submit_op(op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>("/dev/null"), 0, O_RDONLY | O_CLOEXEC), &queued, 0, nullptr);
+  IoOp null_open = op(IoOp::kOpenat, AT_FDCWD, const_cast<char*>("/dev/null"), 0, O_RDONLY | O_CLOEXEC);
+  null_open.blocking_async = true;
+  e.submit_op(null_open, &queued, 0, nullptr);
   e.occupancy(&sq, &cq);
   EXPECT_EQ(sq, 1u);
   e.cancel(&queued);
-  e.cancel(&opens[0]);  // running: cannot be stopped, keeps its own result
+  // Running, with no handler for the runtime's marker signal in this test:
+  // keeps its own result (ACallRunningOnAHelperIsInterruptedByCancelAndByItsTimeout
+  // has the handler).
+  e.cancel(&opens[0]);
   EXPECT_TRUE(drive([&] { return queued.count == 1; }));
   EXPECT_EQ(queued.res, -ECANCELED);
   std::thread writer([&] {

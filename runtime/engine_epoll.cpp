@@ -408,13 +408,9 @@ void PoolAccess::run(EpollEngine::Pending* p) {
       break;
     }
     case IoOp::kRecv:
-      r = cp_call(p, flag, SYS_recvfrom, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
-                  static_cast<long>(op.len - p->done), op.flags, 0, 0);
-      if (r >= 0) r += static_cast<long>(p->done);
-      else if (p->done) r = static_cast<long>(p->done);
-      break;
     case IoOp::kSend:
-      r = cp_call(p, flag, SYS_sendto, fd, reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
+      r = cp_call(p, flag, op.kind == IoOp::kRecv ? SYS_recvfrom : SYS_sendto, fd,
+                  reinterpret_cast<long>(static_cast<char*>(op.addr) + p->done),
                   static_cast<long>(op.len - p->done), op.flags, 0, 0);
       if (r >= 0) r += static_cast<long>(p->done);
       else if (p->done) r = static_cast<long>(p->done);

@@ -2,10 +2,13 @@
 // the limit glibc meets, then goes on: its threads end, are joined, and a
 // new thread can be created again.
 //   nproc:  after one thread ran and was joined, as an unprivileged user
-//           (uid 65534; the test must start as root) with RLIMIT_NPROC 24:
+//           (kTestUid; the test must start as root) with RLIMIT_NPROC 24:
 //           plain, the kernel refuses the 24th task of the user, main
 //           included, so 23 threads are created. Skipped (a "skipped"
-//           line) when not root or when uid 65534 already runs tasks.
+//           line) when not root or when kTestUid already runs tasks.
+//           The limit counts every task of the uid on the machine, so the
+//           uid is one no other test uses: other tests drop to 65534
+//           (nobody) while they run in parallel with this one.
 //   memory: RLIMIT_AS leaves about 1 GiB above what the process maps: the
 //           8 MiB stacks run out (the count differs a little between plain
 //           and preloaded runs, so only a range is printed).
@@ -20,6 +23,8 @@
 #include <unistd.h>
 
 #define MAX_THREADS 4096  // bounds the loop if no limit applied
+
+enum { kTestUid = 47613 };  // used by this test only
 
 static pthread_t threads[MAX_THREADS];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -83,7 +88,7 @@ int main(int argc, char** argv) {
   int nproc = argc > 1 && strcmp(argv[1], "nproc") == 0;
   if (nproc) {
     if (getuid() != 0) return skip("not root");
-    if (tasks_of(65534) != 0) return skip("uid 65534 runs tasks");
+    if (tasks_of(kTestUid) != 0) return skip("the test uid runs tasks");
     // A thread first (the limit is then set while threads already ran).
     pthread_t first;
     pthread_create(&first, NULL, waiter, (void*)1);
@@ -93,7 +98,7 @@ int main(int argc, char** argv) {
     pthread_mutex_unlock(&mu);
     pthread_join(first, NULL);
     release_all = 0;
-    if (setresgid(65534, 65534, 0) != 0 || setresuid(65534, 65534, 0) != 0) return skip("cannot become uid 65534");
+    if (setresgid(kTestUid, kTestUid, 0) != 0 || setresuid(kTestUid, kTestUid, 0) != 0) return skip("cannot become the test uid");
     struct rlimit rl = {24, 24};
     if (setrlimit(RLIMIT_NPROC, &rl) != 0) return 1;
   } else {

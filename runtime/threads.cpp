@@ -253,13 +253,14 @@ int thread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(
       pthread_attr_destroy(&defaults);
     }
   } else {
-    // pthread_attr_getstack() computes an address even when none was set;
-    // the deprecated getstackaddr() reports the stored one (null if unset).
-    void* addr = nullptr;
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    pthread_attr_getstackaddr(attr, &addr);
-#pragma GCC diagnostic pop
+    // pthread_attr_getstack() reports the stored stack address minus the
+    // size (stacks grow down), so the stored address - null when the program
+    // set none - is their sum. (The deprecated getstackaddr() would report
+    // it directly, at the price of a link-time warning.)
+    void* low = nullptr;
+    size_t size = 0;
+    pthread_attr_getstack(attr, &low, &size);
+    void* addr = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(low) + size);
     if (addr != nullptr) {
       // The program supplied its own stack memory: honour it with a real thread.
       LOG_INFO("pthread_create with a caller-supplied stack: runs as an OS thread");

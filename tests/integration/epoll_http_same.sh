@@ -12,8 +12,13 @@
 set -u
 demo=$1 epoll=$2
 dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$dir"; }
+# start runs in a command substitution (a subshell): the servers' PIDs are
+# kept in files, which the cleanup reads.
+cleanup() {
+  for f in "$dir"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+  wait
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 mkdir -p "$dir/www/sub" "$dir/www/empty"
 head -c 4096 /dev/urandom >"$dir/www/small.bin"
@@ -23,9 +28,8 @@ echo "hello" >"$dir/www/a.txt"
 touch -d '2024-01-02 03:04:05 UTC' "$dir/www"/*.bin "$dir/www/a.txt" "$dir/www/sub/index.html"
 start() {  # start NAME BINARY: prints the port
   "$2" -a 127.0.0.1 -p 0 -b 128 -r "$dir/www" -l "$dir/$1.log" >"$dir/$1.out" 2>"$dir/$1.err" &
-  pids+=($!)
   echo $! >"$dir/$1.pid"
-  for _ in $(seq 100); do grep -q listening "$dir/$1.out" && break; sleep 0.1; done
+  for _ in $(seq 100); do grep -qs listening "$dir/$1.out" && break; sleep 0.1; done
   sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$dir/$1.out"
 }
 pd=$(start demo "$demo")
@@ -108,10 +112,12 @@ sys.exit(fail)
 PY
 status=0
 for name in demo epoll; do
-  kill -TERM "$(cat "$dir/$name.pid")"
+  pid=$(cat "$dir/$name.pid")
+  rm "$dir/$name.pid"
+  kill -TERM "$pid"
+  # Not a child of this shell (started in a subshell): wait for its summary line.
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 done
-for p in "${pids[@]}"; do wait "$p"; done
-pids=()
 if [ "$(grep requests "$dir/demo.out")" != "$(grep requests "$dir/epoll.out")" ]; then
   echo "requests lines differ: demo '$(grep requests "$dir/demo.out")', epoll '$(grep requests "$dir/epoll.out")'"
   status=1

@@ -118,7 +118,9 @@ bool prepare_unwinder() {
   return link != nullptr;
 }
 
-void point() {
+static_assert(kDueMask == (kDisabled | kCanceled | kExiting | kTerminated) && kDueValue == kCanceled);
+
+void point_slow() {
   void* tp = tls::current_tp();
   if (!tls::cancelhandling_of(tp)) {
     pthread_testcancel();  // glibc decides alone

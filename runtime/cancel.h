@@ -33,6 +33,8 @@
 
 #include <pthread.h>
 
+#include "runtime/tls.h"
+
 namespace unblock {
 class Fiber;
 namespace cancel {
@@ -49,7 +51,18 @@ bool async_due(const Fiber* f);
 // due, unwinds the caller (cleanup handlers, destructors) and ends it with
 // PTHREAD_CANCELED; otherwise returns. Outside the runtime; may not return;
 // does not allocate (the unwinder was loaded by the requester).
-void point();
+// Inline for the common case (nothing due: one load of the TCB word, as
+// due_tp); the rest, and an unknown layout, in point_slow.
+void point_slow();
+// cancelhandling bits (see the top): disabled 0, canceled 3, exiting 4,
+// terminated 5; due = canceled alone among them.
+constexpr int kDueMask = (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5);
+constexpr int kDueValue = 1 << 3;
+inline void point() {
+  int* w = tls::cancelhandling_of(tls::current_tp());
+  if (__builtin_expect(w != nullptr, 1) && (__atomic_load_n(w, __ATOMIC_SEQ_CST) & kDueMask) != kDueValue) return;
+  point_slow();
+}
 
 // pthread_cancel(3) of a fiber, from any fiber or plain thread. Returns 0 (an
 // ended, unjoined fiber is not an error, as in glibc 2.36). When the target

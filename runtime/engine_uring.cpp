@@ -90,7 +90,7 @@ io_uring_sqe* Uring::sqe() {
     io_uring_sqe* s = io_uring_get_sqe(ring_);
     if (s) {
       ++queued_;
-      inflight_.fetch_add(1, std::memory_order_relaxed);
+      add_inflight(1);
       return s;
     }
     // Full: hand the queue to the kernel. -EBUSY means completions must be
@@ -130,7 +130,7 @@ int Uring::reap() {
       // (by waking its fiber) and may queue new SQEs.
       io_uring_cqe_seen(ring_, cqes[i]);
       if (data == kIgnore || data == 0) {
-        inflight_.fetch_sub(1, std::memory_order_relaxed);
+        add_inflight(-1);
         continue;
       }
       if (data & kBackgroundBit) {
@@ -139,7 +139,7 @@ int Uring::reap() {
         continue;
       }
       if (!(flags & Completion::kMore)) {
-        inflight_.fetch_sub(1, std::memory_order_relaxed);
+        add_inflight(-1);
         if (data & kUrgentBit) --urgent_inflight_;
       }
       auto* c = reinterpret_cast<Completion*>(data & ~kUrgentBit);
@@ -172,7 +172,7 @@ void Uring::notify() {
 
 void Uring::arm_background_poll(int fd, Completion* c) {
   io_uring_sqe* s = sqe();
-  inflight_.fetch_sub(1, std::memory_order_relaxed);  // sqe() counted it
+  add_inflight(-1);  // sqe() counted it
   io_uring_prep_poll_add(s, fd, POLLIN);
   io_uring_sqe_set_data64(s, reinterpret_cast<uint64_t>(c) | kBackgroundBit);
 }

@@ -50,6 +50,9 @@ class Uring final : public Backend {
   io_uring_sqe* sqe();
   // Only the driving carrier enters: a plain load and store, no locked add.
   void count_enter() { enters_.store(enters_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  // Likewise: only the driving carrier queues and reaps (other threads only
+  // read inflight()).
+  void add_inflight(int d) { inflight_.store(inflight_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
   void arm_eventfd();
   static void on_eventfd(Completion* self, int res, uint32_t flags);
 

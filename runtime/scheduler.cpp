@@ -160,6 +160,12 @@ void on_timer(Completion* c, int, uint32_t) {
 
 // ---- run queues -----------------------------------------------------------
 
+// run_count is written only by the carrier driving w (the monitor and dumps
+// only read it): a plain load and store, no locked add (as bump()).
+inline void add_run_count(Worker* w, int d) {
+  w->run_count.store(w->run_count.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+}
+
 void push_local(Worker* w, Fiber* f) {
   f->next_run = nullptr;
   if (Fiber* tail = w->run_tail) {
@@ -170,7 +176,7 @@ void push_local(Worker* w, Fiber* f) {
     w->run_head = f;
   }
   w->run_tail = f;
-  w->run_count.fetch_add(1, std::memory_order_relaxed);
+  add_run_count(w, 1);
 }
 
 // With thousands of runnable fibers each one's memory is cold by its turn:
@@ -195,7 +201,7 @@ Fiber* pop_local(Worker* w) {
   prefetch_next(f);
   w->run_head = f->next_run;
   if (!w->run_head) w->run_tail = nullptr;
-  w->run_count.fetch_sub(1, std::memory_order_relaxed);
+  add_run_count(w, -1);
   return f;
 }
 
@@ -213,7 +219,7 @@ Fiber* pop_runnable(Worker* w) {
   Fiber* f = w->run_next;
   if (f && (w->next_streak < kNextStreak || !w->run_head)) {
     w->run_next = nullptr;
-    w->run_count.fetch_sub(1, std::memory_order_relaxed);
+    add_run_count(w, -1);
     ++w->next_streak;
     return f;
   }
@@ -225,12 +231,12 @@ void set_next(Worker* w, Fiber* f) {
   if (Fiber* old = w->run_next) {
     // Displaced (Go's runnext does the same): it keeps its turn in FIFO order.
     w->run_next = nullptr;
-    w->run_count.fetch_sub(1, std::memory_order_relaxed);
+    add_run_count(w, -1);
     push_local(w, old);
   }
   f->next_run = nullptr;
   w->run_next = f;
-  w->run_count.fetch_add(1, std::memory_order_relaxed);
+  add_run_count(w, 1);
 }
 
 // next: f was woken by a fiber (see enqueue); it becomes w's

@@ -23,6 +23,9 @@
 #endif
 
 namespace unblock::tls {
+// Read inline by cancelhandling_of (tls.h).
+long g_off_cancelhandling = -1;
+
 namespace {
 
 using GetStaticInfo = void (*)(size_t*, size_t*);
@@ -48,7 +51,6 @@ long g_off_list = -1;
 long g_off_tid = -1;
 long g_off_robust_prev = -1;
 long g_off_robust_head = -1;
-long g_off_cancelhandling = -1;
 long g_off_specific = -1;
 long g_off_specific_1st = -1;
 long g_off_rseq_cpu = -1;
@@ -327,15 +329,13 @@ void* robust_head_of(void* tp) {
   return g_off_robust_head < 0 ? nullptr : static_cast<char*>(tp) + g_off_robust_head;
 }
 
-int* cancelhandling_of(void* tp) {
-  if (__builtin_expect(g_off_cancelhandling < 0, 0)) {
-    // Before the runtime starts (plain threads in condition waits): learn
-    // the offset now. init() stores the same value.
-    long off = db_offset("_thread_db_pthread_cancelhandling");
-    if (off < 0) return nullptr;
-    __atomic_store_n(&g_off_cancelhandling, off, __ATOMIC_RELAXED);
-  }
-  return reinterpret_cast<int*>(static_cast<char*>(tp) + g_off_cancelhandling);
+int* cancelhandling_lookup(void* tp) {
+  // Before the runtime starts (plain threads in condition waits): learn
+  // the offset now. init() stores the same value.
+  long off = db_offset("_thread_db_pthread_cancelhandling");
+  if (off < 0) return nullptr;
+  __atomic_store_n(&g_off_cancelhandling, off, __ATOMIC_RELAXED);
+  return reinterpret_cast<int*>(static_cast<char*>(tp) + off);
 }
 
 void** cleanup_buffer_slot(void* tp) {

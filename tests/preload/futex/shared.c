@@ -13,6 +13,7 @@ struct shm {
   uint32_t child_to_parent;
   uint32_t both;
   uint32_t ready;
+  uint32_t ticks; /* the parent's ticker counts here; the child reads it */
 };
 static struct shm* s;
 
@@ -34,12 +35,11 @@ static void* parent_waiter(void* arg) {
   return (void*)r;
 }
 
-static volatile long ticks;
 static volatile int stop;
 static void* ticker(void* arg) {
   while (!stop) {
     sleep_ms(1);
-    ticks++;
+    __atomic_fetch_add(&s->ticks, 1, __ATOMIC_RELEASE);
   }
   return NULL;
 }
@@ -60,9 +60,13 @@ int main(void) {
 
   pid_t pid = fork();
   if (pid == 0) {
-    /* Child: an ordinary process. Wait for the parent, then wake two parent threads. */
+    /* Child: an ordinary process. Wait for the parent, then for 11 more
+     * ticks of its ticker (bounded: 20 s) while its two threads wait, then
+     * wake them. (It slept 50 ms instead: the ticker could count 10 or
+     * fewer under load.) */
     wait_change(&s->parent_to_child, 0);
-    sleep_ms(50);
+    uint32_t base = __atomic_load_n(&s->ticks, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < 20000 && __atomic_load_n(&s->ticks, __ATOMIC_ACQUIRE) - base < 11; ++i) sleep_ms(1);
     set_and_wake(&s->child_to_parent, 1, 2);
     _exit(0);
   }
@@ -80,7 +84,7 @@ int main(void) {
   }
   stop = 1;
   pthread_join(tick, NULL);
-  printf("other threads ran meanwhile: %d\n", ticks > 10);
+  printf("other threads ran meanwhile: %d\n", __atomic_load_n(&s->ticks, __ATOMIC_ACQUIRE) > 10);
   int status;
   waitpid(pid, &status, 0);
   printf("child exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);

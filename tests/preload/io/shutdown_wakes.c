@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,26 @@ static void sleep_ms(int ms) {
 static void await_entered(int n) {
   while (atomic_load(&entered) < n) sleep_ms(1);
   sleep_ms(50);
+}
+
+// Not so for close: a read that starts after it fails (EBADF) or reads the
+// pipe that reused the number, and its thread is never joined. So the
+// closing waits until each reader is in read(): /proc/self/task/ID/syscall
+// gives the number of the system call a thread sleeps in ("running"
+// otherwise). Bounded: 10 s. A thread whose id has no /proc entry (a fiber
+// under the preload) is covered by the sleep of await_entered only.
+static void await_in_read(pid_t tid) {
+  char path[64], line[128];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+  for (int i = 0; i < 10000; ++i) {
+    FILE* f = fopen(path, "r");
+    if (!f) return;
+    int got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    long nr;
+    if (got && sscanf(line, "%ld", &nr) == 1 && nr == SYS_read) return;
+    sleep_ms(1);
+  }
 }
 
 struct Result {
@@ -97,9 +118,13 @@ static void* do_poll(void* arg) {
   return r;
 }
 
+static atomic_int read_slots;
+static _Atomic pid_t reader_tids[32];
+
 static void* do_read(void* arg) {
   int fd = (int)(long)arg;
   static char buf[64];
+  atomic_store(&reader_tids[atomic_fetch_add(&read_slots, 1)], gettid());
   atomic_fetch_add(&entered, 1);
   struct Result* r = malloc(sizeof *r);
   errno = 0;
@@ -241,6 +266,7 @@ int main(void) {
       pthread_create(&t[i], NULL, do_read, (void*)(long)pp[i][0]);
     }
     await_entered(kPipes);
+    for (int i = 0; i < kPipes; ++i) await_in_read(atomic_load(&reader_tids[i]));
     for (int i = 0; i < kPipes; ++i) close(pp[i][0]);
     for (int i = 0; i < kPipes; ++i)
       if (pipe(reuse[i]) != 0) return 1;

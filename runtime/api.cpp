@@ -89,10 +89,33 @@ void raise_sigpipe() {
   signals::send_to_fiber(f, si);
 }
 
-void fd_created(int fd, bool nonblock, FdKind kind) { fds::created(fd, nonblock, static_cast<fds::Kind>(kind)); }
-void fd_forget(int fd) { fds::forget(fd); }
+// Every worker's engine drops what it keeps about the file fd named (the
+// epoll engine's cached registration and duplicate: closed here, so a
+// closed socket sends its FIN before the program's close returns).
+void engines_forget(int fd) {
+  if (!sched::active()) return;
+  for (int i = 0, n = sched::worker_count(); i < n; ++i) sched::worker_at(i)->engine.forget_remote(fd);
+}
+
+// A hooked call made fd: if a close the hooks did not see (an inline
+// system call) left a registration for the number, it is dropped now.
+void fd_created(int fd, bool nonblock, FdKind kind) {
+  engines_forget(fd);
+  fds::created(fd, nonblock, static_cast<fds::Kind>(kind));
+}
+void fd_forget(int fd) {
+  engines_forget(fd);
+  fds::forget(fd);
+}
+void fd_forget_range(unsigned first, unsigned last) {
+  if (sched::active()) {
+    for (int i = 0, n = sched::worker_count(); i < n; ++i) sched::worker_at(i)->engine.forget_range_remote(first, last);
+  }
+  fds::forget_range(first, last);
+}
 void fd_duplicated(int oldfd, int newfd) {
   if (oldfd == newfd) return;
+  engines_forget(newfd);
   fds::forget(newfd);
   fds::mark_shared(oldfd);
   fds::mark_shared(newfd);
@@ -416,7 +439,7 @@ void forget_passed_fds(const msghdr* msg) {
     for (size_t i = 0; i < n; ++i) {
       int fd;
       memcpy(&fd, fdv + i, sizeof fd);
-      fds::forget(fd);
+      fd_forget(fd);
     }
   }
 }
@@ -683,7 +706,7 @@ long accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     op.urgent = true;  // new connections are not kept waiting a full pass (runtime/fiber.h)
     r = out(blocking(f, info, op, Dir::kIn));
   }
-  if (r >= 0) fds::created(static_cast<int>(r), flags & SOCK_NONBLOCK, fds::Kind::kSocket);
+  if (r >= 0) fd_created(static_cast<int>(r), flags & SOCK_NONBLOCK, FdKind::kSocket);
   return r;
 }
 
@@ -705,7 +728,7 @@ long connect(int fd, const sockaddr* addr, socklen_t len) {
 long openat(int dirfd, const char* path, int flags, mode_t mode) {
   Fiber* f = fiber_for_call();
   long r = f ? open_in_engine(f, dirfd, path, flags, mode) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
-  if (r >= 0) fds::forget(static_cast<int>(r));  // learnt on first use
+  if (r >= 0) fd_forget(static_cast<int>(r));  // learnt on first use
   return r;
 }
 
@@ -726,7 +749,7 @@ long fsync(int fd, bool datasync) {
 }
 
 long close(int fd) {
-  fds::forget(fd);
+  fd_forget(fd);
   return sys(real::close(fd));
 }
 
@@ -804,11 +827,13 @@ long sendfile(int out_fd, int in, off64_t* offset, size_t count) {
     }
     if (static_cast<size_t>(in_pipe) < chunk) break;  // end of file
   }
-  // What lookup learnt about the pipe goes with it: the numbers are free
-  // for the program's next descriptors.
-  fds::forget(pipefd[0]);
+  // What lookup learnt about the pipe, and the engine's registration of it
+  // (cached by the epoll engine), go with it: the numbers are free for the
+  // program's next descriptors, and a registration left behind would keep
+  // this pipe open and answer for the next file given the number.
+  fd_forget(pipefd[0]);
   raw_syscall(SYS_close, pipefd[0]);
-  fds::forget(pipefd[1]);
+  fd_forget(pipefd[1]);
   raw_syscall(SYS_close, pipefd[1]);
   if (offset) *offset = pos >= 0 ? pos : *offset;
   if (done == 0 && err < 0) {

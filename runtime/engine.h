@@ -144,6 +144,15 @@ class Backend {
   // a blocked sender in the kernel, but epoll has no bit for it): retry the
   // operations waiting on it. io_uring's own wait sees the wake-up: nothing.
   virtual void kick_remote(int fd) { (void)fd; }
+  // Any thread, from the hooks that end or replace the program's fd (close,
+  // dup2/dup3 over it, close_range, fclose): the engine drops what it keeps
+  // about the file fd named (the epoll engine's cached registration and
+  // duplicate) before the call returns. io_uring keeps nothing: no-op.
+  virtual void forget_remote(int fd) { (void)fd; }
+  virtual void forget_range_remote(unsigned first, unsigned last) {
+    (void)first;
+    (void)last;
+  }
 };
 
 // Creates the engine for one worker: the single place an engine is chosen
@@ -198,6 +207,12 @@ class Engine {
   uint64_t enters() const { return impl_ ? impl_->enters() : 0; }
   void kick_remote(int fd) {
     if (impl_) impl_->kick_remote(fd);
+  }
+  void forget_remote(int fd) {
+    if (impl_) impl_->forget_remote(fd);
+  }
+  void forget_range_remote(unsigned first, unsigned last) {
+    if (impl_) impl_->forget_range_remote(first, last);
   }
   void occupancy(unsigned* sq, unsigned* cq) const {
     if (!impl_) {

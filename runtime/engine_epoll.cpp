@@ -180,6 +180,7 @@ struct EpollEngine::FdState {
   FdState* lru_prev = nullptr;
   FdState* lru_next = nullptr;
   FdState* dnext = nullptr;  // the dead_ stack
+  int64_t idle_since = 0;    // CLOCK_MONOTONIC_COARSE ns when it was last cached idle
 };
 
 namespace {
@@ -189,6 +190,10 @@ uint64_t st_word(int fd, uint64_t st) { return static_cast<uint64_t>(static_cast
 // What a persistent registration is armed for, once, edge-triggered.
 constexpr uint32_t kPersistEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
 constexpr int kFsChunk = 64;
+// An idle registration is given up for another fd's only after this long
+// unused: one whose fiber is between two waits (the usual idle) is about to
+// be used again, and taking it would only move the miss to that fiber.
+constexpr int64_t kEvictIdleNs = 100 * 1000 * 1000;
 }  // namespace
 
 struct EpollEngine::Heap {
@@ -1092,6 +1097,7 @@ void EpollEngine::go_idle(FdState* fs) {
   // the owner left it (it uses only dup and engine, set before publication).
   if (fs->fd >= 0 && fs->word.compare_exchange_strong(w, st_word(fs->fd, kStIdle), std::memory_order_acq_rel)) {
     fs->recheck = false;
+    fs->idle_since = now_ns(CLOCK_MONOTONIC_COARSE);
     fs->in_lru = true;
     fs->lru_next = nullptr;
     fs->lru_prev = lru_tail_;
@@ -1142,9 +1148,13 @@ void EpollEngine::drain_dead() {
 }
 
 // Owner: the duplicate budget is spent; frees the oldest idle cached
-// registration of this engine. False if there is none.
+// registration of this engine if it has been unused for kEvictIdleNs.
+// False if there is none.
 bool EpollEngine::evict_idle() {
+  int64_t now = -1;
   while (FdState* fs = lru_head_) {
+    if (now < 0) now = now_ns(CLOCK_MONOTONIC_COARSE);
+    if (now - fs->idle_since < kEvictIdleNs && (fs->word.load(std::memory_order_relaxed) & kStMask) == kStIdle) return false;
     uint64_t w = st_word(fs->fd, kStIdle);
     if (!fs->word.compare_exchange_strong(w, st_word(fs->fd, kStClosing), std::memory_order_acq_rel)) {
       lru_unlink(fs);  // a closer has it: reclaimed from dead_

@@ -1731,8 +1731,30 @@ TEST(EpollEngineLimits, PastTheBudgetIdleCachedDuplicatesAreEvictedBeforeRegiste
       _exit(7);
     }
     // A new fd's wait still gets a duplicate of its own (an idle one was
-    // evicted): closing the program's fd while it waits keeps the wait, which
-    // a registration by number would lose (the kernel drops its entry).
+    // evicted: unused for 100 ms): closing the program's fd while it waits
+    // keeps the wait, which a registration by number would lose (the kernel
+    // drops its entry).
+    {
+      // Not before: registrations idle for less are about to be used again
+      // (a fiber between two waits); this one is registered by number.
+      int y[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, y) != 0) _exit(13);
+      Op o;
+      IoOp io{};
+      io.kind = IoOp::kRecv;
+      io.fd = y[0];
+      io.addr = buf;
+      io.len = sizeof buf;
+      e.submit_op(io, &o, 0, nullptr);
+      for (int k = 0; k < 3; ++k) e.reap();
+      if (o.count || EpollEngine::duplicates_held() != cap || e.cached_idle() != cap) _exit(14);
+      if (write(y[1], "y", 1) != 1) _exit(15);
+      if (!drive([&] { return o.count == 1; }) || o.res != 1) _exit(16);
+      e.forget_remote(y[0]);
+      close(y[0]);
+      close(y[1]);
+    }
+    usleep(150 * 1000);
     int x[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, x) != 0) _exit(8);
     Op o;

@@ -1609,8 +1609,8 @@ void EpollEngine::take_kicks() {
     kick_all_ = false;
     kick_pending_.store(false, std::memory_order_relaxed);
   }
-  // Registrations are found through the table (a socket's always is, by
-  // kcmp or by inode); a retry that finds nothing changed just waits on.
+  // Registrations are found through the table (every one made for an fd
+  // number is there); a retry that finds nothing changed just waits on.
   if (all) {
     int hi = slot_chunks_hi_.load(std::memory_order_relaxed);
     for (int ci = 0; ci < hi; ++ci) {

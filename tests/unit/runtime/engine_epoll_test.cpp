@@ -940,10 +940,9 @@ TEST_F(EpollEngineTest, AJobStillQueuedForTheHelperPoolIsCancelledOneRunningKeep
 
 // Docker's profile refuses io_uring and allows kcmp only with
 // CAP_SYS_PTRACE. Under such a filter (in a forked child, which also has
-// none of the parent's helper threads) sockets are matched by inode, so
-// several acceptors and a reader with a writer on one socket share one
-// registration; two readers of one pipe cannot be matched and get one each.
-// All must complete.
+// none of the parent's helper threads) the engine needs no kcmp: several
+// acceptors, a reader with a writer on one socket and two readers of one
+// pipe share the registration of their fd. All must complete.
 TEST(EpollEngineSeccomp, WithKcmpAndIoUringRefusedOperationsOnOneFdStillComplete) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);

@@ -172,6 +172,7 @@ struct EpollEngine::FdState {
   bool recheck = false;  // persistent: a waiter needs the level checked again (EPOLL_CTL_MOD)
   bool in_lru = false;
   bool used = false;  // allocated (not on the free list)
+  bool detached = false;  // taken out of the table while in use: the program closed or replaced fd
   uint32_t armed = 0;
   int busy = 0;  // helper-thread jobs started from its readiness, still running
   Pending* head = nullptr;
@@ -1059,7 +1060,7 @@ EpollEngine::FdState* EpollEngine::alloc_fdstate() {
   fs_free_ = fs->next_free;
   fs->engine = this;
   fs->fd = fs->dup = -1;
-  fs->own_dup = fs->added = fs->live = fs->edge = fs->persistent = fs->recheck = fs->in_lru = false;
+  fs->own_dup = fs->added = fs->live = fs->edge = fs->persistent = fs->recheck = fs->in_lru = fs->detached = false;
   fs->used = true;
   fs->armed = 0;
   fs->busy = 0;
@@ -1224,7 +1225,10 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
       }
       // Forgotten (its waiters keep it; dropped when they leave) or taken
       // by a closer (reclaimed from dead_): no longer fd's.
-      if ((old->word.load(std::memory_order_acquire) & kStMask) == kStForgotten) old->fd = -1;
+      if ((old->word.load(std::memory_order_acquire) & kStMask) == kStForgotten) {
+        old->fd = -1;
+        old->detached = true;
+      }
       slot(fd, false)->store(nullptr, std::memory_order_relaxed);
     }
   }
@@ -1349,6 +1353,24 @@ int EpollEngine::update_persistent(FdState* fs) {
 // Owner. Drops a registration: off the epoll set, its duplicate closed, out
 // of the table.
 void EpollEngine::release(FdState* fs) {
+  if (!fs->own_dup && fs->added &&
+      (fs->detached || (fs->word.load(std::memory_order_acquire) & kStMask) == kStForgotten)) {
+    // Registered by number, and the program closed or replaced that
+    // number meanwhile: a DEL of it now would remove whatever registration
+    // the number's new file has, and the old file's entry, if another
+    // descriptor keeps it alive, may still report with this record's
+    // address. Left alone, and the record never reused (rare: a close
+    // while waiting past the budget).
+    lru_unlink(fs);
+    if (fs->fd >= 0) {
+      std::atomic<FdState*>* s = slot(fs->fd, false);
+      FdState* expect = fs;
+      if (s) s->compare_exchange_strong(expect, nullptr, std::memory_order_relaxed);
+    }
+    fs->word.store(kStFree, std::memory_order_release);
+    fs->head = fs->tail = nullptr;
+    return;
+  }
   if (fs->added) raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
   if (fs->own_dup) {
     raw_syscall(SYS_close, fs->dup);

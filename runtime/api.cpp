@@ -97,6 +97,18 @@ void engines_forget(int fd) {
   for (int i = 0, n = sched::worker_count(); i < n; ++i) sched::worker_at(i)->engine.forget_remote(fd);
 }
 
+// A call that makes a descriptor got EMFILE: every engine closes the
+// duplicates it keeps only as a cache (the epoll engine's idle
+// registrations), so that the program meets the limit where it would
+// without the library (one a waiting operation holds stays, as before).
+// True if any was closed: the caller tries once more.
+bool engines_release_idle() {
+  if (!sched::active()) return false;
+  int n = 0;
+  for (int i = 0, k = sched::worker_count(); i < k; ++i) n += sched::worker_at(i)->engine.release_idle_remote();
+  return n > 0;
+}
+
 // A hooked call made fd: if a close the hooks did not see (an inline
 // system call) left a registration for the number, it is dropped now.
 void fd_created(int fd, bool nonblock, FdKind kind) {
@@ -705,6 +717,9 @@ long accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     op.flags = static_cast<uint32_t>(flags);
     op.urgent = true;  // new connections are not kept waiting a full pass (runtime/fiber.h)
     r = out(blocking(f, info, op, Dir::kIn));
+    // The connection is still queued: taken again after the engines gave
+    // their idle descriptors back.
+    if (r == -EMFILE && engines_release_idle()) r = out(blocking(f, info, op, Dir::kIn));
   }
   if (r >= 0) fd_created(static_cast<int>(r), flags & SOCK_NONBLOCK, FdKind::kSocket);
   return r;
@@ -728,6 +743,9 @@ long connect(int fd, const sockaddr* addr, socklen_t len) {
 long openat(int dirfd, const char* path, int flags, mode_t mode) {
   Fiber* f = fiber_for_call();
   long r = f ? open_in_engine(f, dirfd, path, flags, mode) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
+  if (r == -EMFILE && engines_release_idle()) {
+    r = f ? open_in_engine(f, dirfd, path, flags, mode) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
+  }
   if (r >= 0) fd_forget(static_cast<int>(r));  // learnt on first use
   return r;
 }

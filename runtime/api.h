@@ -84,6 +84,9 @@ void fd_created(int fd, bool nonblock, FdKind kind);
 void fd_forget(int fd);
 // Every fd in [first, last] is about to be closed (close_range, closefrom).
 void fd_forget_range(unsigned first, unsigned last);
+// A call that makes an fd got EMFILE: the engines close the duplicates they
+// keep only as a cache. True if any was closed (then retry once). Any thread.
+bool engines_release_idle();
 // newfd now refers to oldfd's open file description (dup2/dup3/F_DUPFD).
 void fd_duplicated(int oldfd, int newfd);
 // The program changed O_NONBLOCK (fcntl F_SETFL, ioctl FIONBIO).

@@ -153,6 +153,9 @@ class Backend {
     (void)first;
     (void)last;
   }
+  // Any thread: closes the descriptors the engine keeps only as a cache
+  // (the program met EMFILE). Returns how many.
+  virtual int release_idle_remote() { return 0; }
 };
 
 // Creates the engine for one worker: the single place an engine is chosen
@@ -214,6 +217,7 @@ class Engine {
   void forget_range_remote(unsigned first, unsigned last) {
     if (impl_) impl_->forget_range_remote(first, last);
   }
+  int release_idle_remote() { return impl_ ? impl_->release_idle_remote() : 0; }
   void occupancy(unsigned* sq, unsigned* cq) const {
     if (!impl_) {
       *sq = *cq = 0;

@@ -322,6 +322,17 @@ Pool g_pool;
 // Duplicates held by every engine, and how many the descriptor limit allows.
 std::atomic<int> g_dups{0};
 std::atomic<int> g_dup_budget{0};
+// Set for good when the program's descriptors reach g_high_water or it met
+// EMFILE (release_idle_remote): from then on a registration is dropped when
+// its last waiter leaves, as before registrations were kept, so the cache
+// does not take descriptors the program needs (a server holding a socket
+// and a file per connection near its limit: integration_http_10k got 404s
+// for opens that failed with EMFILE while 2,500 idle duplicates were kept).
+std::atomic<bool> g_cache_off{false};
+// Three quarters of the descriptor limit: a program whose descriptors reach
+// it (forget_remote sees every number a hooked call makes or closes) turns
+// the cache off before it meets EMFILE. INT_MAX: no limit known.
+std::atomic<int> g_high_water{0x7fffffff};
 
 void* pool_main(void*) {
   // The marker signal interrupts this thread's call (interrupt_helper).
@@ -599,6 +610,7 @@ bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
     int budget = static_cast<int>(rl.rlim_cur / 8);
     dup_base_ = static_cast<int>(rl.rlim_cur) - budget;
     g_dup_budget.store(budget, std::memory_order_relaxed);
+    g_high_water.store(static_cast<int>(rl.rlim_cur) - 2 * budget, std::memory_order_relaxed);
   }
   unsigned want = pool_threads ? pool_threads : kDefaultPool;
   {
@@ -1094,6 +1106,10 @@ void EpollEngine::lru_unlink(FdState* fs) {
 // meanwhile (kStForgotten): then it goes now, and the file with it.
 void EpollEngine::go_idle(FdState* fs) {
   uint64_t w = st_word(fs->fd, kStBusy);
+  if (g_cache_off.load(std::memory_order_relaxed)) {
+    release(fs);
+    return;
+  }
   // Release pairs with a closer's acquire CAS: it then sees the entry as
   // the owner left it (it uses only dup and engine, set before publication).
   if (fs->fd >= 0 && fs->word.compare_exchange_strong(w, st_word(fs->fd, kStIdle), std::memory_order_acq_rel)) {
@@ -1170,26 +1186,45 @@ bool EpollEngine::evict_idle() {
   return false;
 }
 
-void EpollEngine::forget_slot(int fd, FdState* fs) {
+// Any thread. True if it closed an idle registration's duplicate.
+bool EpollEngine::forget_slot(int fd, FdState* fs, bool idle_only) {
   uint64_t w = fs->word.load(std::memory_order_acquire);
   for (;;) {
-    if ((w & ~kStMask) != st_word(fd, 0)) return;  // reused for another number meanwhile
+    if ((w & ~kStMask) != st_word(fd, 0)) return false;  // reused for another number meanwhile
     uint64_t st = w & kStMask;
     if (st == kStIdle) {
       // Acquire pairs with go_idle's release.
       if (fs->word.compare_exchange_weak(w, st_word(fd, kStClosing), std::memory_order_acq_rel)) {
         close_taken(fs);
-        return;
+        return true;
       }
-    } else if (st == kStBusy) {
-      if (fs->word.compare_exchange_weak(w, st_word(fd, kStForgotten), std::memory_order_acq_rel)) return;
+    } else if (st == kStBusy && !idle_only) {
+      if (fs->word.compare_exchange_weak(w, st_word(fd, kStForgotten), std::memory_order_acq_rel)) return false;
     } else {
-      return;
+      return false;
     }
   }
 }
 
+int EpollEngine::release_idle_remote() {
+  g_cache_off.store(true, std::memory_order_relaxed);
+  int n = 0;
+  int hi = slot_chunks_hi_.load(std::memory_order_acquire);
+  for (int ci = 0; ci < hi; ++ci) {
+    std::atomic<FdState*>* chunk = slots_[ci].load(std::memory_order_acquire);
+    if (!chunk) continue;
+    for (int i = 0; i < kSlots; ++i) {
+      FdState* fs = chunk[i].load(std::memory_order_acquire);
+      if (fs && forget_slot(ci << kSlotBits | i, fs, true)) ++n;
+    }
+  }
+  return n;
+}
+
 void EpollEngine::forget_remote(int fd) {
+  if (fd >= g_high_water.load(std::memory_order_relaxed) && !g_cache_off.load(std::memory_order_relaxed)) {
+    release_idle_remote();
+  }
   if (FdState* fs = table_get(fd)) forget_slot(fd, fs);
 }
 

@@ -118,6 +118,10 @@ class EpollEngine final : public engine::Backend {
   void forget_remote(int fd) override;
   // Any thread: forget_remote for every fd in [first, last] (close_range).
   void forget_range_remote(unsigned first, unsigned last) override;
+  // Any thread: every idle cached registration is dropped as by
+  // forget_remote (the program met EMFILE: the descriptors are its).
+  // Returns how many duplicates were closed.
+  int release_idle_remote() override;
   // Registrations cached idle, duplicates held by every engine (tests).
   int cached_idle() const { return cached_idle_; }
   static int duplicates_held();
@@ -154,7 +158,7 @@ class EpollEngine final : public engine::Backend {
   void free_fdstate(FdState* fs);
   std::atomic<FdState*>* slot(int fd, bool create);
   FdState* table_get(int fd) const;
-  void forget_slot(int fd, FdState* fs);
+  bool forget_slot(int fd, FdState* fs, bool idle_only = false);
   static void close_taken(FdState* fs);
   static void after_fork_child();
   void unlink_waiter(Pending* p);

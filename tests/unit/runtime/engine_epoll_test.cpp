@@ -1812,3 +1812,49 @@ TEST_F(EpollEngineTest, AForkedChildClosesTheCachedDuplicatesSoTheParentsCloseSt
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   close(sv[1]);
 }
+
+TEST(EpollEngineLimits, AProgramNearItsDescriptorLimitTurnsTheCacheOffAndGetsTheDuplicatesBack) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(20);
+    rlimit rl{256, 256};  // budget 32, high water 192
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(8, &why)) _exit(3);
+    auto wait_once = [&](int fd, int peer) {
+      char buf[4];
+      Op o;
+      IoOp io{};
+      io.kind = IoOp::kRecv;
+      io.fd = fd;
+      io.addr = buf;
+      io.len = sizeof buf;
+      e.submit_op(io, &o, 0, nullptr);
+      for (int k = 0; k < 3; ++k) e.reap();
+      if (write(peer, "x", 1) != 1) return false;
+      for (int i = 0; i < 100000 && !o.count; ++i) {
+        if (!e.reap()) e.wait();
+      }
+      return o.count == 1 && o.res == 1;
+    };
+    int a[2], b[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) _exit(4);
+    if (!wait_once(a[0], a[1]) || e.cached_idle() != 1) _exit(5);
+    // The program is handed descriptor 200 (the hooks report every new
+    // number): past three quarters of its limit, the cache gives its
+    // descriptors back at once and keeps none from then on.
+    e.forget_remote(200);
+    if (EpollEngine::duplicates_held() != 0) _exit(6);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0) _exit(7);
+    if (!wait_once(b[0], b[1])) _exit(8);
+    e.reap();
+    if (e.cached_idle() != 0 || EpollEngine::duplicates_held() != 0) _exit(9);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}

@@ -8,6 +8,7 @@
 // goes to the kernel at once; regular files wait in the engine too, so the
 // carrier never sleeps on the disk.
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
@@ -16,8 +17,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include "hooks/fault.h"
 #include "hooks/hook.h"
+#include "shim/raw_syscall.h"
+#include "shim/real.h"
 
 using namespace unblock;
 using hooks::ret;
@@ -119,6 +124,28 @@ UNBLOCK_HOOK int fclose(FILE* stream) {
     if (fd >= 0) rt::fd_forget(fd);
   }
   return real::fclose(stream);
+}
+
+// close_range(2) and closefrom(3) end a range of fds at once: the runtime
+// forgets them first (the epoll engine closes its cached duplicates of
+// them, so the files really close). CLOSE_RANGE_CLOEXEC only marks them.
+// The system call itself, not glibc's wrapper (added in 2.34: this library
+// must also load on older ones).
+UNBLOCK_HOOK int close_range(unsigned first, unsigned last, int flags) {
+  if (first <= last && !(flags & CLOSE_RANGE_CLOEXEC)) rt::fd_forget_range(first, last);
+  return static_cast<int>(errno_syscall(SYS_close_range, first, last, flags));
+}
+
+UNBLOCK_HOOK void closefrom(int lowfd) {
+  using Fn = void (*)(int);
+  static std::atomic<Fn> real_closefrom{nullptr};
+  Fn fn = real_closefrom.load(std::memory_order_relaxed);
+  if (!fn) {
+    fn = reinterpret_cast<Fn>(real::resolve("closefrom"));
+    real_closefrom.store(fn, std::memory_order_relaxed);
+  }
+  if (lowfd >= 0) rt::fd_forget_range(static_cast<unsigned>(lowfd), ~0U);
+  if (fn) fn(lowfd);
 }
 
 UNBLOCK_HOOK int dup2(int oldfd, int newfd) {

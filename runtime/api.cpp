@@ -89,10 +89,45 @@ void raise_sigpipe() {
   signals::send_to_fiber(f, si);
 }
 
-void fd_created(int fd, bool nonblock, FdKind kind) { fds::created(fd, nonblock, static_cast<fds::Kind>(kind)); }
-void fd_forget(int fd) { fds::forget(fd); }
+// Every worker's engine drops what it keeps about the file fd named (the
+// epoll engine's cached registration and duplicate: closed here, so a
+// closed socket sends its FIN before the program's close returns).
+void engines_forget(int fd) {
+  if (!sched::active()) return;
+  for (int i = 0, n = sched::worker_count(); i < n; ++i) sched::worker_at(i)->engine.forget_remote(fd);
+}
+
+// A call that makes a descriptor got EMFILE: every engine closes the
+// duplicates it keeps only as a cache (the epoll engine's idle
+// registrations), so that the program meets the limit where it would
+// without the library (one a waiting operation holds stays, as before).
+// True if any was closed: the caller tries once more.
+bool engines_release_idle() {
+  if (!sched::active()) return false;
+  int n = 0;
+  for (int i = 0, k = sched::worker_count(); i < k; ++i) n += sched::worker_at(i)->engine.release_idle_remote();
+  return n > 0;
+}
+
+// A hooked call made fd: if a close the hooks did not see (an inline
+// system call) left a registration for the number, it is dropped now.
+void fd_created(int fd, bool nonblock, FdKind kind) {
+  engines_forget(fd);
+  fds::created(fd, nonblock, static_cast<fds::Kind>(kind));
+}
+void fd_forget(int fd) {
+  engines_forget(fd);
+  fds::forget(fd);
+}
+void fd_forget_range(unsigned first, unsigned last) {
+  if (sched::active()) {
+    for (int i = 0, n = sched::worker_count(); i < n; ++i) sched::worker_at(i)->engine.forget_range_remote(first, last);
+  }
+  fds::forget_range(first, last);
+}
 void fd_duplicated(int oldfd, int newfd) {
   if (oldfd == newfd) return;
+  engines_forget(newfd);
   fds::forget(newfd);
   fds::mark_shared(oldfd);
   fds::mark_shared(newfd);
@@ -416,7 +451,7 @@ void forget_passed_fds(const msghdr* msg) {
     for (size_t i = 0; i < n; ++i) {
       int fd;
       memcpy(&fd, fdv + i, sizeof fd);
-      fds::forget(fd);
+      fd_forget(fd);
     }
   }
 }
@@ -682,8 +717,11 @@ long accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     op.flags = static_cast<uint32_t>(flags);
     op.urgent = true;  // new connections are not kept waiting a full pass (runtime/fiber.h)
     r = out(blocking(f, info, op, Dir::kIn));
+    // The connection is still queued: taken again after the engines gave
+    // their idle descriptors back.
+    if (r == -EMFILE && engines_release_idle()) r = out(blocking(f, info, op, Dir::kIn));
   }
-  if (r >= 0) fds::created(static_cast<int>(r), flags & SOCK_NONBLOCK, fds::Kind::kSocket);
+  if (r >= 0) fd_created(static_cast<int>(r), flags & SOCK_NONBLOCK, FdKind::kSocket);
   return r;
 }
 
@@ -705,7 +743,10 @@ long connect(int fd, const sockaddr* addr, socklen_t len) {
 long openat(int dirfd, const char* path, int flags, mode_t mode) {
   Fiber* f = fiber_for_call();
   long r = f ? open_in_engine(f, dirfd, path, flags, mode) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
-  if (r >= 0) fds::forget(static_cast<int>(r));  // learnt on first use
+  if (r == -EMFILE && engines_release_idle()) {
+    r = f ? open_in_engine(f, dirfd, path, flags, mode) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
+  }
+  if (r >= 0) fd_forget(static_cast<int>(r));  // learnt on first use
   return r;
 }
 
@@ -726,7 +767,7 @@ long fsync(int fd, bool datasync) {
 }
 
 long close(int fd) {
-  fds::forget(fd);
+  fd_forget(fd);
   return sys(real::close(fd));
 }
 
@@ -804,11 +845,13 @@ long sendfile(int out_fd, int in, off64_t* offset, size_t count) {
     }
     if (static_cast<size_t>(in_pipe) < chunk) break;  // end of file
   }
-  // What lookup learnt about the pipe goes with it: the numbers are free
-  // for the program's next descriptors.
-  fds::forget(pipefd[0]);
+  // What lookup learnt about the pipe, and the engine's registration of it
+  // (cached by the epoll engine), go with it: the numbers are free for the
+  // program's next descriptors, and a registration left behind would keep
+  // this pipe open and answer for the next file given the number.
+  fd_forget(pipefd[0]);
   raw_syscall(SYS_close, pipefd[0]);
-  fds::forget(pipefd[1]);
+  fd_forget(pipefd[1]);
   raw_syscall(SYS_close, pipefd[1]);
   if (offset) *offset = pos >= 0 ? pos : *offset;
   if (done == 0 && err < 0) {

@@ -78,8 +78,15 @@ enum class FdKind : uint8_t { kOther, kSocket, kRegular, kPipe };
 
 // A new fd made by a hooked call (socket, accept, pipe).
 void fd_created(int fd, bool nonblock, FdKind kind);
-// fd is gone (closed, fclose'd, or about to be replaced).
+// fd is gone (closed, fclose'd, or about to be replaced). Every engine
+// drops its registration of the file (the epoll engine closes its cached
+// duplicate here). Any thread; before the real close.
 void fd_forget(int fd);
+// Every fd in [first, last] is about to be closed (close_range, closefrom).
+void fd_forget_range(unsigned first, unsigned last);
+// A call that makes an fd got EMFILE: the engines close the duplicates they
+// keep only as a cache. True if any was closed (then retry once). Any thread.
+bool engines_release_idle();
 // newfd now refers to oldfd's open file description (dup2/dup3/F_DUPFD).
 void fd_duplicated(int oldfd, int newfd);
 // The program changed O_NONBLOCK (fcntl F_SETFL, ioctl FIONBIO).

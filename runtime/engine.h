@@ -144,6 +144,18 @@ class Backend {
   // a blocked sender in the kernel, but epoll has no bit for it): retry the
   // operations waiting on it. io_uring's own wait sees the wake-up: nothing.
   virtual void kick_remote(int fd) { (void)fd; }
+  // Any thread, from the hooks that end or replace the program's fd (close,
+  // dup2/dup3 over it, close_range, fclose): the engine drops what it keeps
+  // about the file fd named (the epoll engine's cached registration and
+  // duplicate) before the call returns. io_uring keeps nothing: no-op.
+  virtual void forget_remote(int fd) { (void)fd; }
+  virtual void forget_range_remote(unsigned first, unsigned last) {
+    (void)first;
+    (void)last;
+  }
+  // Any thread: closes the descriptors the engine keeps only as a cache
+  // (the program met EMFILE). Returns how many.
+  virtual int release_idle_remote() { return 0; }
 };
 
 // Creates the engine for one worker: the single place an engine is chosen
@@ -199,6 +211,13 @@ class Engine {
   void kick_remote(int fd) {
     if (impl_) impl_->kick_remote(fd);
   }
+  void forget_remote(int fd) {
+    if (impl_) impl_->forget_remote(fd);
+  }
+  void forget_range_remote(unsigned first, unsigned last) {
+    if (impl_) impl_->forget_range_remote(first, last);
+  }
+  int release_idle_remote() { return impl_ ? impl_->release_idle_remote() : 0; }
   void occupancy(unsigned* sq, unsigned* cq) const {
     if (!impl_) {
       *sq = *cq = 0;

@@ -1,9 +1,9 @@
 #include "runtime/engine_epoll.h"
 
 #include <fcntl.h>
-#include <linux/kcmp.h>
 #include <linux/openat2.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -78,11 +78,6 @@ uint64_t iov_total(const iovec* v, uint64_t n) {
   return t;
 }
 
-bool is_socket(int fd) {
-  struct stat st;
-  return raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) == 0 && S_ISSOCK(st.st_mode);
-}
-
 bool is_regular(int fd) {
   struct stat st;
   if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) < 0) return false;
@@ -112,6 +107,7 @@ struct EpollEngine::Pending {
   bool queued = false;
   bool urgent = false;
   bool not_socket = false;  // a write continued with pwritev2 (sendmsg said ENOTSOCK)
+  bool unsure = false;  // its last attempt stopped at the progress bound, not at EAGAIN
   // Helper-thread interruption (interrupt_helper): set by the owner to stop
   // the call a helper runs; the helper's OS thread id while it runs it.
   // __atomic builtins (the record is reset by assignment).
@@ -138,21 +134,68 @@ struct EpollEngine::Pending {
 // The engine's registration of one open file: its own duplicate of the
 // program's fd (so the file stays open, and the registration valid, while
 // an operation waits on it even if the program closes or dup2's the
-// number), the events armed (EPOLLONESHOT, re-armed while waiters remain;
-// EPOLLET for a multishot poll's own registration) and the waiters.
+// number), the events armed and the waiters.
+//
+// A registration in the table with a duplicate of its own is persistent:
+// armed edge-triggered for everything (kPersistEvents | EPOLLET) and kept,
+// duplicate and epoll entry, when its last waiter leaves (cached idle), so
+// the next wait on the same fd costs no system call. It ends when the
+// program closes or replaces the fd (forget_remote, from the hooks), when
+// the duplicate budget needs it back (evict_idle), or at shutdown. Others
+// (registered by the program's number past the budget; a multishot poll's
+// own) are armed as before (EPOLLONESHOT, re-armed while waiters remain;
+// EPOLLET for the multishot) and dropped when the last waiter leaves.
+//
+// `word` is the one field another thread touches: (fd << 8) | state, where
+// state is, for a registration in the table:
+//   kStBusy      owner's: waiters or helper jobs use it
+//   kStIdle      cached, unused; a closer may take it (-> kStClosing)
+//   kStForgotten the program closed/replaced fd while in use: dropped when
+//                the last user leaves, never joined again
+//   kStClosing   taken by forget_remote: it takes it off the epoll set,
+//                closes the duplicate and pushes it on the engine's dead_
+//                stack; the owner reclaims it from there
+// and 0 (kStFree) for anything not in the table or on the free list.
+// Transitions: the owner Busy <-> Idle (CAS); a closer Idle -> Closing and
+// Busy -> Forgotten (CAS). fd in the word guards against a record reused
+// for another number between a closer's table read and its CAS.
 struct EpollEngine::FdState {
-  int fd = -1;   // the program's number while table_[fd] points here, else -1
+  std::atomic<uint64_t> word{0};
+  EpollEngine* engine = nullptr;
+  int fd = -1;   // the program's number while the table points here, else -1
   int dup = -1;
   bool own_dup = false;
   bool added = false;
   bool live = false;  // armed and able to report (a one-shot that fired is not)
   bool edge = false;
+  bool persistent = false;
+  bool recheck = false;  // persistent: a waiter needs the level checked again (EPOLL_CTL_MOD)
+  bool in_lru = false;
+  bool used = false;  // allocated (not on the free list)
+  bool detached = false;  // taken out of the table while in use: the program closed or replaced fd
   uint32_t armed = 0;
   int busy = 0;  // helper-thread jobs started from its readiness, still running
   Pending* head = nullptr;
   Pending* tail = nullptr;
   FdState* next_free = nullptr;
+  FdState* lru_prev = nullptr;
+  FdState* lru_next = nullptr;
+  FdState* dnext = nullptr;  // the dead_ stack
+  int64_t idle_since = 0;    // CLOCK_MONOTONIC_COARSE ns when it was last cached idle
 };
+
+namespace {
+enum : uint64_t { kStFree = 0, kStBusy = 1, kStIdle = 2, kStForgotten = 3, kStClosing = 4 };
+constexpr uint64_t kStMask = 0xff;
+uint64_t st_word(int fd, uint64_t st) { return static_cast<uint64_t>(static_cast<uint32_t>(fd)) << 8 | st; }
+// What a persistent registration is armed for, once, edge-triggered.
+constexpr uint32_t kPersistEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+constexpr int kFsChunk = 64;
+// An idle registration is given up for another fd's only after this long
+// unused: one whose fiber is between two waits (the usual idle) is about to
+// be used again, and taking it would only move the miss to that fiber.
+constexpr int64_t kEvictIdleNs = 100 * 1000 * 1000;
+}  // namespace
 
 struct EpollEngine::Heap {
   clockid_t clock = CLOCK_MONOTONIC;
@@ -258,6 +301,7 @@ struct PoolAccess {
     e->notify();
   }
   static void dequeued(EpollEngine::Pending* p) { p->engine->pool_queued_.fetch_sub(1, std::memory_order_relaxed); }
+  static void after_fork_child() { EpollEngine::after_fork_child(); }
 };
 
 namespace {
@@ -278,6 +322,17 @@ Pool g_pool;
 // Duplicates held by every engine, and how many the descriptor limit allows.
 std::atomic<int> g_dups{0};
 std::atomic<int> g_dup_budget{0};
+// Set for good when the program's descriptors reach g_high_water or it met
+// EMFILE (release_idle_remote): from then on a registration is dropped when
+// its last waiter leaves, as before registrations were kept, so the cache
+// does not take descriptors the program needs (a server holding a socket
+// and a file per connection near its limit: integration_http_10k got 404s
+// for opens that failed with EMFILE while 2,500 idle duplicates were kept).
+std::atomic<bool> g_cache_off{false};
+// Three quarters of the descriptor limit: a program whose descriptors reach
+// it (forget_remote sees every number a hooked call makes or closes) turns
+// the cache off before it meets EMFILE. INT_MAX: no limit known.
+std::atomic<int> g_high_water{0x7fffffff};
 
 void* pool_main(void*) {
   // The marker signal interrupts this thread's call (interrupt_helper).
@@ -451,6 +506,65 @@ void PoolAccess::run(EpollEngine::Pending* p) {
   push_done(p);
 }
 
+// ---- fork ---------------------------------------------------------------------------------
+// Every engine, for the forked child: the runtime does not survive fork (the
+// child passes every call through), but the child inherits every engine's
+// duplicates, which would keep the parent's sockets open (no FIN when the
+// parent closes one) for as long as the child lives. The child closes them
+// at once (pthread_atfork; exec would close them too: CLOEXEC).
+
+namespace {
+constexpr int kMaxEngines = 1024;
+SpinLock g_engines_lock;
+EpollEngine* g_engines[kMaxEngines];
+int g_nengines = 0;
+std::atomic<bool> g_atfork{false};
+}  // namespace
+
+void EpollEngine::after_fork_child() {
+  // One thread, its locks as the fork left them: no lock taken, nothing
+  // freed (the records stay as they are; nothing uses them again).
+  for (int k = 0; k < g_nengines && k < kMaxEngines; ++k) {
+    EpollEngine* e = g_engines[k];
+    if (!e) continue;
+    for (int c = 0; c < e->nfs_chunks_; ++c) {
+      for (int i = 0; i < kFsChunk; ++i) {
+        FdState& fs = e->fs_chunks_[c][i];
+        if (fs.used && fs.own_dup && fs.dup >= 0 && (fs.word.load(std::memory_order_relaxed) & kStMask) != kStClosing) {
+          raw_syscall(SYS_close, fs.dup);
+          fs.own_dup = false;
+          fs.dup = -1;
+        }
+      }
+    }
+  }
+  g_nengines = 0;
+  g_dups.store(0, std::memory_order_relaxed);
+}
+
+namespace {
+void epoll_after_fork_child() { PoolAccess::after_fork_child(); }
+}  // namespace
+
+static void register_engine(EpollEngine* e) {
+  if (!g_atfork.exchange(true, std::memory_order_acq_rel)) pthread_atfork(nullptr, nullptr, epoll_after_fork_child);
+  SpinGuard g(g_engines_lock);
+  for (int k = 0; k < g_nengines; ++k) {
+    if (!g_engines[k]) {
+      g_engines[k] = e;
+      return;
+    }
+  }
+  if (g_nengines < kMaxEngines) g_engines[g_nengines++] = e;
+}
+
+static void unregister_engine(EpollEngine* e) {
+  SpinGuard g(g_engines_lock);
+  for (int k = 0; k < g_nengines; ++k) {
+    if (g_engines[k] == e) g_engines[k] = nullptr;
+  }
+}
+
 // ---- life cycle ---------------------------------------------------------------------------
 
 EpollEngine::~EpollEngine() { shutdown(); }
@@ -496,6 +610,7 @@ bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
     int budget = static_cast<int>(rl.rlim_cur / 8);
     dup_base_ = static_cast<int>(rl.rlim_cur) - budget;
     g_dup_budget.store(budget, std::memory_order_relaxed);
+    g_high_water.store(static_cast<int>(rl.rlim_cur) - 2 * budget, std::memory_order_relaxed);
   }
   unsigned want = pool_threads ? pool_threads : kDefaultPool;
   {
@@ -503,6 +618,7 @@ bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
     if (want > g_pool.max) g_pool.max = want;
   }
   inflight_.store(1, std::memory_order_relaxed);  // the wake-up eventfd, as Engine counts it
+  register_engine(this);
   return true;
 }
 
@@ -516,12 +632,19 @@ void EpollEngine::shutdown() {
       if (!fs->head && !fs->busy) release(fs);
     }
   }
-  for (int i = 0; i < table_size_; ++i) {
-    if (table_[i]) release(table_[i]);
+  unregister_engine(this);
+  drain_dead();
+  for (int ci = 0; ci < kSlotChunks; ++ci) {
+    std::atomic<FdState*>* chunk = slots_[ci].load(std::memory_order_relaxed);
+    if (!chunk) continue;
+    for (int i = 0; i < kSlots; ++i) {
+      FdState* fs = chunk[i].load(std::memory_order_relaxed);
+      if (fs && (fs->word.load(std::memory_order_acquire) & kStMask) != kStClosing) release(fs);
+    }
+    free(chunk);
+    slots_[ci].store(nullptr, std::memory_order_relaxed);
   }
-  free(table_);
-  table_ = nullptr;
-  table_size_ = 0;
+  slot_chunks_hi_.store(0, std::memory_order_relaxed);
   for (int i = 0; i < 3; ++i) {
     if (heaps_[i].tfd >= 0) raw_syscall(SYS_close, heaps_[i].tfd);
     free(heaps_[i].v);
@@ -537,6 +660,12 @@ void EpollEngine::shutdown() {
   if (!helpers_hold_records) {
     for (int i = 0; i < nchunks_; ++i) free(chunks_[i]);
     free(chunks_);
+    for (int i = 0; i < nfs_chunks_; ++i) free(fs_chunks_[i]);
+    free(fs_chunks_);
+    fs_chunks_ = nullptr;
+    nfs_chunks_ = 0;
+    fs_free_ = lru_head_ = lru_tail_ = nullptr;
+    cached_idle_ = 0;
     chunks_ = nullptr;
     nchunks_ = 0;
     free_ = all_ = ready_head_ = ready_tail_ = nullptr;
@@ -702,6 +831,7 @@ EpollEngine::Step EpollEngine::attempt(Pending* p, int fd) {
                        (op.flags & MSG_DONTWAIT);
   bool input = op.kind == IoOp::kRecv || op.kind == IoOp::kRecvmsg || op.kind == IoOp::kRead || op.kind == IoOp::kReadv;
   long r = 0;
+  p->unsure = false;
   for (int round = 0; round < kProgressRounds; ++round) {
     switch (op.kind) {
       case IoOp::kRecv:
@@ -829,8 +959,11 @@ EpollEngine::Step EpollEngine::attempt(Pending* p, int fd) {
     return Step::kDone;
   }
   // Still moving after the bound: let the loop run other work, come back
-  // when the fd says it is writable (or readable) again.
+  // when the fd says it is writable (or readable) again. No EAGAIN was
+  // seen, so an edge-triggered registration may never report again: the
+  // level is checked when it waits (`unsure`).
   p->want = input ? EPOLLIN : EPOLLOUT;
+  p->unsure = true;
   return Step::kWait;
 }
 
@@ -877,6 +1010,11 @@ int EpollEngine::wait_on(Pending* p, int fd, uint32_t events, uint8_t mode) {
   if (p->urgent) ++urgent_waiting_;
   p->mode = mode;
   p->want = events;
+  // An edge-triggered registration made before the attempt reports every
+  // change after it, so a retry waiter that saw EAGAIN needs nothing. One
+  // that did not try (accept, connect, poll, a tty) or stopped at the
+  // progress bound needs the current level: EPOLL_CTL_MOD checks it.
+  if (fs->persistent && fs->added && (mode != kModeRetry || p->unsure)) fs->recheck = true;
   int r = update(fs);
   if (r < 0) {
     unlink_waiter(p);
@@ -888,39 +1026,272 @@ int EpollEngine::wait_on(Pending* p, int fd, uint32_t events, uint8_t mode) {
   return 0;
 }
 
-// Owner. The registration to wait on fd in: the one already made for the
-// same open file (kcmp), else a new one with its own duplicate.
-EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
-  bool table_free = !edge && fd >= 0;
-  if (table_free && fd < table_size_ && table_[fd]) {
-    FdState* old = table_[fd];
-    // Registered by number (no descriptor was left for a duplicate): join
-    // it, a second registration of the same number would replace it.
-    if (!old->own_dup) return old;
-    int same = same_file(fd, old->dup);
-    if (same == 0) return old;
-    if (same < 0) {
-      table_free = false;  // cannot tell: a registration of its own
-    } else {
-      old->fd = -1;  // another file has the number now: the old one keeps its waiters
-      table_[fd] = nullptr;
-    }
-  } else if (table_free && !kcmp_ok_ && !is_socket(fd)) {
-    table_free = false;  // could never be matched again
+// ---- registrations ------------------------------------------------------------------------
+
+std::atomic<EpollEngine::FdState*>* EpollEngine::slot(int fd, bool create) {
+  if (fd < 0 || (fd >> kSlotBits) >= kSlotChunks) return nullptr;
+  int ci = fd >> kSlotBits;
+  std::atomic<FdState*>* chunk = slots_[ci].load(std::memory_order_acquire);
+  if (!chunk) {
+    if (!create) return nullptr;
+    chunk = alloc_objects<std::atomic<FdState*>>(kSlots);
+    if (!chunk) return nullptr;
+    for (int i = 0; i < kSlots; ++i) chunk[i].store(nullptr, std::memory_order_relaxed);
+    // Release pairs with the acquire loads here and in forget_remote: a
+    // reader that finds the chunk finds it zeroed.
+    slots_[ci].store(chunk, std::memory_order_release);
+    if (ci + 1 > slot_chunks_hi_.load(std::memory_order_relaxed)) slot_chunks_hi_.store(ci + 1, std::memory_order_release);
   }
-  FdState* fs = alloc_objects<FdState>();
+  return &chunk[fd & (kSlots - 1)];
+}
+
+EpollEngine::FdState* EpollEngine::table_get(int fd) const {
+  if (fd < 0 || (fd >> kSlotBits) >= kSlotChunks) return nullptr;
+  std::atomic<FdState*>* chunk = slots_[fd >> kSlotBits].load(std::memory_order_acquire);
+  // Acquire pairs with the owner's release store of a new registration:
+  // its dup and word are visible.
+  return chunk ? chunk[fd & (kSlots - 1)].load(std::memory_order_acquire) : nullptr;
+}
+
+EpollEngine::FdState* EpollEngine::alloc_fdstate() {
+  if (!fs_free_) {
+    FdState* chunk = alloc_objects<FdState>(kFsChunk);
+    auto* list = static_cast<FdState**>(realloc(fs_chunks_, sizeof(FdState*) * static_cast<size_t>(nfs_chunks_ + 1)));
+    if (list) fs_chunks_ = list;
+    if (!chunk || !list) {
+      free(chunk);
+      return nullptr;
+    }
+    fs_chunks_[nfs_chunks_++] = chunk;
+    for (int i = 0; i < kFsChunk; ++i) {
+      chunk[i].next_free = fs_free_;
+      fs_free_ = &chunk[i];
+    }
+  }
+  FdState* fs = fs_free_;
+  fs_free_ = fs->next_free;
+  fs->engine = this;
+  fs->fd = fs->dup = -1;
+  fs->own_dup = fs->added = fs->live = fs->edge = fs->persistent = fs->recheck = fs->in_lru = fs->detached = false;
+  fs->used = true;
+  fs->armed = 0;
+  fs->busy = 0;
+  fs->head = fs->tail = nullptr;
+  fs->next_free = fs->lru_prev = fs->lru_next = fs->dnext = nullptr;
+  return fs;
+}
+
+void EpollEngine::free_fdstate(FdState* fs) {
+  // A closer that read this record from the table before it was reused
+  // fails its CAS: the word no longer holds its fd with a state it takes.
+  fs->word.store(kStFree, std::memory_order_release);
+  fs->used = false;
+  fs->next_free = fs_free_;
+  fs_free_ = fs;
+}
+
+void EpollEngine::lru_unlink(FdState* fs) {
+  if (!fs->in_lru) return;
+  if (fs->lru_prev) fs->lru_prev->lru_next = fs->lru_next;
+  else lru_head_ = fs->lru_next;
+  if (fs->lru_next) fs->lru_next->lru_prev = fs->lru_prev;
+  else lru_tail_ = fs->lru_prev;
+  fs->lru_prev = fs->lru_next = nullptr;
+  fs->in_lru = false;
+  --cached_idle_;
+}
+
+// Owner. The last user of a persistent registration left: keep it, armed,
+// for the next wait on the same fd, unless the program closed the fd
+// meanwhile (kStForgotten): then it goes now, and the file with it.
+void EpollEngine::go_idle(FdState* fs) {
+  uint64_t w = st_word(fs->fd, kStBusy);
+  if (g_cache_off.load(std::memory_order_relaxed)) {
+    release(fs);
+    return;
+  }
+  // Release pairs with a closer's acquire CAS: it then sees the entry as
+  // the owner left it (it uses only dup and engine, set before publication).
+  if (fs->fd >= 0 && fs->word.compare_exchange_strong(w, st_word(fs->fd, kStIdle), std::memory_order_acq_rel)) {
+    fs->recheck = false;
+    fs->idle_since = now_ns(CLOCK_MONOTONIC_COARSE);
+    fs->in_lru = true;
+    fs->lru_next = nullptr;
+    fs->lru_prev = lru_tail_;
+    if (lru_tail_) lru_tail_->lru_next = fs;
+    else lru_head_ = fs;
+    lru_tail_ = fs;
+    ++cached_idle_;
+    return;
+  }
+  release(fs);
+}
+
+// Any thread, after winning Idle -> Closing: the entry leaves the epoll set
+// (before the close: another descriptor of the file would keep the entry,
+// reporting for a record that is gone) and the duplicate is closed; the
+// owner reclaims the record from its dead_ stack.
+void EpollEngine::close_taken(FdState* fs) {
+  EpollEngine* e = fs->engine;
+  raw_syscall(SYS_epoll_ctl, e->epfd_, EPOLL_CTL_DEL, fs->dup, 0);
+  raw_syscall(SYS_close, fs->dup);
+  g_dups.fetch_sub(1, std::memory_order_relaxed);
+  FdState* head = e->dead_.load(std::memory_order_relaxed);
+  do {
+    fs->dnext = head;
+    // Release pairs with drain_dead's acquire exchange.
+  } while (!e->dead_.compare_exchange_weak(head, fs, std::memory_order_release, std::memory_order_relaxed));
+}
+
+// Owner: a record that left the epoll set and lost its duplicate.
+void EpollEngine::reclaim(FdState* fs) {
+  lru_unlink(fs);
+  if (fs->fd >= 0) {
+    std::atomic<FdState*>* s = slot(fs->fd, false);
+    FdState* expect = fs;
+    if (s) s->compare_exchange_strong(expect, nullptr, std::memory_order_relaxed);
+  }
+  free_fdstate(fs);
+}
+
+void EpollEngine::drain_dead() {
+  if (!dead_.load(std::memory_order_relaxed)) return;
+  FdState* list = dead_.exchange(nullptr, std::memory_order_acquire);  // pairs with close_taken's release
+  while (list) {
+    FdState* n = list->dnext;
+    reclaim(list);
+    list = n;
+  }
+}
+
+// Owner: the duplicate budget is spent; frees the oldest idle cached
+// registration of this engine if it has been unused for kEvictIdleNs.
+// False if there is none.
+bool EpollEngine::evict_idle() {
+  int64_t now = -1;
+  while (FdState* fs = lru_head_) {
+    if (now < 0) now = now_ns(CLOCK_MONOTONIC_COARSE);
+    if (now - fs->idle_since < kEvictIdleNs && (fs->word.load(std::memory_order_relaxed) & kStMask) == kStIdle) return false;
+    uint64_t w = st_word(fs->fd, kStIdle);
+    if (!fs->word.compare_exchange_strong(w, st_word(fs->fd, kStClosing), std::memory_order_acq_rel)) {
+      lru_unlink(fs);  // a closer has it: reclaimed from dead_
+      continue;
+    }
+    raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
+    raw_syscall(SYS_close, fs->dup);
+    g_dups.fetch_sub(1, std::memory_order_relaxed);
+    reclaim(fs);
+    return true;
+  }
+  return false;
+}
+
+// Any thread. True if it closed an idle registration's duplicate.
+bool EpollEngine::forget_slot(int fd, FdState* fs, bool idle_only) {
+  uint64_t w = fs->word.load(std::memory_order_acquire);
+  for (;;) {
+    if ((w & ~kStMask) != st_word(fd, 0)) return false;  // reused for another number meanwhile
+    uint64_t st = w & kStMask;
+    if (st == kStIdle) {
+      // Acquire pairs with go_idle's release.
+      if (fs->word.compare_exchange_weak(w, st_word(fd, kStClosing), std::memory_order_acq_rel)) {
+        close_taken(fs);
+        return true;
+      }
+    } else if (st == kStBusy && !idle_only) {
+      if (fs->word.compare_exchange_weak(w, st_word(fd, kStForgotten), std::memory_order_acq_rel)) return false;
+    } else {
+      return false;
+    }
+  }
+}
+
+int EpollEngine::release_idle_remote() {
+  g_cache_off.store(true, std::memory_order_relaxed);
+  int n = 0;
+  int hi = slot_chunks_hi_.load(std::memory_order_acquire);
+  for (int ci = 0; ci < hi; ++ci) {
+    std::atomic<FdState*>* chunk = slots_[ci].load(std::memory_order_acquire);
+    if (!chunk) continue;
+    for (int i = 0; i < kSlots; ++i) {
+      FdState* fs = chunk[i].load(std::memory_order_acquire);
+      if (fs && forget_slot(ci << kSlotBits | i, fs, true)) ++n;
+    }
+  }
+  return n;
+}
+
+void EpollEngine::forget_remote(int fd) {
+  if (fd >= g_high_water.load(std::memory_order_relaxed) && !g_cache_off.load(std::memory_order_relaxed)) {
+    release_idle_remote();
+  }
+  if (FdState* fs = table_get(fd)) forget_slot(fd, fs);
+}
+
+void EpollEngine::forget_range_remote(unsigned first, unsigned last) {
+  int hi = slot_chunks_hi_.load(std::memory_order_acquire);
+  for (int ci = static_cast<int>(first >> kSlotBits); ci < hi && static_cast<unsigned>(ci) <= (last >> kSlotBits); ++ci) {
+    std::atomic<FdState*>* chunk = slots_[ci].load(std::memory_order_acquire);
+    if (!chunk) continue;
+    for (int i = 0; i < kSlots; ++i) {
+      unsigned fd = static_cast<unsigned>(ci) << kSlotBits | static_cast<unsigned>(i);
+      if (fd < first || fd > last) continue;
+      if (FdState* fs = chunk[i].load(std::memory_order_acquire)) forget_slot(static_cast<int>(fd), fs);
+    }
+  }
+}
+
+int EpollEngine::duplicates_held() { return g_dups.load(std::memory_order_relaxed); }
+
+// Owner. The registration to wait on fd in: the one the table holds for fd
+// (waited in now, or cached idle), else a new one with its own duplicate.
+// The table is kept true by forget_remote (the hooks call it when the
+// program closes or replaces fd), not by comparing files: no kcmp.
+EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
+  bool in_table = !edge && fd >= 0;
+  if (in_table) {
+    if (FdState* old = table_get(fd)) {
+      uint64_t w = old->word.load(std::memory_order_acquire);
+      if ((w & kStMask) == kStBusy) return old;
+      if ((w & kStMask) == kStIdle &&
+          old->word.compare_exchange_strong(w, st_word(fd, kStBusy), std::memory_order_acq_rel)) {
+        lru_unlink(old);
+        return old;
+      }
+      // Forgotten (its waiters keep it; dropped when they leave) or taken
+      // by a closer (reclaimed from dead_): no longer fd's.
+      if ((old->word.load(std::memory_order_acquire) & kStMask) == kStForgotten) {
+        old->fd = -1;
+        old->detached = true;
+      }
+      slot(fd, false)->store(nullptr, std::memory_order_relaxed);
+    }
+  }
+  FdState* fs = alloc_fdstate();
   if (!fs) {
     *err = -ENOMEM;
     return nullptr;
   }
   fs->edge = edge;
+  // Duplicates are budgeted (init): past the budget, idle cached
+  // registrations give theirs back first (the oldest of this engine's).
   long d = -EMFILE;
-  if (g_dups.fetch_add(1, std::memory_order_relaxed) < g_dup_budget.load(std::memory_order_relaxed)) {
-    d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, dup_base_);
+  int budget = g_dup_budget.load(std::memory_order_relaxed);
+  bool counted = g_dups.fetch_add(1, std::memory_order_relaxed) < budget;
+  if (!counted) {
+    g_dups.fetch_sub(1, std::memory_order_relaxed);
+    if (budget > 0 && evict_idle()) {
+      counted = g_dups.fetch_add(1, std::memory_order_relaxed) < budget;
+      if (!counted) g_dups.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
-  if (d < 0) g_dups.fetch_sub(1, std::memory_order_relaxed);
+  if (counted) {
+    d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, dup_base_);
+    if (d == -EMFILE && evict_idle()) d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, dup_base_);
+    if (d < 0) g_dups.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (d == -EBADF || (d < 0 && raw_syscall(SYS_fcntl, fd, F_GETFD) == -EBADF)) {
-    free(fs);
+    free_fdstate(fs);
     *err = -EBADF;
     return nullptr;
   }
@@ -932,49 +1303,22 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
     // itself; a close of it while this waits then drops the registration.
     fs->dup = fd;
   }
-  if (table_free && table_grow(fd)) {
-    table_[fd] = fs;
-    fs->fd = fd;
+  if (in_table) {
+    if (std::atomic<FdState*>* s = slot(fd, true)) {
+      fs->fd = fd;
+      fs->persistent = fs->own_dup;
+      fs->word.store(st_word(fd, kStBusy), std::memory_order_relaxed);
+      s->store(fs, std::memory_order_release);  // pairs with table_get's acquire
+    }
   }
   return fs;
 }
 
-// 0: fd and dup name the same open file, 1: they do not, -1: cannot tell.
-// kcmp(KCMP_FILE) answers exactly; where a seccomp profile refuses it
-// (Docker allows it only with CAP_SYS_PTRACE), a socket's inode identifies
-// its one open file (a socket cannot be opened twice); other files cannot
-// be told apart and get registrations of their own.
-int EpollEngine::same_file(int fd, int dup) {
-  if (kcmp_ok_) {
-    long r = raw_syscall(SYS_kcmp, pid_, pid_, KCMP_FILE, fd, dup);
-    if (r >= 0) return r == 0 ? 0 : 1;
-    if (r == -EBADF) return 1;
-    if (r != -ENOSYS && r != -EPERM && r != -EACCES) return -1;
-    kcmp_ok_ = false;
-  }
-  struct stat a, b;
-  if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&a)) < 0) return 1;
-  if (raw_syscall(SYS_fstat, dup, reinterpret_cast<long>(&b)) < 0) return -1;
-  if (!S_ISSOCK(a.st_mode) || !S_ISSOCK(b.st_mode)) return -1;
-  return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : 1;
-}
-
-bool EpollEngine::table_grow(int fd) {
-  if (fd < table_size_) return true;
-  int n = table_size_ ? table_size_ : 64;
-  while (n <= fd) n *= 2;
-  auto* t = static_cast<FdState**>(realloc(table_, sizeof(FdState*) * static_cast<size_t>(n)));
-  if (!t) return false;
-  memset(t + table_size_, 0, sizeof(FdState*) * static_cast<size_t>(n - table_size_));
-  table_ = t;
-  table_size_ = n;
-  return true;
-}
-
-// Owner. Arms the union of what the waiters wait for; releases the
-// registration when nobody waits and no helper thread uses its dup.
+// Owner. Arms what the waiters wait for; drops (or, persistent, caches)
+// the registration when nobody waits and no helper thread uses its dup.
 // `fs` may be freed on return.
 int EpollEngine::update(FdState* fs) {
+  if (fs->persistent) return update_persistent(fs);
   if (!fs->head && !fs->busy) {
     release(fs);
     return 0;
@@ -1006,14 +1350,68 @@ int EpollEngine::update(FdState* fs) {
   return 0;
 }
 
+// Owner. A persistent registration is armed once for everything,
+// edge-triggered: an edge reports every change after it, so a waiter whose
+// attempt saw EAGAIN needs no system call. EPOLL_CTL_MOD (which checks the
+// current level and reports it) only when a waiter needs the level
+// (`recheck`) or asks for more bits than are armed (a poll for EPOLLPRI).
+int EpollEngine::update_persistent(FdState* fs) {
+  if (!fs->head && !fs->busy) {
+    go_idle(fs);
+    return 0;
+  }
+  uint32_t want = 0;
+  int armable = 0;
+  for (Pending* p = fs->head; p; p = p->fnext) {
+    if (p->mode == kModePool && fs->busy) continue;  // one helper job at a time, as above
+    want |= p->want;
+    ++armable;
+  }
+  uint32_t desired = fs->armed | kPersistEvents | want;
+  int op;
+  if (!fs->added) op = EPOLL_CTL_ADD;
+  else if (armable && (fs->recheck || (desired & ~fs->armed))) op = EPOLL_CTL_MOD;
+  else return 0;
+  epoll_event e{};
+  e.events = desired | EPOLLET;
+  e.data.ptr = fs;
+  long r = raw_syscall(SYS_epoll_ctl, epfd_, op, fs->dup, reinterpret_cast<long>(&e));
+  if (r == -EEXIST) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
+  if (r < 0) return static_cast<int>(r);
+  fs->added = true;
+  fs->live = true;
+  fs->armed = desired;
+  fs->recheck = false;
+  return 0;
+}
+
+// Owner. Drops a registration: off the epoll set, its duplicate closed, out
+// of the table.
 void EpollEngine::release(FdState* fs) {
+  if (!fs->own_dup && fs->added &&
+      (fs->detached || (fs->word.load(std::memory_order_acquire) & kStMask) == kStForgotten)) {
+    // Registered by number, and the program closed or replaced that
+    // number meanwhile: a DEL of it now would remove whatever registration
+    // the number's new file has, and the old file's entry, if another
+    // descriptor keeps it alive, may still report with this record's
+    // address. Left alone, and the record never reused (rare: a close
+    // while waiting past the budget).
+    lru_unlink(fs);
+    if (fs->fd >= 0) {
+      std::atomic<FdState*>* s = slot(fs->fd, false);
+      FdState* expect = fs;
+      if (s) s->compare_exchange_strong(expect, nullptr, std::memory_order_relaxed);
+    }
+    fs->word.store(kStFree, std::memory_order_release);
+    fs->head = fs->tail = nullptr;
+    return;
+  }
   if (fs->added) raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
   if (fs->own_dup) {
     raw_syscall(SYS_close, fs->dup);
     g_dups.fetch_sub(1, std::memory_order_relaxed);
   }
-  if (fs->fd >= 0 && fs->fd < table_size_ && table_[fs->fd] == fs) table_[fs->fd] = nullptr;
-  free(fs);
+  reclaim(fs);
 }
 
 void EpollEngine::unlink_waiter(Pending* p) {
@@ -1033,7 +1431,10 @@ void EpollEngine::unlink_waiter(Pending* p) {
 // kick: retry the operations that have a non-blocking form, whatever they
 // wait for (kick_remote); the registration stays armed.
 void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
-  if (!fs->edge && !kick) fs->live = false;  // EPOLLONESHOT: disarmed until update re-arms it
+  // A persistent registration reports edges while nobody waits (cached
+  // idle, or taken by a closer since epoll_wait returned): nothing to do.
+  if (fs->persistent && !fs->head) return;
+  if (!fs->edge && !fs->persistent && !kick) fs->live = false;  // EPOLLONESHOT: disarmed until update re-arms it
   const uint32_t always = EPOLLERR | EPOLLHUP;
   bool dry_in = false, dry_out = false;
   for (Pending *p = fs->head, *next; p; p = next) {
@@ -1073,7 +1474,11 @@ void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
         if ((in ? dry_in : dry_out) && !(revents & always) && !kick) break;
         Step s = attempt(p, fs->dup);
         if (s == Step::kWait) {
-          (in ? dry_in : dry_out) = true;
+          // EAGAIN: the direction is dry; the next edge wakes the rest.
+          // Stopped at the progress bound instead: no edge may come, the
+          // level is checked again (persistent registrations).
+          if (p->unsure) fs->recheck = true;
+          else (in ? dry_in : dry_out) = true;
           break;
         }
         unlink_waiter(p);
@@ -1160,6 +1565,7 @@ void EpollEngine::stop(Pending* p) {
         if (FdState* fs = p->hold) {
           p->hold = nullptr;
           --fs->busy;
+          fs->recheck = true;  // acceptors left waiting need the level
           update(fs);
         }
         complete(p, res);
@@ -1208,6 +1614,9 @@ void EpollEngine::drain_pool() {
     complete(p, p->res);
     if (fs) {
       --fs->busy;
+      // Edges that came while the helper ran were skipped: waiters left
+      // (more acceptors) need the current level.
+      fs->recheck = true;
       update(fs);
     }
   }
@@ -1229,6 +1638,7 @@ void EpollEngine::poll_events(int timeout_ms) {
     }
   }
   if (kick_pending_.load(std::memory_order_acquire)) take_kicks();  // pairs with kick_remote's release
+  drain_dead();
   drain_pool();
   expire_timers();
 }
@@ -1256,16 +1666,21 @@ void EpollEngine::take_kicks() {
     kick_all_ = false;
     kick_pending_.store(false, std::memory_order_relaxed);
   }
-  // Registrations are found through the table (a socket's always is, by
-  // kcmp or by inode); a retry that finds nothing changed just waits on.
+  // Registrations are found through the table (every one made for an fd
+  // number is there); a retry that finds nothing changed just waits on.
   if (all) {
-    for (int i = 0; i < table_size_; ++i) {
-      if (table_[i]) on_ready(table_[i], 0, true);
+    int hi = slot_chunks_hi_.load(std::memory_order_relaxed);
+    for (int ci = 0; ci < hi; ++ci) {
+      std::atomic<FdState*>* chunk = slots_[ci].load(std::memory_order_relaxed);
+      if (!chunk) continue;
+      for (int i = 0; i < kSlots; ++i) {
+        if (FdState* fs = chunk[i].load(std::memory_order_relaxed)) on_ready(fs, 0, true);
+      }
     }
     return;
   }
   for (int k = 0; k < n; ++k) {
-    if (fds[k] >= 0 && fds[k] < table_size_ && table_[fds[k]]) on_ready(table_[fds[k]], 0, true);
+    if (FdState* fs = table_get(fds[k])) on_ready(fs, 0, true);
   }
 }
 
@@ -1276,6 +1691,7 @@ void EpollEngine::wait() {
 }
 
 int EpollEngine::reap() {
+  drain_dead();
   drain_pool();
   // After wait() the set was just asked: the scheduler's wait-then-reap
   // costs one epoll_wait, not two.

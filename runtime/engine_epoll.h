@@ -18,7 +18,8 @@
 // An engine::Backend (runtime/engine.h): engine::create() picks it when
 // io_uring cannot be set up or UNBLOCK_ENGINE=epoll asks for it.
 // Owner only (the carrier driving the worker), except notify(), inflight(),
-// enters(), occupancy() and kick_remote(), which any thread may call.
+// enters(), occupancy(), kick_remote(), forget_remote() and
+// forget_range_remote(), which any thread may call.
 #pragma once
 
 #include <linux/time_types.h>
@@ -106,6 +107,24 @@ class EpollEngine final : public engine::Backend {
   // kernel, but unix_poll has no bit for it, so epoll filters the wake-up
   // out. The shutdown hook is meant to call it on every worker's engine.
   void kick_remote(int fd) override;
+  // Any thread, before the program's close(fd) (or after its dup2/dup3
+  // over fd) returns: the engine's registration of what fd named is no
+  // longer fd's. An idle cached one is taken off the epoll set and its
+  // duplicate closed here, on the calling thread, so the file closes (a
+  // socket sends its FIN) as the program's close expects; one an operation
+  // waits in keeps the file until that operation ends (then it is
+  // dropped), as a thread blocked in read(2) keeps it in the kernel.
+  // Never suspends, never allocates, not async-signal-safe.
+  void forget_remote(int fd) override;
+  // Any thread: forget_remote for every fd in [first, last] (close_range).
+  void forget_range_remote(unsigned first, unsigned last) override;
+  // Any thread: every idle cached registration is dropped as by
+  // forget_remote (the program met EMFILE: the descriptors are its).
+  // Returns how many duplicates were closed.
+  int release_idle_remote() override;
+  // Registrations cached idle, duplicates held by every engine (tests).
+  int cached_idle() const { return cached_idle_; }
+  static int duplicates_held();
   // True if a completion's flags say more completions follow. Any thread.
   static bool more_follow(uint32_t flags) { return (flags & kMore) != 0; }
 
@@ -128,7 +147,20 @@ class EpollEngine final : public engine::Backend {
   int wait_on(Pending* p, int fd, uint32_t events, uint8_t mode);
   FdState* fd_state(int fd, bool edge, int* err);
   int update(FdState* fs);
+  int update_persistent(FdState* fs);
   void release(FdState* fs);
+  void go_idle(FdState* fs);
+  bool evict_idle();
+  void reclaim(FdState* fs);
+  void drain_dead();
+  void lru_unlink(FdState* fs);
+  FdState* alloc_fdstate();
+  void free_fdstate(FdState* fs);
+  std::atomic<FdState*>* slot(int fd, bool create);
+  FdState* table_get(int fd) const;
+  bool forget_slot(int fd, FdState* fs, bool idle_only = false);
+  static void close_taken(FdState* fs);
+  static void after_fork_child();
   void unlink_waiter(Pending* p);
   void on_ready(FdState* fs, uint32_t revents, bool kick = false);
   void take_kicks();
@@ -144,18 +176,29 @@ class EpollEngine final : public engine::Backend {
   void heap_add(int which, Pending* p);
   void heap_remove(Pending* p);
   void sync_timerfd(int which);
-  bool table_grow(int fd);
-  int same_file(int fd, int dup);
 
   int epfd_ = -1;
   int event_fd_ = -1;
   int pid_ = 0;
   int dup_base_ = 0;
-  bool kcmp_ok_ = true;
   bool just_polled_ = false;
   Heap* heaps_ = nullptr;  // [3]: monotonic, realtime, boottime
-  FdState** table_ = nullptr;  // by the program's fd number: the shared registration
-  int table_size_ = 0;
+  // By the program's fd number: the registration operations on that fd
+  // share (waited in, or cached idle). Chunks of kSlots, allocated by the
+  // owner on first use and never moved or freed before shutdown(), so any
+  // thread may read them (forget_remote).
+  static constexpr int kSlotBits = 10;
+  static constexpr int kSlots = 1 << kSlotBits;
+  static constexpr int kSlotChunks = 1 << 12;  // fds up to 4M
+  std::atomic<std::atomic<FdState*>*> slots_[kSlotChunks] = {};
+  std::atomic<int> slot_chunks_hi_{0};  // one past the highest chunk index allocated
+  FdState** fs_chunks_ = nullptr;  // FdState blocks, never freed before shutdown()
+  int nfs_chunks_ = 0;
+  FdState* fs_free_ = nullptr;
+  FdState* lru_head_ = nullptr;  // idle cached registrations, oldest first
+  FdState* lru_tail_ = nullptr;
+  int cached_idle_ = 0;
+  std::atomic<FdState*> dead_{nullptr};  // taken and closed by forget_remote, to reclaim
   Pending* free_ = nullptr;
   Pending** chunks_ = nullptr;  // record blocks, freed by shutdown
   int nchunks_ = 0;

@@ -127,6 +127,17 @@ void forget(int fd) {
   if (e) e->state.store(0, std::memory_order_release);
 }
 
+void forget_range(unsigned first, unsigned last) {
+  for (unsigned c = first >> kChunkBits; c < static_cast<unsigned>(kMaxChunks) && c <= (last >> kChunkBits); ++c) {
+    Entry* chunk = g_chunks[c].load(std::memory_order_acquire);
+    if (!chunk) continue;
+    for (unsigned i = 0; i < static_cast<unsigned>(kChunkSize); ++i) {
+      unsigned fd = c << kChunkBits | i;
+      if (fd >= first && fd <= last) chunk[i].state.store(0, std::memory_order_release);
+    }
+  }
+}
+
 void set_nonblock(int fd, bool nonblock) {
   Entry* e = entry(fd, true);
   if (!e) return;

@@ -41,6 +41,8 @@ Info lookup(int fd);
 void created(int fd, bool nonblock, Kind kind);
 // The fd is gone (closed, or about to be replaced by dup2/dup3).
 void forget(int fd);
+// Every fd in [first, last] is gone (close_range, closefrom).
+void forget_range(unsigned first, unsigned last);
 // The program changed O_NONBLOCK on fd with fcntl/ioctl.
 void set_nonblock(int fd, bool nonblock);
 // The program set SO_RCVTIMEO (rcv=true) or SO_SNDTIMEO.

@@ -530,6 +530,7 @@ TEST_F(EpollEngineTest, ClosingTheFdWhileARecvWaitsKeepsTheWaitOnTheFileAsTheKer
   Op o;
   e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
   spin();
+  e.forget_remote(sv[0]);  // what the close hook does (rt::fd_forget)
   close(sv[0]);  // the number is gone; the engine's duplicate keeps the file
   spin();
   EXPECT_EQ(o.count, 0);
@@ -549,6 +550,7 @@ TEST_F(EpollEngineTest, ClosingTheFdWhileARecvWaitsThenThePeerClosingEndsItWithE
   Op o;
   e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
   spin();
+  e.forget_remote(sv[0]);
   close(sv[0]);
   close(sv[1]);
   EXPECT_TRUE(drive([&] { return o.count == 1; }));
@@ -564,6 +566,7 @@ TEST_F(EpollEngineTest, Dup2OverAWaitedFdLeavesTheWaitOnTheOriginalFileAndNewOps
   e.submit_op(op(IoOp::kRecv, a[0], buf1, sizeof buf1), &first, 0, nullptr);
   spin();
   ASSERT_EQ(dup2(b[0], a[0]), a[0]);  // a[0]'s number now names b's socket
+  e.forget_remote(a[0]);               // what the dup2 hook does (rt::fd_duplicated)
   e.submit_op(op(IoOp::kRecv, a[0], buf2, sizeof buf2), &second, 0, nullptr);
   spin();
   EXPECT_EQ(first.count + second.count, 0);
@@ -937,10 +940,9 @@ TEST_F(EpollEngineTest, AJobStillQueuedForTheHelperPoolIsCancelledOneRunningKeep
 
 // Docker's profile refuses io_uring and allows kcmp only with
 // CAP_SYS_PTRACE. Under such a filter (in a forked child, which also has
-// none of the parent's helper threads) sockets are matched by inode, so
-// several acceptors and a reader with a writer on one socket share one
-// registration; two readers of one pipe cannot be matched and get one each.
-// All must complete.
+// none of the parent's helper threads) the engine needs no kcmp: several
+// acceptors, a reader with a writer on one socket and two readers of one
+// pipe share the registration of their fd. All must complete.
 TEST(EpollEngineSeccomp, WithKcmpAndIoUringRefusedOperationsOnOneFdStillComplete) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -1229,6 +1231,8 @@ TEST_F(EpollEngineTest, ChurnOfWaitsTimeoutsCancelsAndClosesLeavesNothingBehind)
           stream_pair(np);
           ASSERT_EQ(dup2(np[0], a), a);
           ASSERT_EQ(dup2(np[1], b), b);
+          e.forget_remote(a);
+          e.forget_remote(b);
           close(np[0]);
           close(np[1]);
         }
@@ -1433,8 +1437,420 @@ TEST(EpollEngineLimits, DuplicatesStayWithinAnEighthOfTheDescriptorLimit) {
     }
     for (auto& o : ops)
       if (o.count != 1 || o.res != 1) _exit(8);
+    // The duplicates stay cached for the next waits on the same fds, within
+    // the budget, until the program closes the fds (the hooks' forget).
+    high = 0;
+    for (int fd = 256 - 32; fd < 256; ++fd) high += ours(fd);
+    if (high > 32 || high != e.cached_idle() || high != EpollEngine::duplicates_held()) _exit(10);
+    for (int i = 0; i < n; ++i) e.forget_remote(sv[i][0]);
     for (int fd = 256 - 32; fd < 256; ++fd)
       if (ours(fd)) _exit(9);  // every duplicate released
+    e.reap();  // the owner reclaims the records
+    if (e.cached_idle() != 0 || EpollEngine::duplicates_held() != 0) _exit(11);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// ---- persistent registrations (kept across operations until the fd is forgotten) ----------
+
+namespace {
+// True if `fd` reads end-of-stream within ms (the peer's socket closed).
+bool sees_eof(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, ms) != 1) return false;
+  char c;
+  return recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+}
+}  // namespace
+
+TEST_F(EpollEngineTest, ASecondWaitOnTheSameFdReusesTheCachedRegistration) {
+  int sv[2];
+  stream_pair(sv);
+  char buf[8];
+  for (int round = 0; round < 3; ++round) {
+    Op o;
+    e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+    spin();
+    EXPECT_EQ(o.count, 0);
+    EXPECT_EQ(EpollEngine::duplicates_held(), 1);  // one duplicate, made by the first wait
+    ASSERT_EQ(send(sv[1], "x", 1, 0), 1);
+    EXPECT_TRUE(drive([&] { return o.count == 1; }));
+    EXPECT_EQ(o.res, 1);
+    EXPECT_EQ(e.cached_idle(), 1);
+  }
+  e.forget_remote(sv[0]);
+  EXPECT_EQ(EpollEngine::duplicates_held(), 0);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, ForgettingAnIdleCachedFdClosesItsDuplicateSoThePeerSeesEofAtOnce) {
+  int sv[2];
+  stream_pair(sv);
+  char buf[8];
+  Op o;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+  spin();
+  ASSERT_EQ(send(sv[1], "x", 1, 0), 1);
+  ASSERT_TRUE(drive([&] { return o.count == 1; }));
+  ASSERT_EQ(e.cached_idle(), 1);
+  // Another thread closes the fd (the close hook runs on the caller's
+  // thread, whichever worker owns the registration); nothing else happens
+  // in the engine afterwards.
+  std::thread t([&] {
+    e.forget_remote(sv[0]);
+    close(sv[0]);
+  });
+  t.join();
+  EXPECT_TRUE(sees_eof(sv[1], 2000));
+  spin();  // the owner reclaims the record
+  EXPECT_EQ(e.cached_idle(), 0);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, ForgetRangeClosesEveryCachedFdInTheRangeAndNoOther) {
+  constexpr int kN = 6;
+  int sv[kN][2];
+  Op o[kN];
+  char buf[kN][4];
+  for (int i = 0; i < kN; ++i) {
+    stream_pair(sv[i]);
+    e.submit_op(op(IoOp::kRecv, sv[i][0], buf[i], sizeof buf[i]), &o[i], 0, nullptr);
+  }
+  spin();
+  for (int i = 0; i < kN; ++i) ASSERT_EQ(send(sv[i][1], "y", 1, 0), 1);
+  ASSERT_TRUE(drive([&] {
+    for (auto& x : o)
+      if (!x.count) return false;
+    return true;
+  }));
+  ASSERT_EQ(e.cached_idle(), kN);
+  // The first half by a range (close_range's hook), the rest stays.
+  int lo = sv[0][0], hi = sv[0][0];
+  for (int i = 0; i < kN / 2; ++i) {
+    lo = std::min(lo, sv[i][0]);
+    hi = std::max(hi, sv[i][0]);
+  }
+  e.forget_range_remote(static_cast<unsigned>(lo), static_cast<unsigned>(hi));
+  int gone = 0;
+  for (int i = 0; i < kN; ++i) {
+    bool in = sv[i][0] >= lo && sv[i][0] <= hi;
+    if (in) {
+      close(sv[i][0]);
+      EXPECT_TRUE(sees_eof(sv[i][1], 2000)) << i;
+      ++gone;
+    }
+  }
+  spin();
+  EXPECT_EQ(e.cached_idle(), kN - gone);
+  e.forget_range_remote(0, ~0U);
+  EXPECT_EQ(e.cached_idle() - 0, kN - gone);  // the owner reclaims at its next poll
+  spin();
+  EXPECT_EQ(e.cached_idle(), 0);
+  EXPECT_EQ(EpollEngine::duplicates_held(), 0);
+  for (auto& p : sv) {
+    close(p[0]);
+    close(p[1]);
+  }
+}
+
+TEST_F(EpollEngineTest, AWaitAfterCloseAndReopenAtTheSameNumberWaitsOnTheNewFile) {
+  int a[2];
+  stream_pair(a);
+  char buf[8] = {};
+  Op first;
+  e.submit_op(op(IoOp::kRecv, a[0], buf, sizeof buf), &first, 0, nullptr);
+  spin();
+  ASSERT_EQ(send(a[1], "old", 3, 0), 3);
+  ASSERT_TRUE(drive([&] { return first.count == 1; }));
+  int n = a[0];
+  e.forget_remote(n);
+  close(n);
+  int b[2];
+  stream_pair(b);
+  int other = b[1];
+  if (b[0] != n) {  // give the new socket the old number
+    ASSERT_EQ(dup2(b[0], n), n);
+    e.forget_remote(n);
+    close(b[0]);
+  }
+  Op second;
+  e.submit_op(op(IoOp::kRecv, n, buf, sizeof buf), &second, 0, nullptr);
+  spin();
+  EXPECT_EQ(second.count, 0);
+  ASSERT_EQ(send(other, "new", 3, 0), 3);
+  EXPECT_TRUE(drive([&] { return second.count == 1; }));
+  EXPECT_EQ(second.res, 3);
+  EXPECT_EQ(std::string(buf, 3), "new");
+  EXPECT_TRUE(sees_eof(a[1], 2000));  // the old socket is closed
+  e.forget_remote(n);
+  close(n);
+  close(other);
+  close(a[1]);
+}
+
+TEST_F(EpollEngineTest, APollOnACachedFdWhoseDataCameBeforeItReportsAtOnce) {
+  int sv[2];
+  stream_pair(sv);
+  char buf[8];
+  Op o;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+  spin();
+  ASSERT_EQ(send(sv[1], "a", 1, 0), 1);
+  ASSERT_TRUE(drive([&] { return o.count == 1; }));
+  // Data arrives while nobody waits: its edge is reported and dropped.
+  ASSERT_EQ(send(sv[1], "b", 1, 0), 1);
+  spin();
+  Timer t;
+  e.arm_timer(&t, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, 1));
+  ASSERT_TRUE(drive([&] { return t.count == 1; }));
+  // A level-triggered question on the edge-triggered registration.
+  Op p;
+  e.submit_op(op(IoOp::kPollAdd, sv[0], nullptr, POLLIN), &p, 0, nullptr);
+  EXPECT_TRUE(drive([&] { return p.count == 1; }, 2000));
+  EXPECT_TRUE(p.res & POLLIN);
+  e.forget_remote(sv[0]);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, ManyReadersOnOneEdgeTriggeredSocketAreAllServedUnderContention) {
+  // 32 readers of 1 byte on one socket; a writer thread sends the bytes in
+  // bursts of random size with pauses. One edge may carry many bytes: each
+  // waiter must be tried until EAGAIN, or a reader stays parked with data
+  // there (a lost edge hangs it).
+  constexpr int kReaders = 32, kRounds = 20;
+  int sv[2];
+  stream_pair(sv);
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<Op> ops(kReaders);
+    std::vector<char> bufs(kReaders);
+    for (int i = 0; i < kReaders; ++i) e.submit_op(op(IoOp::kRecv, sv[0], &bufs[i], 1), &ops[i], 0, nullptr);
+    spin(2);
+    std::thread w([&, round] {
+      unsigned seed = static_cast<unsigned>(round) * 7919 + 1;
+      int sent = 0;
+      while (sent < kReaders) {
+        seed = seed * 1103515245 + 12345;
+        int k = std::min(kReaders - sent, 1 + static_cast<int>((seed >> 16) % 6));
+        char b[8] = {};
+        ASSERT_EQ(send(sv[1], b, static_cast<size_t>(k), 0), k);
+        sent += k;
+        if ((seed >> 8) & 1) usleep(200);
+      }
+    });
+    bool all = drive([&] {
+      for (auto& o : ops)
+        if (!o.count) return false;
+      return true;
+    });
+    w.join();
+    ASSERT_TRUE(all) << "round " << round;
+    for (auto& o : ops) ASSERT_EQ(o.res, 1);
+  }
+  e.forget_remote(sv[0]);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(EpollEngineTest, AcceptorsOnACachedListenerAreAllServedWhenConnectionsComeInABurst) {
+  uint16_t port = 0;
+  int l = tcp_listener(&port);
+  ASSERT_GE(l, 0);
+  for (int round = 0; round < 3; ++round) {
+    constexpr int kN = 8;
+    Op acc[kN];
+    for (auto& a : acc) {
+      IoOp o = op(IoOp::kAccept, l, nullptr, 0, SOCK_CLOEXEC);
+      o.off = 0;
+      e.submit_op(o, &a, 0, nullptr);
+    }
+    spin(2);
+    int clients[kN];
+    for (int& c : clients) {  // all at once: fewer edges than connections
+      c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a = loopback(port);
+      ASSERT_EQ(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    }
+    ASSERT_TRUE(drive([&] {
+      for (auto& a : acc)
+        if (!a.count) return false;
+      return true;
+    })) << "round " << round;
+    for (auto& a : acc) {
+      ASSERT_GE(a.res, 0);
+      close(a.res);
+    }
+    for (int c : clients) close(c);
+  }
+  e.forget_remote(l);
+  close(l);
+}
+
+TEST(EpollEngineLimits, PastTheBudgetIdleCachedDuplicatesAreEvictedBeforeRegisteringByNumber) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(20);
+    rlimit rl{256, 256};  // a budget of 32 duplicates, numbered 224 up
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+    int cap = 0;  // less if the test process inherited descriptors up there
+    for (int fd = 224; fd < 256; ++fd) cap += fcntl(fd, F_GETFD) < 0;
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(8, &why)) _exit(3);
+    auto drive = [&](const std::function<bool()>& pred) {
+      for (int i = 0; i < 100000 && !pred(); ++i) {
+        if (!e.reap()) e.wait();
+      }
+      return pred();
+    };
+    const int n = 40;
+    int sv[n][2];
+    char buf[4];
+    for (int i = 0; i < n; ++i) {  // one wait each, one after the other
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]) != 0) _exit(4);
+      Op o;
+      IoOp io{};
+      io.kind = IoOp::kRecv;
+      io.fd = sv[i][0];
+      io.addr = buf;
+      io.len = sizeof buf;
+      e.submit_op(io, &o, 0, nullptr);
+      for (int k = 0; k < 3; ++k) e.reap();
+      if (write(sv[i][1], "x", 1) != 1) _exit(5);
+      if (!drive([&] { return o.count == 1; }) || o.res != 1) _exit(6);
+    }
+    if (e.cached_idle() != cap || EpollEngine::duplicates_held() != cap) {
+      fprintf(stderr, "cached %d held %d\n", e.cached_idle(), EpollEngine::duplicates_held());
+      _exit(7);
+    }
+    // A new fd's wait still gets a duplicate of its own (an idle one was
+    // evicted: unused for 100 ms): closing the program's fd while it waits
+    // keeps the wait, which a registration by number would lose (the kernel
+    // drops its entry).
+    {
+      // Not before: registrations idle for less are about to be used again
+      // (a fiber between two waits); this one is registered by number.
+      int y[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, y) != 0) _exit(13);
+      Op o;
+      IoOp io{};
+      io.kind = IoOp::kRecv;
+      io.fd = y[0];
+      io.addr = buf;
+      io.len = sizeof buf;
+      e.submit_op(io, &o, 0, nullptr);
+      for (int k = 0; k < 3; ++k) e.reap();
+      if (o.count || EpollEngine::duplicates_held() != cap || e.cached_idle() != cap) _exit(14);
+      if (write(y[1], "y", 1) != 1) _exit(15);
+      if (!drive([&] { return o.count == 1; }) || o.res != 1) _exit(16);
+      e.forget_remote(y[0]);
+      close(y[0]);
+      close(y[1]);
+    }
+    usleep(150 * 1000);
+    int x[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, x) != 0) _exit(8);
+    Op o;
+    IoOp io{};
+    io.kind = IoOp::kRecv;
+    io.fd = x[0];
+    io.addr = buf;
+    io.len = sizeof buf;
+    e.submit_op(io, &o, 0, nullptr);
+    for (int k = 0; k < 3; ++k) e.reap();
+    if (o.count || EpollEngine::duplicates_held() != cap || e.cached_idle() != cap - 1) _exit(9);
+    e.forget_remote(x[0]);
+    close(x[0]);
+    if (write(x[1], "late", 4) != 4) _exit(10);
+    if (!drive([&] { return o.count == 1; }) || o.res != 4) _exit(11);
+    // The evicted one was the oldest: the first fd's file is closed.
+    e.forget_remote(sv[0][0]);
+    close(sv[0][0]);
+    pollfd p{sv[0][1], POLLIN, 0};
+    if (poll(&p, 1, 2000) != 1) _exit(12);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(EpollEngineTest, AForkedChildClosesTheCachedDuplicatesSoTheParentsCloseStillSendsEof) {
+  int sv[2];
+  stream_pair(sv);
+  char buf[4];
+  Op o;
+  e.submit_op(op(IoOp::kRecv, sv[0], buf, sizeof buf), &o, 0, nullptr);
+  spin();
+  ASSERT_EQ(send(sv[1], "x", 1, 0), 1);
+  ASSERT_TRUE(drive([&] { return o.count == 1; }));
+  ASSERT_EQ(e.cached_idle(), 1);
+  int hold[2];
+  ASSERT_EQ(pipe2(hold, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(sv[0]);  // the child's own copy of the program's fd
+    close(hold[1]);
+    char c;
+    (void)!read(hold[0], &c, 1);  // lives until the parent is done
+    _exit(0);
+  }
+  close(hold[0]);
+  e.forget_remote(sv[0]);
+  close(sv[0]);
+  EXPECT_TRUE(sees_eof(sv[1], 2000));  // the child holds no duplicate of the socket
+  close(hold[1]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  close(sv[1]);
+}
+
+TEST(EpollEngineLimits, AProgramNearItsDescriptorLimitTurnsTheCacheOffAndGetsTheDuplicatesBack) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(20);
+    rlimit rl{256, 256};  // budget 32, high water 192
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(8, &why)) _exit(3);
+    auto wait_once = [&](int fd, int peer) {
+      char buf[4];
+      Op o;
+      IoOp io{};
+      io.kind = IoOp::kRecv;
+      io.fd = fd;
+      io.addr = buf;
+      io.len = sizeof buf;
+      e.submit_op(io, &o, 0, nullptr);
+      for (int k = 0; k < 3; ++k) e.reap();
+      if (write(peer, "x", 1) != 1) return false;
+      for (int i = 0; i < 100000 && !o.count; ++i) {
+        if (!e.reap()) e.wait();
+      }
+      return o.count == 1 && o.res == 1;
+    };
+    int a[2], b[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) _exit(4);
+    if (!wait_once(a[0], a[1]) || e.cached_idle() != 1) _exit(5);
+    // The program is handed descriptor 200 (the hooks report every new
+    // number): past three quarters of its limit, the cache gives its
+    // descriptors back at once and keeps none from then on.
+    e.forget_remote(200);
+    if (EpollEngine::duplicates_held() != 0) _exit(6);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0) _exit(7);
+    if (!wait_once(b[0], b[1])) _exit(8);
+    e.reap();
+    if (e.cached_idle() != 0 || EpollEngine::duplicates_held() != 0) _exit(9);
     _exit(0);
   }
   int status = 0;

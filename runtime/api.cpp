@@ -516,7 +516,10 @@ long engine_openat(Fiber* f, int dirfd, const char* path, int flags, mode_t mode
 //    writers proceed as natively - and the waited-for open takes its number
 //    (dup3), so the program sees the lowest free fd as the kernel gives it.
 // O_RDWR never waits on a FIFO, and O_NONBLOCK is what the program asked for.
-long open_in_engine(Fiber* f, int dirfd, const char* path, int flags, mode_t mode) {
+// *kind: what the file is when the FIFO check had to look (read-only opens),
+// else left alone, so that openat() can record the new fd without the fd
+// table asking the kernel again on first use.
+long open_in_engine(Fiber* f, int dirfd, const char* path, int flags, mode_t mode, FdKind* kind) {
   long r = engine_openat(f, dirfd, path, flags, mode, false);
   if ((flags & (O_NONBLOCK | O_PATH)) != 0) return r;
   int acc = flags & O_ACCMODE;
@@ -524,7 +527,11 @@ long open_in_engine(Fiber* f, int dirfd, const char* path, int flags, mode_t mod
   if (acc != O_RDONLY || r < 0) return r;
   int fd = static_cast<int>(r);
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) return r;
+  if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) != 0) return r;
+  if (!S_ISFIFO(st.st_mode)) {
+    *kind = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ? FdKind::kRegular : FdKind::kOther;
+    return r;
+  }
   // Closes the first descriptor on every way out but success, a
   // cancellation's unwind included.
   struct Holder {
@@ -539,6 +546,7 @@ long open_in_engine(Fiber* f, int dirfd, const char* path, int flags, mode_t mod
   raw_syscall(SYS_close, waited);
   if (d < 0) return d;
   first.fd = -1;
+  *kind = FdKind::kPipe;
   return fd;
 }
 
@@ -742,11 +750,19 @@ long connect(int fd, const sockaddr* addr, socklen_t len) {
 
 long openat(int dirfd, const char* path, int flags, mode_t mode) {
   Fiber* f = fiber_for_call();
-  long r = f ? open_in_engine(f, dirfd, path, flags, mode) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
+  // kSocket: not known (open never makes a socket).
+  FdKind kind = FdKind::kSocket;
+  long r = f ? open_in_engine(f, dirfd, path, flags, mode, &kind) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
   if (r == -EMFILE && engines_release_idle()) {
-    r = f ? open_in_engine(f, dirfd, path, flags, mode) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
+    kind = FdKind::kSocket;
+    r = f ? open_in_engine(f, dirfd, path, flags, mode, &kind) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
   }
-  if (r >= 0) fd_forget(static_cast<int>(r));  // learnt on first use
+  if (r < 0) return r;
+  // A read-only open already looked at the file: a new open file
+  // description, O_NONBLOCK as the program asked (the engine's own
+  // O_NONBLOCK is cleared again). Otherwise learnt on first use.
+  if (kind != FdKind::kSocket) fd_created(static_cast<int>(r), (flags & O_NONBLOCK) != 0, kind);
+  else fd_forget(static_cast<int>(r));
   return r;
 }
 

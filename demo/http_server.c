@@ -27,6 +27,10 @@
 // Access log lines, common log format:
 //   HOST - - [DD/Mon/YYYY:HH:MM:SS +ZZZZ] "REQUEST LINE" STATUS BYTES
 // Errors go to stderr; bad usage exits 2, a failed start-up exits 1.
+//
+// The protocol logic (head parsing, target to path, response heads, error
+// responses, the access log line) is http_proto.c, shared with the reference
+// epoll server bench/epoll_http.cpp; this file holds the threaded I/O model.
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +44,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -48,12 +51,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_proto.h"
+
 enum {
   kInSize = 8192,       // request line plus headers must fit
   kOutSize = 16384,     // response headers and file data per write()
-  kMaxTarget = 2048,    // longer request targets get 414
-  kMaxPath = 4096,      // ROOT plus decoded target
-  kMaxLogRequest = 512  // request line as written to the access log
+  kMaxPath = 4096       // ROOT plus decoded target
 };
 
 static const char* prog = "http_server";
@@ -76,15 +79,6 @@ struct Conn {
   char peer[INET6_ADDRSTRLEN];
   char in[kInSize];
   char out[kOutSize];
-};
-
-// One parsed request, pointing into Conn.in.
-struct Request {
-  const char* method;
-  const char* target;
-  int minor;             // HTTP/1.<minor>
-  int keep_alive;
-  char log_line[kMaxLogRequest];
 };
 
 static void usage(FILE* out) {
@@ -164,30 +158,6 @@ static int write_all(int fd, const char* buf, size_t len) {
   return 0;
 }
 
-// Copies a request line for the log: quotes, backslashes and bytes that are
-// not printable ASCII are escaped, and the result is truncated to fit.
-static void log_escape(char* dst, size_t dst_len, const char* src) {
-  static const char hex[] = "0123456789abcdef";
-  size_t o = 0;
-  for (const unsigned char* s = (const unsigned char*)src; *s != '\0'; s++) {
-    if (*s == '"' || *s == '\\') {
-      if (o + 2 >= dst_len) break;
-      dst[o++] = '\\';
-      dst[o++] = (char)*s;
-    } else if (*s < 0x20 || *s >= 0x7f) {
-      if (o + 4 >= dst_len) break;
-      dst[o++] = '\\';
-      dst[o++] = 'x';
-      dst[o++] = hex[*s >> 4];
-      dst[o++] = hex[*s & 15];
-    } else {
-      if (o + 1 >= dst_len) break;
-      dst[o++] = (char)*s;
-    }
-  }
-  dst[o] = '\0';
-}
-
 static void access_log(const struct Conn* c, const char* request, int status,
                        unsigned long long body_bytes) {
   pthread_mutex_lock(&stats_mu);
@@ -196,184 +166,42 @@ static void access_log(const struct Conn* c, const char* request, int status,
 
   pthread_mutex_lock(&log_mu);
   if (log_fp != NULL) {
-    char when[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S %z", &tm);
-    if (body_bytes != 0)
-      fprintf(log_fp, "%s - - [%s] \"%s\" %d %llu\n", c->peer, when, request,
-              status, body_bytes);
-    else
-      fprintf(log_fp, "%s - - [%s] \"%s\" %d -\n", c->peer, when, request,
-              status);
+    char line[kHttpMaxLogLine];
+    http_format_log_line(line, sizeof line, c->peer, request, status,
+                         body_bytes);
+    fputs(line, log_fp);
     fflush(log_fp);
   }
   pthread_mutex_unlock(&log_mu);
 }
 
-static const char* reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 414: return "URI Too Long";
-    default: return "Internal Server Error";
-  }
-}
-
-static const char* content_type(const char* path) {
-  static const struct {
-    const char* ext;
-    const char* type;
-  } kTypes[] = {
-      {"html", "text/html; charset=utf-8"},
-      {"htm", "text/html; charset=utf-8"},
-      {"txt", "text/plain; charset=utf-8"},
-      {"css", "text/css"},
-      {"js", "application/javascript"},
-      {"json", "application/json"},
-      {"xml", "application/xml"},
-      {"png", "image/png"},
-      {"jpg", "image/jpeg"},
-      {"jpeg", "image/jpeg"},
-      {"gif", "image/gif"},
-      {"svg", "image/svg+xml"},
-      {"ico", "image/x-icon"},
-      {"pdf", "application/pdf"},
-  };
-  const char* slash = strrchr(path, '/');
-  const char* dot = strrchr(path, '.');
-  if (dot != NULL && (slash == NULL || dot > slash)) {
-    for (size_t i = 0; i < sizeof kTypes / sizeof kTypes[0]; i++)
-      if (strcasecmp(dot + 1, kTypes[i].ext) == 0) return kTypes[i].type;
-  }
-  return "application/octet-stream";
-}
-
-// Writes the status line and headers into buf; returns their length, or 0 if
-// they do not fit.
-static size_t format_head(char* buf, size_t len, int status, const char* type,
-                          unsigned long long length, const time_t* mtime,
-                          int keep_alive, int minor, int allow) {
-  char date[64];
-  time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  char modified[96] = "";
-  if (mtime != NULL) {
-    char m[64];
-    gmtime_r(mtime, &tm);
-    strftime(m, sizeof m, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    snprintf(modified, sizeof modified, "Last-Modified: %s\r\n", m);
-  }
-  const char* conn = !keep_alive ? "Connection: close\r\n"
-                     : minor == 0 ? "Connection: keep-alive\r\n"
-                                  : "";
-  int n = snprintf(buf, len,
-                   "HTTP/1.1 %d %s\r\n"
-                   "Server: unblock-demo\r\n"
-                   "Date: %s\r\n"
-                   "%s"
-                   "Content-Type: %s\r\n"
-                   "Content-Length: %llu\r\n"
-                   "%s%s"
-                   "\r\n",
-                   status, reason(status), date, modified, type, length,
-                   allow ? "Allow: GET, HEAD\r\n" : "", conn);
-  if (n < 0 || (size_t)n >= len) return 0;
-  return (size_t)n;
-}
-
 // Sends a small error response. Returns 0, or -1 if the connection failed.
 static int send_error(struct Conn* c, const char* log_line, int status,
                       int head_only, int keep_alive, int minor) {
-  char body[128];
-  int body_len = snprintf(body, sizeof body,
-                          "<html><body><h1>%d %s</h1></body></html>\n", status,
-                          reason(status));
-  size_t n = format_head(c->out, sizeof c->out, status,
-                         "text/html; charset=utf-8", (unsigned long long)body_len,
-                         NULL, keep_alive, minor, status == 405);
-  if (!head_only) {
-    memcpy(c->out + n, body, (size_t)body_len);
-    n += (size_t)body_len;
-  }
+  unsigned long long log_bytes;
+  size_t n = http_format_error(c->out, sizeof c->out, status, head_only,
+                               keep_alive, minor, &log_bytes);
   int rc = write_all(c->fd, c->out, n);
-  access_log(c, log_line, status, head_only ? 0 : (unsigned long long)body_len);
+  access_log(c, log_line, status, log_bytes);
   return rc;
-}
-
-static int hex_value(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
-// Turns a request target into a file system path under ROOT. Returns 0 or the
-// HTTP status to answer with.
-static int target_to_path(const char* target, char* path, size_t path_len) {
-  if (strlen(target) > kMaxTarget) return 414;
-  // absolute-form: http://host[:port]/path
-  if (strncasecmp(target, "http://", 7) == 0) {
-    target = strchr(target + 7, '/');
-    if (target == NULL) target = "/";
-  }
-  if (target[0] != '/') return 400;
-
-  char decoded[kMaxTarget + 1];
-  size_t d = 0;
-  for (const char* s = target; *s != '\0' && *s != '?' && *s != '#'; s++) {
-    char ch = *s;
-    if (ch == '%') {
-      int hi = hex_value(s[1]);
-      int lo = hi < 0 ? -1 : hex_value(s[2]);
-      if (lo < 0) return 400;
-      ch = (char)(hi * 16 + lo);
-      if (ch == '\0') return 400;
-      s += 2;
-    }
-    decoded[d++] = ch;
-  }
-  decoded[d] = '\0';
-
-  // Reject any ".." segment of the decoded path; "%2e%2e" and "..%2f" land
-  // here too.
-  for (const char* seg = decoded; seg != NULL;) {
-    const char* end = strchr(seg, '/');
-    size_t seg_len = end != NULL ? (size_t)(end - seg) : strlen(seg);
-    if (seg_len == 2 && seg[0] == '.' && seg[1] == '.') return 400;
-    seg = end != NULL ? end + 1 : NULL;
-  }
-
-  int n = snprintf(path, path_len, "%s%s", root, decoded);
-  if (n < 0 || (size_t)n >= path_len) return 414;
-  return 0;
 }
 
 // Answers a GET or HEAD for a file. Returns 0 to keep going with the
 // connection, or -1 to close it.
-static int serve_file(struct Conn* c, const struct Request* rq, int head_only) {
+static int serve_file(struct Conn* c, const struct HttpRequest* rq) {
+  int head_only = rq->head_only;
   char path[kMaxPath];
-  int status = target_to_path(rq->target, path, sizeof path);
+  int status = http_target_to_path(root, rq->target, path, sizeof path);
   if (status != 0) {
     send_error(c, rq->log_line, status, head_only, 0, rq->minor);
     return -1;
   }
 
   struct stat st;
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    size_t len = strlen(path);
-    const char* sep = len > 0 && path[len - 1] == '/' ? "" : "/";
-    if (len + strlen(sep) + strlen("index.html") >= sizeof path) {
-      send_error(c, rq->log_line, 414, head_only, 0, rq->minor);
-      return -1;
-    }
-    strcat(path, sep);
-    strcat(path, "index.html");
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+      http_append_index(path, sizeof path) != 0) {
+    send_error(c, rq->log_line, 414, head_only, 0, rq->minor);
+    return -1;
   }
   // stat() before open(): opening a FIFO would block until it had a writer.
   int fd = -1;
@@ -391,8 +219,8 @@ static int serve_file(struct Conn* c, const struct Request* rq, int head_only) {
   }
 
   unsigned long long size = (unsigned long long)st.st_size;
-  size_t n = format_head(c->out, sizeof c->out, 200, content_type(path), size,
-                         &st.st_mtime, rq->keep_alive, rq->minor, 0);
+  size_t n = http_format_head(c->out, sizeof c->out, 200, http_content_type(path),
+                              size, &st.st_mtime, rq->keep_alive, rq->minor, 0);
   unsigned long long left = head_only ? 0 : size;
   int rc = 0;
   // The first write carries the headers and the start of the body, so a
@@ -424,148 +252,18 @@ static int serve_file(struct Conn* c, const struct Request* rq, int head_only) {
   return rq->keep_alive ? 0 : -1;
 }
 
-static int is_tchar(unsigned char ch) {
-  return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-         (ch >= 'A' && ch <= 'Z') || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
-
-static int is_token(const char* s) {
-  if (*s == '\0') return 0;
-  for (; *s != '\0'; s++)
-    if (!is_tchar((unsigned char)*s)) return 0;
-  return 1;
-}
-
-// Returns the length of the request head at the start of buf, up to and
-// including the empty line that ends it, or 0 if it is not complete yet.
-static size_t find_head_end(const char* buf, size_t len) {
-  size_t line = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (buf[i] != '\n') continue;
-    size_t line_len = i - line;
-    if (line_len == 0 || (line_len == 1 && buf[line] == '\r')) return i + 1;
-    line = i + 1;
-  }
-  return 0;
-}
-
-// Cuts the next line out of [*p, end): NUL-terminates it (dropping a CR) and
-// advances *p. The head always ends in '\n', so a line is always found.
-static char* next_line(char** p, char* end) {
-  char* start = *p;
-  char* nl = memchr(start, '\n', (size_t)(end - start));
-  *p = nl + 1;
-  if (nl > start && nl[-1] == '\r') nl--;
-  *nl = '\0';
-  return start;
-}
-
-static char* trim(char* s) {
-  while (*s == ' ' || *s == '\t') s++;
-  size_t len = strlen(s);
-  while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t')) s[--len] = '\0';
-  return s;
-}
-
 // Parses the request head in c->in[0, head_len) and answers it. Returns 0 to
 // read the next request on this connection, or -1 to close it.
 static int handle_request(struct Conn* c, size_t head_len) {
-  struct Request rq;
-  memset(&rq, 0, sizeof rq);
-  char* p = c->in;
-  char* end = c->in + head_len;
-
-  char* line = next_line(&p, end);
-  log_escape(rq.log_line, sizeof rq.log_line, line);
-
-  // request-line = method SP request-target SP HTTP-version
-  char* sp1 = strchr(line, ' ');
-  char* sp2 = sp1 != NULL ? strchr(sp1 + 1, ' ') : NULL;
-  if (sp2 == NULL || strchr(sp2 + 1, ' ') != NULL) {
-    send_error(c, rq.log_line, 400, 0, 0, 1);
-    return -1;
-  }
-  *sp1 = '\0';
-  *sp2 = '\0';
-  rq.method = line;
-  rq.target = sp1 + 1;
-  const char* version = sp2 + 1;
-  if (!is_token(rq.method) || rq.target[0] == '\0' ||
-      strncmp(version, "HTTP/1.", 7) != 0 || version[7] < '0' ||
-      version[7] > '9' || version[8] != '\0') {
-    send_error(c, rq.log_line, 400, 0, 0, 1);
-    return -1;
-  }
-  rq.minor = version[7] - '0';
-  for (const char* s = rq.target; *s != '\0'; s++) {
-    if ((unsigned char)*s <= 0x20 || *s == 0x7f) {
-      send_error(c, rq.log_line, 400, 0, 0, rq.minor);
-      return -1;
-    }
-  }
-
-  int conn_close = 0;
-  int conn_keep_alive = 0;
-  int have_length = 0;
-  unsigned long long length = 0;
-  int bad = 0;
-  while (p < end && !bad) {
-    line = next_line(&p, end);
-    if (line[0] == '\0') break;  // the empty line that ends the head
-    char* colon = strchr(line, ':');
-    if (line[0] == ' ' || line[0] == '\t' || colon == NULL) {
-      bad = 1;  // obsolete line folding or no field name
-      break;
-    }
-    *colon = '\0';
-    if (!is_token(line)) {
-      bad = 1;
-      break;
-    }
-    char* value = trim(colon + 1);
-    if (strcasecmp(line, "Connection") == 0) {
-      char* save;
-      for (char* tok = strtok_r(value, ",", &save); tok != NULL;
-           tok = strtok_r(NULL, ",", &save)) {
-        tok = trim(tok);
-        if (strcasecmp(tok, "close") == 0) conn_close = 1;
-        if (strcasecmp(tok, "keep-alive") == 0) conn_keep_alive = 1;
-      }
-    } else if (strcasecmp(line, "Content-Length") == 0) {
-      unsigned long long v = 0;
-      if (value[0] == '\0') bad = 1;
-      for (const char* s = value; *s != '\0' && !bad; s++) {
-        if (*s < '0' || *s > '9') {
-          bad = 1;
-        } else if (v > (ULLONG_MAX - 9) / 10) {
-          bad = 1;
-        } else {
-          v = v * 10 + (unsigned long long)(*s - '0');
-        }
-      }
-      if (have_length && v != length) bad = 1;
-      have_length = 1;
-      length = v;
-    } else if (strcasecmp(line, "Transfer-Encoding") == 0) {
-      bad = 1;  // chunked request bodies are not supported: cannot frame
-    }
-  }
-  if (bad) {
-    send_error(c, rq.log_line, 400, 0, 0, rq.minor);
-    return -1;
-  }
-
-  rq.keep_alive = rq.minor >= 1 ? !conn_close : conn_keep_alive && !conn_close;
-  c->discard = length;
-
-  int is_get = strcmp(rq.method, "GET") == 0;
-  int is_head = strcmp(rq.method, "HEAD") == 0;
-  if (!is_get && !is_head) {
-    if (send_error(c, rq.log_line, 405, 0, rq.keep_alive, rq.minor) < 0)
+  struct HttpRequest rq;
+  int status = http_parse_request(c->in, head_len, &rq);
+  c->discard = rq.body_length;
+  if (status != 0) {
+    if (send_error(c, rq.log_line, status, 0, rq.keep_alive, rq.minor) < 0)
       return -1;
     return rq.keep_alive ? 0 : -1;
   }
-  return serve_file(c, &rq, is_head);
+  return serve_file(c, &rq);
 }
 
 // Closing a socket that still has unread input makes the kernel send a RST,
@@ -591,25 +289,7 @@ static void* connection_thread(void* arg) {
   struct Conn* c = arg;
   int server_closes = 0;
   for (;;) {
-    // Skip the body of the previous request, if it had one.
-    if (c->discard > 0 && c->in_len > 0) {
-      size_t n = c->in_len;
-      if (n > c->discard) n = (size_t)c->discard;
-      memmove(c->in, c->in + n, c->in_len - n);
-      c->in_len -= n;
-      c->discard -= n;
-    }
-    // Empty lines before a request line are ignored (RFC 9112, 2.2).
-    size_t skip = 0;
-    while (c->discard == 0 && skip < c->in_len &&
-           (c->in[skip] == '\r' || c->in[skip] == '\n'))
-      skip++;
-    if (skip > 0) {
-      memmove(c->in, c->in + skip, c->in_len - skip);
-      c->in_len -= skip;
-    }
-
-    size_t head_len = c->discard == 0 ? find_head_end(c->in, c->in_len) : 0;
+    size_t head_len = http_next_head(c->in, &c->in_len, &c->discard);
     if (head_len > 0) {
       int rc = handle_request(c, head_len);
       memmove(c->in, c->in + head_len, c->in_len - head_len);
@@ -623,8 +303,7 @@ static void* connection_thread(void* arg) {
     if (c->in_len == sizeof c->in) {
       // A full buffer without a complete head: if it does not even hold the
       // request line, the target is too long.
-      int status = memchr(c->in, '\n', c->in_len) == NULL ? 414 : 400;
-      send_error(c, "-", status, 0, 0, 1);
+      send_error(c, "-", http_overflow_status(c->in, c->in_len), 0, 0, 1);
       server_closes = 1;
       break;
     }

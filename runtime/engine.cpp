@@ -6,6 +6,7 @@
 // engine only; off for none. The first worker's choice is logged once
 // (UNBLOCK_LOG=info) and reported by UNBLOCK_STATS and unblock-ctl stats.
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,38 +28,30 @@ const char* g_chosen = "none";
 char g_reason[160] = "not started";
 std::atomic<bool> g_logged{false};
 
-Uring* make_uring(unsigned entries, int* why) {
-  Uring* u = alloc_objects<Uring>();
-  if (!u) {
+// Allocates and initialises engine T; nullptr (errno value in *why) if it
+// cannot run here.
+template <typename T>
+T* make(unsigned entries, int* why) {
+  T* t = alloc_objects<T>();
+  if (!t) {
     *why = ENOMEM;
     return nullptr;
   }
-  if (!u->init(entries, why)) {
-    u->~Uring();
-    free(u);
+  if (!t->init(entries, why)) {
+    t->~T();
+    free(t);
     return nullptr;
   }
-  return u;
+  return t;
 }
 
-EpollEngine* make_epoll(unsigned entries, int* why) {
-  EpollEngine* e = alloc_objects<EpollEngine>();
-  if (!e) {
-    *why = ENOMEM;
-    return nullptr;
-  }
-  if (!e->init(entries, why)) {
-    e->~EpollEngine();
-    free(e);
-    return nullptr;
-  }
-  return e;
-}
-
-void note(const char* chosen, const char* fmt, const char* a, const char* b) {
+__attribute__((format(printf, 2, 3))) void note(const char* chosen, const char* fmt, ...) {
   if (g_logged.exchange(true, std::memory_order_relaxed)) return;
   g_chosen = chosen;
-  snprintf(g_reason, sizeof g_reason, fmt, a, b);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(g_reason, sizeof g_reason, fmt, ap);
+  va_end(ap);
   LOG_INFO("engine: %s (%s)", chosen, g_reason);
 }
 
@@ -68,29 +61,29 @@ Backend* create(unsigned entries, int* why) {
   int choice = config::get().engine;
   if (choice == Config::kEngineOff) {
     *why = ENODEV;
-    note("none", "UNBLOCK_ENGINE=off%s%s", "", "");
+    note("none", "UNBLOCK_ENGINE=off");
     return nullptr;
   }
   int uring_why = 0;
   if (choice != Config::kEngineEpoll) {
-    if (Uring* u = make_uring(entries, &uring_why)) {
-      note("io_uring", "%s%s", choice == Config::kEngineUring ? "UNBLOCK_ENGINE=uring" : "auto: set up and probed", "");
+    if (Uring* u = make<Uring>(entries, &uring_why)) {
+      note("io_uring", "%s", choice == Config::kEngineUring ? "UNBLOCK_ENGINE=uring" : "auto: set up and probed");
       return u;
     }
     if (choice == Config::kEngineUring) {
       *why = uring_why;
-      note("none", "UNBLOCK_ENGINE=uring, io_uring: %s%s", strerror(uring_why), "");
+      note("none", "UNBLOCK_ENGINE=uring, io_uring: %s", strerror(uring_why));
       return nullptr;
     }
   }
   int epoll_why = 0;
-  if (EpollEngine* e = make_epoll(entries, &epoll_why)) {
-    if (choice == Config::kEngineEpoll) note("epoll", "UNBLOCK_ENGINE=epoll%s%s", "", "");
-    else note("epoll", "io_uring: %s%s", strerror(uring_why), "");
+  if (EpollEngine* e = make<EpollEngine>(entries, &epoll_why)) {
+    if (choice == Config::kEngineEpoll) note("epoll", "UNBLOCK_ENGINE=epoll");
+    else note("epoll", "io_uring: %s", strerror(uring_why));
     return e;
   }
   *why = epoll_why;
-  if (choice == Config::kEngineEpoll) note("none", "UNBLOCK_ENGINE=epoll, epoll: %s%s", strerror(epoll_why), "");
+  if (choice == Config::kEngineEpoll) note("none", "UNBLOCK_ENGINE=epoll, epoll: %s", strerror(epoll_why));
   else note("none", "io_uring: %s, epoll: %s", strerror(uring_why), strerror(epoll_why));
   return nullptr;
 }

@@ -89,12 +89,18 @@ void raise_sigpipe() {
   signals::send_to_fiber(f, si);
 }
 
+// Calls fn(engine) for every worker's engine (none before the runtime runs).
+template <typename F>
+void each_engine(F fn) {
+  if (!sched::active()) return;
+  for (int i = 0, n = sched::worker_count(); i < n; ++i) fn(sched::worker_at(i)->engine);
+}
+
 // Every worker's engine drops what it keeps about the file fd named (the
 // epoll engine's cached registration and duplicate: closed here, so a
 // closed socket sends its FIN before the program's close returns).
 void engines_forget(int fd) {
-  if (!sched::active()) return;
-  for (int i = 0, n = sched::worker_count(); i < n; ++i) sched::worker_at(i)->engine.forget_remote(fd);
+  each_engine([fd](Engine& e) { e.forget_remote(fd); });
 }
 
 // A call that makes a descriptor got EMFILE: every engine closes the
@@ -103,9 +109,8 @@ void engines_forget(int fd) {
 // without the library (one a waiting operation holds stays, as before).
 // True if any was closed: the caller tries once more.
 bool engines_release_idle() {
-  if (!sched::active()) return false;
   int n = 0;
-  for (int i = 0, k = sched::worker_count(); i < k; ++i) n += sched::worker_at(i)->engine.release_idle_remote();
+  each_engine([&n](Engine& e) { n += e.release_idle_remote(); });
   return n > 0;
 }
 
@@ -120,9 +125,7 @@ void fd_forget(int fd) {
   fds::forget(fd);
 }
 void fd_forget_range(unsigned first, unsigned last) {
-  if (sched::active()) {
-    for (int i = 0, n = sched::worker_count(); i < n; ++i) sched::worker_at(i)->engine.forget_range_remote(first, last);
-  }
+  each_engine([first, last](Engine& e) { e.forget_range_remote(first, last); });
   fds::forget_range(first, last);
 }
 void fd_duplicated(int oldfd, int newfd) {
@@ -136,8 +139,7 @@ void fd_set_nonblock(int fd, bool nonblock) { fds::set_nonblock(fd, nonblock); }
 void fd_set_timeout(int fd, bool rcv, int64_t ns) { fds::set_timeout(fd, rcv, ns); }
 
 void fd_shut_down(int fd) {
-  if (!sched::active()) return;
-  for (int i = 0, n = sched::worker_count(); i < n; ++i) sched::worker_at(i)->engine.kick_remote(fd);
+  each_engine([fd](Engine& e) { e.kick_remote(fd); });
 }
 
 static_assert(static_cast<int>(FdKind::kSocket) == static_cast<int>(fds::Kind::kSocket) &&
@@ -752,11 +754,13 @@ long openat(int dirfd, const char* path, int flags, mode_t mode) {
   Fiber* f = fiber_for_call();
   // kSocket: not known (open never makes a socket).
   FdKind kind = FdKind::kSocket;
-  long r = f ? open_in_engine(f, dirfd, path, flags, mode, &kind) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
-  if (r == -EMFILE && engines_release_idle()) {
+  auto open_once = [&] {
     kind = FdKind::kSocket;
-    r = f ? open_in_engine(f, dirfd, path, flags, mode, &kind) : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
-  }
+    return f ? open_in_engine(f, dirfd, path, flags, mode, &kind)
+             : raw_syscall(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode);
+  };
+  long r = open_once();
+  if (r == -EMFILE && engines_release_idle()) r = open_once();
   if (r < 0) return r;
   // A read-only open already looked at the file: a new open file
   // description, O_NONBLOCK as the program asked (the engine's own

@@ -1127,15 +1127,22 @@ void EpollEngine::go_idle(FdState* fs) {
   release(fs);
 }
 
+// Any thread, holding fs in kStClosing: takes its duplicate off the owner's
+// epoll set and closes it (the file really closes if the program's fd is
+// gone too).
+void EpollEngine::drop_duplicate(FdState* fs) {
+  raw_syscall(SYS_epoll_ctl, fs->engine->epfd_, EPOLL_CTL_DEL, fs->dup, 0);
+  raw_syscall(SYS_close, fs->dup);
+  g_dups.fetch_sub(1, std::memory_order_relaxed);
+}
+
 // Any thread, after winning Idle -> Closing: the entry leaves the epoll set
 // (before the close: another descriptor of the file would keep the entry,
 // reporting for a record that is gone) and the duplicate is closed; the
 // owner reclaims the record from its dead_ stack.
 void EpollEngine::close_taken(FdState* fs) {
   EpollEngine* e = fs->engine;
-  raw_syscall(SYS_epoll_ctl, e->epfd_, EPOLL_CTL_DEL, fs->dup, 0);
-  raw_syscall(SYS_close, fs->dup);
-  g_dups.fetch_sub(1, std::memory_order_relaxed);
+  drop_duplicate(fs);
   FdState* head = e->dead_.load(std::memory_order_relaxed);
   do {
     fs->dnext = head;
@@ -1177,9 +1184,7 @@ bool EpollEngine::evict_idle() {
       lru_unlink(fs);  // a closer has it: reclaimed from dead_
       continue;
     }
-    raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
-    raw_syscall(SYS_close, fs->dup);
-    g_dups.fetch_sub(1, std::memory_order_relaxed);
+    drop_duplicate(fs);
     reclaim(fs);
     return true;
   }
@@ -1206,19 +1211,27 @@ bool EpollEngine::forget_slot(int fd, FdState* fs, bool idle_only) {
   }
 }
 
-int EpollEngine::release_idle_remote() {
-  g_cache_off.store(true, std::memory_order_relaxed);
+// Any thread: forget_slot on every registration of an fd in [first, last].
+// Returns how many idle duplicates it closed.
+int EpollEngine::forget_slots(unsigned first, unsigned last, bool idle_only) {
   int n = 0;
   int hi = slot_chunks_hi_.load(std::memory_order_acquire);
-  for (int ci = 0; ci < hi; ++ci) {
+  for (int ci = static_cast<int>(first >> kSlotBits); ci < hi && static_cast<unsigned>(ci) <= (last >> kSlotBits); ++ci) {
     std::atomic<FdState*>* chunk = slots_[ci].load(std::memory_order_acquire);
     if (!chunk) continue;
     for (int i = 0; i < kSlots; ++i) {
+      unsigned fd = static_cast<unsigned>(ci) << kSlotBits | static_cast<unsigned>(i);
+      if (fd < first || fd > last) continue;
       FdState* fs = chunk[i].load(std::memory_order_acquire);
-      if (fs && forget_slot(ci << kSlotBits | i, fs, true)) ++n;
+      if (fs && forget_slot(static_cast<int>(fd), fs, idle_only)) ++n;
     }
   }
   return n;
+}
+
+int EpollEngine::release_idle_remote() {
+  g_cache_off.store(true, std::memory_order_relaxed);
+  return forget_slots(0, ~0U, true);
 }
 
 void EpollEngine::forget_remote(int fd) {
@@ -1228,18 +1241,7 @@ void EpollEngine::forget_remote(int fd) {
   if (FdState* fs = table_get(fd)) forget_slot(fd, fs);
 }
 
-void EpollEngine::forget_range_remote(unsigned first, unsigned last) {
-  int hi = slot_chunks_hi_.load(std::memory_order_acquire);
-  for (int ci = static_cast<int>(first >> kSlotBits); ci < hi && static_cast<unsigned>(ci) <= (last >> kSlotBits); ++ci) {
-    std::atomic<FdState*>* chunk = slots_[ci].load(std::memory_order_acquire);
-    if (!chunk) continue;
-    for (int i = 0; i < kSlots; ++i) {
-      unsigned fd = static_cast<unsigned>(ci) << kSlotBits | static_cast<unsigned>(i);
-      if (fd < first || fd > last) continue;
-      if (FdState* fs = chunk[i].load(std::memory_order_acquire)) forget_slot(static_cast<int>(fd), fs);
-    }
-  }
-}
+void EpollEngine::forget_range_remote(unsigned first, unsigned last) { forget_slots(first, last, false); }
 
 int EpollEngine::duplicates_held() { return g_dups.load(std::memory_order_relaxed); }
 

@@ -160,6 +160,8 @@ class EpollEngine final : public engine::Backend {
   FdState* table_get(int fd) const;
   bool forget_slot(int fd, FdState* fs, bool idle_only = false);
   static void close_taken(FdState* fs);
+  static void drop_duplicate(FdState* fs);
+  int forget_slots(unsigned first, unsigned last, bool idle_only);
   static void after_fork_child();
   void unlink_waiter(Pending* p);
   void on_ready(FdState* fs, uint32_t revents, bool kick = false);

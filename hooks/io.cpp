@@ -148,13 +148,19 @@ UNBLOCK_HOOK void closefrom(int lowfd) {
   if (fn) fn(lowfd);
 }
 
+// newfd's registrations are dropped before the call, while the number
+// still names the file it replaces: an epoll entry made on that number can
+// then still be deleted (afterwards the kernel would look for the new
+// file's).
 UNBLOCK_HOOK int dup2(int oldfd, int newfd) {
+  if (oldfd != newfd && newfd >= 0) rt::fd_forget(newfd);
   int r = real::dup2(oldfd, newfd);
   if (r >= 0) rt::fd_duplicated(oldfd, newfd);
   return r;
 }
 
 UNBLOCK_HOOK int dup3(int oldfd, int newfd, int flags) {
+  if (oldfd != newfd && newfd >= 0) rt::fd_forget(newfd);
   int r = real::dup3(oldfd, newfd, flags);
   if (r >= 0) rt::fd_duplicated(oldfd, newfd);
   return r;

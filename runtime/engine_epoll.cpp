@@ -38,9 +38,11 @@ enum : uint8_t {
   kModePoll,     // report the readiness bits (poll-add)
 };
 
-// epoll tags of the engine's own descriptors (FdState pointers are larger).
+// epoll tags of the engine's own descriptors. A registration's tag is its
+// record's generation << 32 | (its index + kTagFsBase): see FdState.
 constexpr uint64_t kTagEvent = 1;
 constexpr uint64_t kTagHeap = 2;  // + 0..2
+constexpr uint32_t kTagFsBase = 16;
 
 constexpr uint32_t kFsyncDatasync = 1;  // IORING_FSYNC_DATASYNC
 constexpr uint64_t kCurrentPos = ~0ULL;
@@ -136,15 +138,27 @@ struct EpollEngine::Pending {
 // an operation waits on it even if the program closes or dup2's the
 // number), the events armed and the waiters.
 //
-// A registration in the table with a duplicate of its own is persistent:
-// armed edge-triggered for everything (kPersistEvents | EPOLLET) and kept,
-// duplicate and epoll entry, when its last waiter leaves (cached idle), so
-// the next wait on the same fd costs no system call. It ends when the
-// program closes or replaces the fd (forget_remote, from the hooks), when
-// the duplicate budget needs it back (evict_idle), or at shutdown. Others
-// (registered by the program's number past the budget; a multishot poll's
-// own) are armed as before (EPOLLONESHOT, re-armed while waiters remain;
-// EPOLLET for the multishot) and dropped when the last waiter leaves.
+// A registration in the table is persistent: armed edge-triggered for
+// everything (kPersistEvents | EPOLLET) and kept, epoll entry and
+// duplicate, when its last waiter leaves (cached idle), so the next wait on
+// the same fd costs no system call. It ends when the program closes or
+// replaces the fd (forget_remote, from the hooks), when the duplicate
+// budget needs its duplicate back (evict_idle), or at shutdown. Past the
+// budget a registration is made on the program's number itself (own_dup
+// false): kept the same way, it holds no descriptor, so it is never
+// evicted, and forgetting it only takes the entry off the epoll set
+// (before the program's close, while the number still names the file).
+// A multishot poll's own registration (`edge`, not in the table) is armed
+// EPOLLET and dropped when the poll ends.
+//
+// Stale entries: an entry made on the program's number outlives the
+// registration if the number is closed or replaced behind the hooks' back
+// (an inline system call) or while an operation waits, and another
+// descriptor keeps the file open (a dup, a fork's child): the kernel keys
+// entries by (file, number), so it can no longer be deleted, and it goes
+// on reporting. Its tag names the record by index and generation
+// (alloc_fdstate bumps it); poll_events drops an event whose generation is
+// not the record's, so a reused record never takes another file's events.
 //
 // `word` is the one field another thread touches: (fd << 8) | state, where
 // state is, for a registration in the table:
@@ -171,6 +185,7 @@ struct EpollEngine::FdState {
   bool persistent = false;
   bool recheck = false;  // persistent: a waiter needs the level checked again (EPOLL_CTL_MOD)
   bool in_lru = false;
+  bool idle_by_number = false;  // cached idle on the program's number (counted in idle_by_number_)
   bool used = false;  // allocated (not on the free list)
   bool detached = false;  // taken out of the table while in use: the program closed or replaced fd
   uint32_t armed = 0;
@@ -182,6 +197,8 @@ struct EpollEngine::FdState {
   FdState* lru_next = nullptr;
   FdState* dnext = nullptr;  // the dead_ stack
   int64_t idle_since = 0;    // CLOCK_MONOTONIC_COARSE ns when it was last cached idle
+  uint32_t id = 0;           // index in the engine's record chunks (fixed)
+  uint32_t gen = 0;          // bumped at each allocation: the epoll tag's check
 };
 
 namespace {
@@ -195,6 +212,9 @@ constexpr int kFsChunk = 64;
 // unused: one whose fiber is between two waits (the usual idle) is about to
 // be used again, and taking it would only move the miss to that fiber.
 constexpr int64_t kEvictIdleNs = 100 * 1000 * 1000;
+uint64_t fs_tag(const EpollEngine::FdState* fs) {
+  return static_cast<uint64_t>(fs->gen) << 32 | (fs->id + kTagFsBase);
+}
 }  // namespace
 
 struct EpollEngine::Heap {
@@ -1053,6 +1073,15 @@ EpollEngine::FdState* EpollEngine::table_get(int fd) const {
   return chunk ? chunk[fd & (kSlots - 1)].load(std::memory_order_acquire) : nullptr;
 }
 
+// Owner: the registration an epoll tag names, or null if the entry is stale
+// (the record was freed, or reused: its generation moved on).
+EpollEngine::FdState* EpollEngine::tagged(uint64_t tag) const {
+  uint32_t id = static_cast<uint32_t>(tag) - kTagFsBase;
+  if (id / kFsChunk >= static_cast<uint32_t>(nfs_chunks_)) return nullptr;
+  FdState* fs = &fs_chunks_[id / kFsChunk][id % kFsChunk];
+  return fs->used && fs->gen == static_cast<uint32_t>(tag >> 32) ? fs : nullptr;
+}
+
 EpollEngine::FdState* EpollEngine::alloc_fdstate() {
   if (!fs_free_) {
     FdState* chunk = alloc_objects<FdState>(kFsChunk);
@@ -1062,18 +1091,20 @@ EpollEngine::FdState* EpollEngine::alloc_fdstate() {
       free(chunk);
       return nullptr;
     }
-    fs_chunks_[nfs_chunks_++] = chunk;
     for (int i = 0; i < kFsChunk; ++i) {
+      chunk[i].id = static_cast<uint32_t>(nfs_chunks_ * kFsChunk + i);
       chunk[i].next_free = fs_free_;
       fs_free_ = &chunk[i];
     }
+    fs_chunks_[nfs_chunks_++] = chunk;
   }
   FdState* fs = fs_free_;
   fs_free_ = fs->next_free;
   fs->engine = this;
   fs->fd = fs->dup = -1;
-  fs->own_dup = fs->added = fs->live = fs->edge = fs->persistent = fs->recheck = fs->in_lru = fs->detached = false;
+  fs->own_dup = fs->added = fs->live = fs->edge = fs->persistent = fs->recheck = fs->in_lru = fs->idle_by_number = fs->detached = false;
   fs->used = true;
+  ++fs->gen;
   fs->armed = 0;
   fs->busy = 0;
   fs->head = fs->tail = nullptr;
@@ -1090,7 +1121,12 @@ void EpollEngine::free_fdstate(FdState* fs) {
   fs_free_ = fs;
 }
 
+// Owner: fs leaves the idle cache (used again, or dropped).
 void EpollEngine::lru_unlink(FdState* fs) {
+  if (fs->idle_by_number) {
+    fs->idle_by_number = false;
+    --idle_by_number_;
+  }
   if (!fs->in_lru) return;
   if (fs->lru_prev) fs->lru_prev->lru_next = fs->lru_next;
   else lru_head_ = fs->lru_next;
@@ -1106,14 +1142,22 @@ void EpollEngine::lru_unlink(FdState* fs) {
 // meanwhile (kStForgotten): then it goes now, and the file with it.
 void EpollEngine::go_idle(FdState* fs) {
   uint64_t w = st_word(fs->fd, kStBusy);
-  if (g_cache_off.load(std::memory_order_relaxed)) {
+  // The cache's descriptors go back near the limit; one on the program's
+  // number holds none and stays.
+  if (fs->own_dup && g_cache_off.load(std::memory_order_relaxed)) {
     release(fs);
     return;
   }
   // Release pairs with a closer's acquire CAS: it then sees the entry as
-  // the owner left it (it uses only dup and engine, set before publication).
+  // the owner left it (it uses only dup, own_dup and engine, set before
+  // publication).
   if (fs->fd >= 0 && fs->word.compare_exchange_strong(w, st_word(fs->fd, kStIdle), std::memory_order_acq_rel)) {
     fs->recheck = false;
+    if (!fs->own_dup) {  // nothing to evict: not in the LRU
+      fs->idle_by_number = true;
+      ++idle_by_number_;
+      return;
+    }
     fs->idle_since = now_ns(CLOCK_MONOTONIC_COARSE);
     fs->in_lru = true;
     fs->lru_next = nullptr;
@@ -1127,11 +1171,14 @@ void EpollEngine::go_idle(FdState* fs) {
   release(fs);
 }
 
-// Any thread, holding fs in kStClosing: takes its duplicate off the owner's
-// epoll set and closes it (the file really closes if the program's fd is
-// gone too).
+// Any thread, holding fs in kStClosing: takes its entry off the owner's
+// epoll set and closes its duplicate (the file really closes if the
+// program's fd is gone too). One made on the program's number has no
+// duplicate: the caller runs before the program's close, while the number
+// still names the file, so the DEL finds the entry.
 void EpollEngine::drop_duplicate(FdState* fs) {
   raw_syscall(SYS_epoll_ctl, fs->engine->epfd_, EPOLL_CTL_DEL, fs->dup, 0);
+  if (!fs->own_dup) return;
   raw_syscall(SYS_close, fs->dup);
   g_dups.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -1197,6 +1244,7 @@ bool EpollEngine::forget_slot(int fd, FdState* fs, bool idle_only) {
   for (;;) {
     if ((w & ~kStMask) != st_word(fd, 0)) return false;  // reused for another number meanwhile
     uint64_t st = w & kStMask;
+    if (idle_only && !fs->own_dup) return false;  // holds no descriptor to give back
     if (st == kStIdle) {
       // Acquire pairs with go_idle's release.
       if (fs->word.compare_exchange_weak(w, st_word(fd, kStClosing), std::memory_order_acq_rel)) {
@@ -1302,13 +1350,15 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
     fs->own_dup = true;
   } else {
     // Over the budget, or no descriptor left: register the program's number
-    // itself; a close of it while this waits then drops the registration.
+    // itself (kept all the same); a close of it while this waits then drops
+    // the kernel's entry (if nothing else holds the file), and the wait
+    // with it: the budget's one loss.
     fs->dup = fd;
   }
   if (in_table) {
     if (std::atomic<FdState*>* s = slot(fd, true)) {
       fs->fd = fd;
-      fs->persistent = fs->own_dup;
+      fs->persistent = true;
       fs->word.store(st_word(fd, kStBusy), std::memory_order_relaxed);
       s->store(fs, std::memory_order_release);  // pairs with table_get's acquire
     }
@@ -1337,7 +1387,7 @@ int EpollEngine::update(FdState* fs) {
   if (!armable || (fs->live && fs->armed == desired)) return 0;
   epoll_event e{};
   e.events = desired | (fs->edge ? EPOLLET : EPOLLONESHOT);
-  e.data.ptr = fs;
+  e.data.u64 = fs_tag(fs);
   long r;
   if (fs->added) {
     r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
@@ -1376,7 +1426,7 @@ int EpollEngine::update_persistent(FdState* fs) {
   else return 0;
   epoll_event e{};
   e.events = desired | EPOLLET;
-  e.data.ptr = fs;
+  e.data.u64 = fs_tag(fs);
   long r = raw_syscall(SYS_epoll_ctl, epfd_, op, fs->dup, reinterpret_cast<long>(&e));
   if (r == -EEXIST) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
   if (r < 0) return static_cast<int>(r);
@@ -1390,25 +1440,12 @@ int EpollEngine::update_persistent(FdState* fs) {
 // Owner. Drops a registration: off the epoll set, its duplicate closed, out
 // of the table.
 void EpollEngine::release(FdState* fs) {
-  if (!fs->own_dup && fs->added &&
-      (fs->detached || (fs->word.load(std::memory_order_acquire) & kStMask) == kStForgotten)) {
-    // Registered by number, and the program closed or replaced that
-    // number meanwhile: a DEL of it now would remove whatever registration
-    // the number's new file has, and the old file's entry, if another
-    // descriptor keeps it alive, may still report with this record's
-    // address. Left alone, and the record never reused (rare: a close
-    // while waiting past the budget).
-    lru_unlink(fs);
-    if (fs->fd >= 0) {
-      std::atomic<FdState*>* s = slot(fs->fd, false);
-      FdState* expect = fs;
-      if (s) s->compare_exchange_strong(expect, nullptr, std::memory_order_relaxed);
-    }
-    fs->word.store(kStFree, std::memory_order_release);
-    fs->head = fs->tail = nullptr;
-    return;
-  }
-  if (fs->added) raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
+  // Registered by number, and the program closed or replaced that number
+  // meanwhile: a DEL of it now would remove whatever entry the number's
+  // new file has. The old file's entry is gone with the file, or stale
+  // (its generation check drops what it reports).
+  bool number_gone = !fs->own_dup && (fs->detached || (fs->word.load(std::memory_order_acquire) & kStMask) == kStForgotten);
+  if (fs->added && !number_gone) raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
   if (fs->own_dup) {
     raw_syscall(SYS_close, fs->dup);
     g_dups.fetch_sub(1, std::memory_order_relaxed);
@@ -1635,8 +1672,10 @@ void EpollEngine::poll_events(int timeout_ms) {
       raw_syscall(SYS_read, event_fd_, reinterpret_cast<long>(&v), sizeof v);
     } else if (tag >= kTagHeap && tag < kTagHeap + 3) {
       heaps_[tag - kTagHeap].fired = true;
+    } else if (FdState* fs = tagged(tag)) {
+      on_ready(fs, evs[i].events);
     } else {
-      on_ready(static_cast<FdState*>(evs[i].data.ptr), evs[i].events);
+      ++stale_events_;
     }
   }
   if (kick_pending_.load(std::memory_order_acquire)) take_kicks();  // pairs with kick_remote's release

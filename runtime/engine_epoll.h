@@ -122,8 +122,12 @@ class EpollEngine final : public engine::Backend {
   // forget_remote (the program met EMFILE: the descriptors are its).
   // Returns how many duplicates were closed.
   int release_idle_remote() override;
-  // Registrations cached idle, duplicates held by every engine (tests).
+  // Registrations cached idle with a duplicate of their own, those cached
+  // idle on the program's number, duplicates held by every engine (tests).
   int cached_idle() const { return cached_idle_; }
+  int idle_by_number() const { return idle_by_number_; }
+  // Events dropped because their entry was stale (see FdState). Owner.
+  uint64_t stale_events() const { return stale_events_; }
   static int duplicates_held();
   // True if a completion's flags say more completions follow. Any thread.
   static bool more_follow(uint32_t flags) { return (flags & kMore) != 0; }
@@ -155,6 +159,7 @@ class EpollEngine final : public engine::Backend {
   void drain_dead();
   void lru_unlink(FdState* fs);
   FdState* alloc_fdstate();
+  FdState* tagged(uint64_t tag) const;
   void free_fdstate(FdState* fs);
   std::atomic<FdState*>* slot(int fd, bool create);
   FdState* table_get(int fd) const;
@@ -199,7 +204,9 @@ class EpollEngine final : public engine::Backend {
   FdState* fs_free_ = nullptr;
   FdState* lru_head_ = nullptr;  // idle cached registrations, oldest first
   FdState* lru_tail_ = nullptr;
-  int cached_idle_ = 0;
+  int cached_idle_ = 0;      // in the LRU: with a duplicate
+  int idle_by_number_ = 0;  // on the program's number: no duplicate, never evicted
+  uint64_t stale_events_ = 0;
   std::atomic<FdState*> dead_{nullptr};  // taken and closed by forget_remote, to reclaim
   Pending* free_ = nullptr;
   Pending** chunks_ = nullptr;  // record blocks, freed by shutdown

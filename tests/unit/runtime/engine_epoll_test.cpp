@@ -1858,3 +1858,203 @@ TEST(EpollEngineLimits, AProgramNearItsDescriptorLimitTurnsTheCacheOffAndGetsThe
   ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
+
+// ---- registrations on the program's number (past the duplicate budget) --------------------
+
+namespace {
+// Runs body in a forked child under RLIMIT_NOFILE = nofile (the budget is
+// an eighth of it); body returns the child's exit status (0: passed).
+void run_limited(rlim_t nofile, const std::function<int()>& body) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(20);
+    rlimit rl{nofile, nofile};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(100);
+    _exit(body());
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// Drives e until pred() holds or about ms pass (an engine timer bounds each
+// wait); returns pred().
+bool drive_for(EpollEngine& e, const std::function<bool()>& pred, long ms) {
+  Timer guard;
+  e.arm_timer(&guard, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, ms));
+  while (!pred() && guard.count == 0) {
+    if (!e.reap()) e.wait();
+  }
+  if (!guard.count) e.cancel_timer(&guard);
+  while (!guard.count) {
+    if (!e.reap()) e.wait();
+  }
+  return pred();
+}
+
+IoOp recv_op(int fd, char* buf, size_t len) {
+  IoOp io{};
+  io.kind = IoOp::kRecv;
+  io.fd = fd;
+  io.addr = buf;
+  io.len = len;
+  return io;
+}
+
+// A budget of 8 duplicates (RLIMIT_NOFILE 64), all taken by 8 receives that
+// stay waiting: what the engine registers next is on the program's number.
+struct SpentBudget {
+  int held[8][2];
+  Op ops[8];
+  char bufs[8][4];
+  bool take(EpollEngine& e) {
+    for (int i = 0; i < 8; ++i) {
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, held[i]) != 0) return false;
+      e.submit_op(recv_op(held[i][0], bufs[i], sizeof bufs[i]), &ops[i], 0, nullptr);
+    }
+    for (int k = 0; k < 3; ++k) e.reap();
+    return EpollEngine::duplicates_held() == 8 && e.cached_idle() == 0;
+  }
+};
+}  // namespace
+
+// Past the budget a registration on the program's number is kept like one
+// with a duplicate: the next wait on the fd reuses it (no ADD/DEL per
+// wait), and forgetting it (the hooks, before close) takes the entry off
+// the set without closing anything of the program's.
+TEST(EpollEngineByNumber, RegistrationsPastTheBudgetAreKeptIdleAndDroppedWhenForgotten) {
+  run_limited(64, [] {
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(8, &why)) return 3;
+    SpentBudget spent;
+    if (!spent.take(e)) return 4;
+    const int n = 4;
+    int sv[n][2];
+    char buf[4];
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < n; ++i) {
+        if (round == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]) != 0) return 5;
+        Op o;
+        e.submit_op(recv_op(sv[i][0], buf, sizeof buf), &o, 0, nullptr);
+        for (int k = 0; k < 3; ++k) e.reap();
+        // In use again: out of the idle cache (the same record, not a new one).
+        if (o.count || e.idle_by_number() != (round == 0 ? i : n - 1)) return 6;
+        if (write(sv[i][1], "x", 1) != 1) return 7;
+        if (!drive_for(e, [&] { return o.count == 1; }, 5000) || o.res != 1) return 8;
+        if (e.idle_by_number() != (round == 0 ? i + 1 : n)) return 9;
+      }
+    }
+    if (EpollEngine::duplicates_held() != 8 || e.cached_idle() != 0) return 10;
+    // Forgotten, then closed: nothing of the engine's keeps the file, the
+    // peer sees end-of-stream at once.
+    e.forget_remote(sv[0][0]);
+    close(sv[0][0]);
+    if (!sees_eof(sv[0][1], 2000)) return 11;
+    e.reap();
+    if (e.idle_by_number() != n - 1) return 12;
+    // The number's next file (the lowest free number) registers afresh.
+    int again[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, again) != 0) return 13;
+    if (again[0] != sv[0][0]) return 14;
+    e.forget_remote(again[0]);  // what the hooks do for a new fd
+    Op o;
+    e.submit_op(recv_op(again[0], buf, sizeof buf), &o, 0, nullptr);
+    for (int k = 0; k < 3; ++k) e.reap();
+    if (o.count || write(again[1], "yz", 2) != 2) return 15;
+    if (!drive_for(e, [&] { return o.count == 1; }, 5000) || o.res != 2) return 16;
+    return e.stale_events() == 0 ? 0 : 17;
+  });
+}
+
+// An fd registered on its number is closed behind the hooks' back (an
+// inline system call) while a dup of the program's keeps the file open: the
+// kernel keeps that entry, keyed by the old file, and it goes on reporting.
+// The record is reused for the number's next file; the stale entry's
+// events carry the old generation and must not reach the new waiter (a
+// poll would complete with readiness its file does not have).
+TEST(EpollEngineByNumber, AStaleEntryOfAClosedNumberNeverWakesTheRecordsNextUse) {
+  run_limited(64, [] {
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(8, &why)) return 3;
+    SpentBudget spent;
+    if (!spent.take(e)) return 4;
+    int a[2];
+    char buf[4];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return 5;
+    {
+      Op o;
+      e.submit_op(recv_op(a[0], buf, sizeof buf), &o, 0, nullptr);
+      for (int k = 0; k < 3; ++k) e.reap();
+      if (write(a[1], "x", 1) != 1) return 6;
+      if (!drive_for(e, [&] { return o.count == 1; }, 5000)) return 7;
+      if (e.idle_by_number() != 1) return 8;
+    }
+    int keep = fcntl(a[0], F_DUPFD_CLOEXEC, 0);  // the program's own dup
+    if (keep < 0) return 9;
+    int num = a[0];
+    if (syscall(SYS_close, num) != 0) return 10;  // unseen by the hooks
+    int b[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0) return 11;
+    if (b[0] != num) return 12;
+    e.forget_remote(num);  // the hooks, for the new fd: the old record goes
+    e.reap();              // and is reclaimed (the free list is LIFO)
+    if (e.idle_by_number() != 0) return 13;
+    Op p;
+    e.submit_op(IoOp{IoOp::kPollAdd, num, nullptr, POLLIN, ~0ULL, 0}, &p, 0, nullptr);
+    for (int k = 0; k < 3; ++k) e.reap();
+    if (p.count) return 14;
+    // The old file gets data: its entry fires, with the old generation.
+    if (write(a[1], "old", 3) != 3) return 15;
+    drive_for(e, [&] { return p.count != 0; }, 200);
+    if (p.count) return 16;
+    if (e.stale_events() == 0) return 17;  // it did fire, and was dropped
+    if (write(b[1], "new", 3) != 3) return 18;
+    if (!drive_for(e, [&] { return p.count == 1; }, 5000) || !(p.res & POLLIN)) return 19;
+    close(keep);
+    return 0;
+  });
+}
+
+// dup2 over a number registered on it: the hooks forget it before the
+// call, while the number still names the old file, so its entry is deleted
+// and not left stale (the old file lives on in the program's dup).
+TEST(EpollEngineByNumber, ForgettingBeforeDup2LeavesNoStaleEntry) {
+  run_limited(64, [] {
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(8, &why)) return 3;
+    SpentBudget spent;
+    if (!spent.take(e)) return 4;
+    int a[2], b[2];
+    char buf[4];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return 5;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0) return 6;
+    Op o;
+    e.submit_op(recv_op(a[0], buf, sizeof buf), &o, 0, nullptr);
+    for (int k = 0; k < 3; ++k) e.reap();
+    if (write(a[1], "x", 1) != 1) return 7;
+    if (!drive_for(e, [&] { return o.count == 1; }, 5000)) return 8;
+    int keep = fcntl(a[0], F_DUPFD_CLOEXEC, 0);
+    if (keep < 0) return 9;
+    e.forget_remote(a[0]);
+    if (dup2(b[0], a[0]) != a[0]) return 10;
+    e.reap();
+    if (write(a[1], "old", 3) != 3) return 11;
+    Timer t;
+    e.arm_timer(&t, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, 100));
+    if (!drive_for(e, [&] { return t.count == 1; }, 5000)) return 12;
+    if (e.stale_events() != 0) return 13;
+    // The number now names b's file, and waits on it work.
+    Op p;
+    e.submit_op(recv_op(a[0], buf, sizeof buf), &p, 0, nullptr);
+    for (int k = 0; k < 3; ++k) e.reap();
+    if (p.count || write(b[1], "yz", 2) != 2) return 14;
+    if (!drive_for(e, [&] { return p.count == 1; }, 5000) || p.res != 2) return 15;
+    close(keep);
+    return 0;
+  });
+}

@@ -197,6 +197,7 @@ struct EpollEngine::FdState {
   FdState* lru_next = nullptr;
   FdState* dnext = nullptr;  // the dead_ stack
   int64_t idle_since = 0;    // CLOCK_MONOTONIC_COARSE ns when it was last cached idle
+  std::atomic<int> rescue{-1};  // a closer's duplicate for the owner to adopt (forget_slot)
   uint32_t id = 0;           // index in the engine's record chunks (fixed)
   uint32_t gen = 0;          // bumped at each allocation: the epoll tag's check
 };
@@ -550,6 +551,8 @@ void EpollEngine::after_fork_child() {
     for (int c = 0; c < e->nfs_chunks_; ++c) {
       for (int i = 0; i < kFsChunk; ++i) {
         FdState& fs = e->fs_chunks_[c][i];
+        int rescue = fs.rescue.exchange(-1, std::memory_order_relaxed);
+        if (fs.used && rescue >= 0) raw_syscall(SYS_close, rescue);
         if (fs.used && fs.own_dup && fs.dup >= 0 && (fs.word.load(std::memory_order_relaxed) & kStMask) != kStClosing) {
           raw_syscall(SYS_close, fs.dup);
           fs.own_dup = false;
@@ -1104,6 +1107,7 @@ EpollEngine::FdState* EpollEngine::alloc_fdstate() {
   fs->fd = fs->dup = -1;
   fs->own_dup = fs->added = fs->live = fs->edge = fs->persistent = fs->recheck = fs->in_lru = fs->idle_by_number = fs->detached = false;
   fs->used = true;
+  fs->rescue.store(-1, std::memory_order_relaxed);
   ++fs->gen;
   fs->armed = 0;
   fs->busy = 0;
@@ -1239,24 +1243,74 @@ bool EpollEngine::evict_idle() {
 }
 
 // Any thread. True if it closed an idle registration's duplicate.
+//
+// A registration on the program's number that operations wait in (Busy)
+// would lose its file with the program's close: the closer duplicates the
+// number first (it still names the file) and hands the duplicate over with
+// the Busy -> Forgotten CAS; the owner adopts it (adopt_rescue) before its
+// next use of the record, so the waits stay on the file as with a
+// duplicate of their own. The kernel's entry, keyed by the old number,
+// lives on while the duplicate holds the file and goes on reporting to the
+// record.
 bool EpollEngine::forget_slot(int fd, FdState* fs, bool idle_only) {
   uint64_t w = fs->word.load(std::memory_order_acquire);
+  int rescue = -1;
+  bool closed = false;
   for (;;) {
-    if ((w & ~kStMask) != st_word(fd, 0)) return false;  // reused for another number meanwhile
+    if ((w & ~kStMask) != st_word(fd, 0)) break;  // reused for another number meanwhile
     uint64_t st = w & kStMask;
-    if (idle_only && !fs->own_dup) return false;  // holds no descriptor to give back
+    if (idle_only && !fs->own_dup) break;  // holds no descriptor to give back
     if (st == kStIdle) {
       // Acquire pairs with go_idle's release.
       if (fs->word.compare_exchange_weak(w, st_word(fd, kStClosing), std::memory_order_acq_rel)) {
         close_taken(fs);
-        return true;
+        closed = true;
+        break;
       }
     } else if (st == kStBusy && !idle_only) {
-      if (fs->word.compare_exchange_weak(w, st_word(fd, kStForgotten), std::memory_order_acq_rel)) return false;
+      if (!fs->own_dup && rescue < 0) {
+        // In the duplicates' range, else in the quarter below it (the
+        // program's own numbers come lowest first; the cache turns off
+        // before they reach there).
+        long d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, fs->engine->dup_base_);
+        if (d == -EMFILE) d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, g_high_water.load(std::memory_order_relaxed));
+        if (d >= 0) {
+          rescue = static_cast<int>(d);
+          g_dups.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      fs->rescue.store(rescue, std::memory_order_relaxed);
+      // Release: the owner that sees Forgotten sees the rescue.
+      if (fs->word.compare_exchange_weak(w, st_word(fd, kStForgotten), std::memory_order_acq_rel)) {
+        rescue = -1;  // handed over
+        break;
+      }
+      fs->rescue.store(-1, std::memory_order_relaxed);
     } else {
-      return false;
+      break;
     }
   }
+  if (rescue >= 0) {  // not needed after all: the registration went idle meanwhile
+    raw_syscall(SYS_close, rescue);
+    g_dups.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return closed;
+}
+
+// Owner: a registration on the program's number that the program closed
+// while operations waited takes the closer's duplicate (forget_slot) as its
+// own. True if it did (fs->dup changed).
+bool EpollEngine::adopt_rescue(FdState* fs) {
+  if (fs->own_dup || (fs->word.load(std::memory_order_acquire) & kStMask) != kStForgotten) return false;
+  int d = fs->rescue.exchange(-1, std::memory_order_relaxed);
+  if (d < 0) return false;
+  fs->dup = d;
+  fs->own_dup = true;
+  // The entry is keyed by the old number: a new one on the duplicate (same
+  // tag) is what EPOLL_CTL_MOD and DEL can name from now on.
+  fs->added = false;
+  fs->live = false;
+  return true;
 }
 
 // Any thread: forget_slot on every registration of an fd in [first, last].
@@ -1370,6 +1424,7 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
 // the registration when nobody waits and no helper thread uses its dup.
 // `fs` may be freed on return.
 int EpollEngine::update(FdState* fs) {
+  adopt_rescue(fs);
   if (fs->persistent) return update_persistent(fs);
   if (!fs->head && !fs->busy) {
     release(fs);
@@ -1440,6 +1495,7 @@ int EpollEngine::update_persistent(FdState* fs) {
 // Owner. Drops a registration: off the epoll set, its duplicate closed, out
 // of the table.
 void EpollEngine::release(FdState* fs) {
+  adopt_rescue(fs);  // then closed below with the record
   // Registered by number, and the program closed or replaced that number
   // meanwhile: a DEL of it now would remove whatever entry the number's
   // new file has. The old file's entry is gone with the file, or stale
@@ -1473,6 +1529,7 @@ void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
   // A persistent registration reports edges while nobody waits (cached
   // idle, or taken by a closer since epoll_wait returned): nothing to do.
   if (fs->persistent && !fs->head) return;
+  adopt_rescue(fs);
   if (!fs->edge && !fs->persistent && !kick) fs->live = false;  // EPOLLONESHOT: disarmed until update re-arms it
   const uint32_t always = EPOLLERR | EPOLLHUP;
   bool dry_in = false, dry_out = false;
@@ -1512,6 +1569,9 @@ void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
         bool in = (p->want & EPOLLIN) != 0;
         if ((in ? dry_in : dry_out) && !(revents & always) && !kick) break;
         Step s = attempt(p, fs->dup);
+        // The program's close came between the state check and the
+        // attempt: the same operation on the closer's duplicate.
+        if (s == Step::kDone && p->res == -EBADF && adopt_rescue(fs)) s = attempt(p, fs->dup);
         if (s == Step::kWait) {
           // EAGAIN: the direction is dry; the next edge wakes the rest.
           // Stopped at the progress bound instead: no edge may come, the

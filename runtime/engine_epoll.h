@@ -164,6 +164,7 @@ class EpollEngine final : public engine::Backend {
   std::atomic<FdState*>* slot(int fd, bool create);
   FdState* table_get(int fd) const;
   bool forget_slot(int fd, FdState* fs, bool idle_only = false);
+  bool adopt_rescue(FdState* fs);
   static void close_taken(FdState* fs);
   static void drop_duplicate(FdState* fs);
   int forget_slots(unsigned first, unsigned last, bool idle_only);

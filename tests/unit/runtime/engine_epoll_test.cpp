@@ -1731,8 +1731,8 @@ TEST(EpollEngineLimits, PastTheBudgetIdleCachedDuplicatesAreEvictedBeforeRegiste
     }
     // A new fd's wait still gets a duplicate of its own (an idle one was
     // evicted: unused for 100 ms): closing the program's fd while it waits
-    // keeps the wait, which a registration by number would lose (the kernel
-    // drops its entry).
+    // keeps the wait with no work in close (a registration on the number
+    // needs the closer to make a duplicate then).
     {
       // Not before: registrations idle for less are about to be used again
       // (a fiber between two waits); this one is registered by number.
@@ -2055,6 +2055,45 @@ TEST(EpollEngineByNumber, ForgettingBeforeDup2LeavesNoStaleEntry) {
     if (p.count || write(b[1], "yz", 2) != 2) return 14;
     if (!drive_for(e, [&] { return p.count == 1; }, 5000) || p.res != 2) return 15;
     close(keep);
+    return 0;
+  });
+}
+
+// The program closes a number-registered fd while a recv waits on it (as
+// threads blocked in read(2) see another thread's close): the wait stays
+// on the file, as it does with a duplicate of the engine's own and in the
+// kernel. The closer's duplicate keeps the file; data sent to it still
+// completes the recv; the number's next file is not read by it; when the
+// recv ends the file closes (the peer sees end-of-stream).
+TEST(EpollEngineByNumber, ClosingTheFdWhileARecvWaitsKeepsTheWaitOnTheFile) {
+  run_limited(64, [] {
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(8, &why)) return 3;
+    SpentBudget spent;
+    if (!spent.take(e)) return 4;
+    int a[2], b[2];
+    char buf[8];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return 5;
+    Op o;
+    e.submit_op(recv_op(a[0], buf, sizeof buf), &o, 0, nullptr);
+    for (int k = 0; k < 3; ++k) e.reap();
+    if (o.count || EpollEngine::duplicates_held() != 8) return 6;
+    e.forget_remote(a[0]);  // the close hook, then the close
+    close(a[0]);
+    if (EpollEngine::duplicates_held() != 9) return 7;  // the closer's duplicate
+    if (sees_eof(a[1], 100)) return 8;  // the file is still open
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0 || b[0] != a[0]) return 9;
+    e.forget_remote(b[0]);  // the hooks, for the new fd
+    if (write(b[1], "new", 3) != 3) return 10;
+    drive_for(e, [&] { return o.count != 0; }, 100);
+    if (o.count) return 11;  // the number's new file is not the wait's
+    if (write(a[1], "late", 4) != 4) return 12;
+    if (!drive_for(e, [&] { return o.count == 1; }, 5000) || o.res != 4 || memcmp(buf, "late", 4) != 0) return 13;
+    e.reap();
+    if (!sees_eof(a[1], 2000)) return 14;  // the duplicate went with the recv
+    if (EpollEngine::duplicates_held() != 8) return 15;
+    if (recv(b[0], buf, sizeof buf, MSG_DONTWAIT) != 3) return 16;
     return 0;
   });
 }

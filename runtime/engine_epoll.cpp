@@ -50,7 +50,12 @@ constexpr int kChunk = 64;
 constexpr int kMaxIov = 1024;   // UIO_MAXIOV
 constexpr int kProgressRounds = 64;  // bound of the try-again loop of one attempt
 constexpr unsigned kDefaultPool = 8;
-constexpr int64_t kUrgentPollNs = 50 * 1000;
+// How often urgent_ready() may ask epoll while an accept waits: each ask is
+// an epoll_pwait that also takes whatever else is ready, in small batches.
+// At 50 us the echo server at 10,000 connections made one per 4 messages;
+// at 1 ms it ran 7-9% faster (1,000 connections: 3-5%), and a busy
+// worker's round (64 runs) ends about as often anyway.
+constexpr int64_t kUrgentPollNs = 1000 * 1000;
 
 int64_t now_ns(clockid_t clock) {
   timespec ts;

@@ -121,19 +121,19 @@ UNBLOCK_FAULTABLE int close(int fd) {
 UNBLOCK_HOOK int fclose(FILE* stream) {
   if (stream) {
     int fd = fileno(stream);
-    if (fd >= 0) rt::fd_forget(fd);
+    if (fd >= 0) rt::fd_closing(fd);
   }
   return real::fclose(stream);
 }
 
 // close_range(2) and closefrom(3) end a range of fds at once: the runtime
 // forgets them first (the epoll engine closes its cached duplicates of
-// them, so the files really close). CLOSE_RANGE_CLOEXEC only marks them.
-// The system call itself, not glibc's wrapper (added in 2.34: this library
-// must also load on older ones).
+// them, so the files really close) and leaves its own descriptors open
+// (rt::close_range). CLOSE_RANGE_CLOEXEC only marks them. The system call
+// itself, not glibc's wrapper (added in 2.34: this library must also load
+// on older ones).
 UNBLOCK_HOOK int close_range(unsigned first, unsigned last, int flags) {
-  if (first <= last && !(flags & CLOSE_RANGE_CLOEXEC)) rt::fd_forget_range(first, last);
-  return static_cast<int>(errno_syscall(SYS_close_range, first, last, flags));
+  return static_cast<int>(ret(rt::close_range(first, last, static_cast<unsigned>(flags))));
 }
 
 UNBLOCK_HOOK void closefrom(int lowfd) {
@@ -144,7 +144,7 @@ UNBLOCK_HOOK void closefrom(int lowfd) {
     fn = reinterpret_cast<Fn>(real::resolve("closefrom"));
     real_closefrom.store(fn, std::memory_order_relaxed);
   }
-  if (lowfd >= 0) rt::fd_forget_range(static_cast<unsigned>(lowfd), ~0U);
+  if (rt::closefrom(lowfd)) return;
   if (fn) fn(lowfd);
 }
 
@@ -153,14 +153,14 @@ UNBLOCK_HOOK void closefrom(int lowfd) {
 // then still be deleted (afterwards the kernel would look for the new
 // file's).
 UNBLOCK_HOOK int dup2(int oldfd, int newfd) {
-  if (oldfd != newfd && newfd >= 0) rt::fd_forget(newfd);
+  if (oldfd != newfd && newfd >= 0) rt::fd_closing(newfd);
   int r = real::dup2(oldfd, newfd);
   if (r >= 0) rt::fd_duplicated(oldfd, newfd);
   return r;
 }
 
 UNBLOCK_HOOK int dup3(int oldfd, int newfd, int flags) {
-  if (oldfd != newfd && newfd >= 0) rt::fd_forget(newfd);
+  if (oldfd != newfd && newfd >= 0) rt::fd_closing(newfd);
   int r = real::dup3(oldfd, newfd, flags);
   if (r >= 0) rt::fd_duplicated(oldfd, newfd);
   return r;

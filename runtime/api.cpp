@@ -31,6 +31,7 @@
 #include "runtime/api.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -46,6 +47,7 @@
 #include "runtime/fdtable.h"
 #include "runtime/fiber.h"
 #include "runtime/inspect.h"
+#include "runtime/own_fds.h"
 #include "runtime/scheduler.h"
 #include "runtime/signals.h"
 #include "shim/raw_syscall.h"
@@ -99,8 +101,8 @@ void each_engine(F fn) {
 // Every worker's engine drops what it keeps about the file fd named (the
 // epoll engine's cached registration and duplicate: closed here, so a
 // closed socket sends its FIN before the program's close returns).
-void engines_forget(int fd) {
-  each_engine([fd](Engine& e) { e.forget_remote(fd); });
+void engines_forget(int fd, bool closing = false) {
+  each_engine([fd, closing](Engine& e) { e.forget_remote(fd, closing); });
 }
 
 // A call that makes a descriptor got EMFILE: every engine closes the
@@ -122,6 +124,10 @@ void fd_created(int fd, bool nonblock, FdKind kind) {
 }
 void fd_forget(int fd) {
   engines_forget(fd);
+  fds::forget(fd);
+}
+void fd_closing(int fd) {
+  engines_forget(fd, true);
   fds::forget(fd);
 }
 void fd_forget_range(unsigned first, unsigned last) {
@@ -787,8 +793,27 @@ long fsync(int fd, bool datasync) {
 }
 
 long close(int fd) {
-  fd_forget(fd);
+  // The library's own descriptors are not the program's to close: a plain
+  // run has no such fd (runtime/own_fds.h).
+  if (own_fds::is_own(fd)) return -EBADF;
+  fd_closing(fd);
   return sys(real::close(fd));
+}
+
+long close_range(unsigned first, unsigned last, unsigned flags) {
+  // Only the kernel's own checks for a bad range or flags; marking
+  // close-on-exec closes nothing (and the library's are marked already).
+  if (first > last || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) || (flags & CLOSE_RANGE_CLOEXEC)) {
+    return raw_syscall(SYS_close_range, first, last, flags);
+  }
+  fd_forget_range(first, last);
+  return own_fds::close_range_except_own(first, last, flags);
+}
+
+bool closefrom(int lowfd) {
+  if (lowfd < 0) return false;
+  fd_forget_range(static_cast<unsigned>(lowfd), ~0U);
+  return own_fds::close_range_except_own(static_cast<unsigned>(lowfd), ~0U, 0) != -ENOSYS;
 }
 
 // splice() runs as one engine operation (io_uring executes a splice that

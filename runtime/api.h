@@ -78,10 +78,14 @@ enum class FdKind : uint8_t { kOther, kSocket, kRegular, kPipe };
 
 // A new fd made by a hooked call (socket, accept, pipe).
 void fd_created(int fd, bool nonblock, FdKind kind);
-// fd is gone (closed, fclose'd, or about to be replaced). Every engine
-// drops its registration of the file (the epoll engine closes its cached
-// duplicate here). Any thread; before the real close.
+// fd is gone (closed, replaced, or a new fd the program was just given).
+// Every engine drops its registration of the file (the epoll engine closes
+// its cached duplicate here). Any thread.
 void fd_forget(int fd);
+// fd is about to be closed or replaced (close, fclose, dup2/dup3 over it):
+// as fd_forget, before the call, while fd still names its file; operations
+// waiting on it keep the file (the epoll engine may duplicate it).
+void fd_closing(int fd);
 // Every fd in [first, last] is about to be closed (close_range, closefrom).
 void fd_forget_range(unsigned first, unsigned last);
 // A call that makes an fd got EMFILE: the engines close the duplicates they
@@ -133,8 +137,14 @@ long connect(int fd, const sockaddr* addr, socklen_t len);
 long openat(int dirfd, const char* path, int flags, mode_t mode);
 long fsync(int fd, bool datasync);
 // close(2); a fiber blocked on fd is not woken (as a thread blocked in
-// read(2) is not): shutdown(2) wakes it.
+// read(2) is not): shutdown(2) wakes it. The library's own descriptors
+// answer EBADF and stay open (runtime/own_fds.h), as in close_range and
+// closefrom, which close every other fd of the range.
 long close(int fd);
+long close_range(unsigned first, unsigned last, unsigned flags);
+// False if it could not be done here (lowfd < 0, no close_range(2) in the
+// kernel): the caller uses glibc's closefrom.
+bool closefrom(int lowfd);
 long splice(int in, off64_t* off_in, int out, off64_t* off_out, size_t len, unsigned flags);
 long sendfile(int out, int in, off64_t* offset, size_t count);
 

@@ -20,6 +20,7 @@
 #include "runtime/engine.h"
 #include "runtime/fault.h"
 #include "runtime/inspect.h"
+#include "runtime/own_fds.h"
 #include "runtime/monitor.h"
 #include "runtime/signals.h"
 #include "shim/config.h"
@@ -280,7 +281,7 @@ void setup() {
   }
   g_dev = st.st_dev;
   g_ino = st.st_ino;
-  g_listen_fd = static_cast<int>(fd);
+  g_listen_fd = own_fds::adopt(static_cast<int>(fd));
   g_owner_pid = pid;
   atexit(remove_socket);
   LOG_INFO("control socket: %s", g_path);
@@ -330,6 +331,7 @@ void dump_to_log() {
 
 void forget_after_fork() {
   if (g_listen_fd < 0) return;
+  own_fds::release(g_listen_fd);
   raw_syscall(SYS_close, g_listen_fd);
   g_listen_fd = -1;
 }

@@ -148,7 +148,13 @@ class Backend {
   // dup2/dup3 over it, close_range, fclose): the engine drops what it keeps
   // about the file fd named (the epoll engine's cached registration and
   // duplicate) before the call returns. io_uring keeps nothing: no-op.
-  virtual void forget_remote(int fd) { (void)fd; }
+  // closing: the caller runs before the close (or dup2 over fd), while fd
+  // still names the file; false when fd may already name another file (a
+  // new fd being reported, after a dup2).
+  virtual void forget_remote(int fd, bool closing) {
+    (void)fd;
+    (void)closing;
+  }
   virtual void forget_range_remote(unsigned first, unsigned last) {
     (void)first;
     (void)last;
@@ -211,8 +217,8 @@ class Engine {
   void kick_remote(int fd) {
     if (impl_) impl_->kick_remote(fd);
   }
-  void forget_remote(int fd) {
-    if (impl_) impl_->forget_remote(fd);
+  void forget_remote(int fd, bool closing = false) {
+    if (impl_) impl_->forget_remote(fd, closing);
   }
   void forget_range_remote(unsigned first, unsigned last) {
     if (impl_) impl_->forget_range_remote(first, last);

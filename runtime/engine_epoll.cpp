@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "runtime/alloc.h"
+#include "runtime/own_fds.h"
 #include "runtime/signals.h"
 #include "runtime/spinlock.h"
 #include "shim/log.h"
@@ -218,6 +219,20 @@ constexpr int kFsChunk = 64;
 // unused: one whose fiber is between two waits (the usual idle) is about to
 // be used again, and taking it would only move the miss to that fiber.
 constexpr int64_t kEvictIdleNs = 100 * 1000 * 1000;
+constexpr int kMaxDupBase = 32768;
+
+// The engine's duplicates are made and closed only here: marked as the
+// library's own (runtime/own_fds.h), so the program's closing sweeps leave
+// them alone.
+long make_dup(int fd, int base) {
+  long d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
+  if (d >= 0) own_fds::mark_dup(static_cast<int>(d));
+  return d;
+}
+void close_dup(int d) {
+  own_fds::unmark_dup(d);
+  raw_syscall(SYS_close, d);
+}
 uint64_t fs_tag(const EpollEngine::FdState* fs) {
   return static_cast<uint64_t>(fs->gen) << 32 | (fs->id + kTagFsBase);
 }
@@ -557,9 +572,9 @@ void EpollEngine::after_fork_child() {
       for (int i = 0; i < kFsChunk; ++i) {
         FdState& fs = e->fs_chunks_[c][i];
         int rescue = fs.rescue.exchange(-1, std::memory_order_relaxed);
-        if (fs.used && rescue >= 0) raw_syscall(SYS_close, rescue);
+        if (fs.used && rescue >= 0) close_dup(rescue);
         if (fs.used && fs.own_dup && fs.dup >= 0 && (fs.word.load(std::memory_order_relaxed) & kStMask) != kStClosing) {
-          raw_syscall(SYS_close, fs.dup);
+          close_dup(fs.dup);
           fs.own_dup = false;
           fs.dup = -1;
         }
@@ -622,8 +637,8 @@ bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
   }
   heaps_[1].clock = CLOCK_REALTIME;
   heaps_[2].clock = CLOCK_BOOTTIME;
-  epfd_ = static_cast<int>(ep);
-  event_fd_ = static_cast<int>(ev);
+  epfd_ = own_fds::adopt(static_cast<int>(ep));
+  event_fd_ = own_fds::adopt(static_cast<int>(ev));
   pid_ = static_cast<int>(raw_syscall(SYS_getpid));
   // Duplicates count against the program's RLIMIT_NOFILE: at most an
   // eighth of it is used for them, process-wide (one per waited-on file),
@@ -636,9 +651,13 @@ bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
   if (raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, reinterpret_cast<long>(&rl)) == 0 && rl.rlim_cur != RLIM_INFINITY &&
       rl.rlim_cur >= 64) {
     int budget = static_cast<int>(rl.rlim_cur / 8);
-    dup_base_ = static_cast<int>(rl.rlim_cur) - budget;
+    // Never above 32,768: the kernel sizes a process's fd table by its
+    // highest descriptor, and one duplicate at 917,504 (Docker's default
+    // limit is 1,048,576) would cost the process 8 MiB of it.
+    dup_base_ = std::min(static_cast<int>(rl.rlim_cur) - budget, kMaxDupBase);
     g_dup_budget.store(budget, std::memory_order_relaxed);
     g_high_water.store(static_cast<int>(rl.rlim_cur) - 2 * budget, std::memory_order_relaxed);
+    own_fds::set_dup_base(std::min(dup_base_, static_cast<int>(rl.rlim_cur) - 2 * budget));
   }
   unsigned want = pool_threads ? pool_threads : kDefaultPool;
   {
@@ -674,11 +693,16 @@ void EpollEngine::shutdown() {
   }
   slot_chunks_hi_.store(0, std::memory_order_relaxed);
   for (int i = 0; i < 3; ++i) {
-    if (heaps_[i].tfd >= 0) raw_syscall(SYS_close, heaps_[i].tfd);
+    if (heaps_[i].tfd >= 0) {
+      own_fds::release(heaps_[i].tfd);
+      raw_syscall(SYS_close, heaps_[i].tfd);
+    }
     free(heaps_[i].v);
   }
   free(heaps_);
   heaps_ = nullptr;
+  own_fds::release(epfd_);
+  own_fds::release(event_fd_);
   raw_syscall(SYS_close, epfd_);
   raw_syscall(SYS_close, event_fd_);
   epfd_ = event_fd_ = -1;
@@ -1188,7 +1212,7 @@ void EpollEngine::go_idle(FdState* fs) {
 void EpollEngine::drop_duplicate(FdState* fs) {
   raw_syscall(SYS_epoll_ctl, fs->engine->epfd_, EPOLL_CTL_DEL, fs->dup, 0);
   if (!fs->own_dup) return;
-  raw_syscall(SYS_close, fs->dup);
+  close_dup(fs->dup);
   g_dups.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -1209,6 +1233,13 @@ void EpollEngine::close_taken(FdState* fs) {
 // Owner: a record that left the epoll set and lost its duplicate.
 void EpollEngine::reclaim(FdState* fs) {
   lru_unlink(fs);
+  // A rescue no owner adopted (handed to a record that had a duplicate of
+  // its own after all) is closed with the record.
+  int r = fs->rescue.exchange(-1, std::memory_order_relaxed);
+  if (r >= 0) {
+    close_dup(r);
+    g_dups.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (fs->fd >= 0) {
     std::atomic<FdState*>* s = slot(fs->fd, false);
     FdState* expect = fs;
@@ -1257,46 +1288,63 @@ bool EpollEngine::evict_idle() {
 // duplicate of their own. The kernel's entry, keyed by the old number,
 // lives on while the duplicate holds the file and goes on reporting to the
 // record.
-bool EpollEngine::forget_slot(int fd, FdState* fs, bool idle_only) {
+bool EpollEngine::forget_slot(int fd, FdState* fs, bool idle_only, bool closing) {
   uint64_t w = fs->word.load(std::memory_order_acquire);
-  int rescue = -1;
+  int rescue = -1;      // made by this call, not (or no longer) handed over
+  bool placed = false;  // rescue is in fs->rescue
   bool closed = false;
   for (;;) {
     if ((w & ~kStMask) != st_word(fd, 0)) break;  // reused for another number meanwhile
     uint64_t st = w & kStMask;
-    if (idle_only && !fs->own_dup) break;  // holds no descriptor to give back
     if (st == kStIdle) {
+      if (idle_only && !fs->own_dup) break;  // holds no descriptor to give back
       // Acquire pairs with go_idle's release.
-      if (fs->word.compare_exchange_weak(w, st_word(fd, kStClosing), std::memory_order_acq_rel)) {
+      if (fs->word.compare_exchange_strong(w, st_word(fd, kStClosing), std::memory_order_acq_rel)) {
         close_taken(fs);
         closed = true;
         break;
       }
-    } else if (st == kStBusy && !idle_only) {
-      if (!fs->own_dup && rescue < 0) {
+      continue;
+    }
+    if (st != kStBusy || idle_only) break;
+    // Only while fd still names the file (closing), and never with the
+    // duplicates' range unknown (it would take the program's next number).
+    if (closing && !placed && !fs->own_dup && fs->engine->dup_base_ > 0) {
+      if (rescue < 0) {
         // In the duplicates' range, else in the quarter below it (the
         // program's own numbers come lowest first; the cache turns off
         // before they reach there).
-        long d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, fs->engine->dup_base_);
-        if (d == -EMFILE) d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, g_high_water.load(std::memory_order_relaxed));
+        long d = make_dup(fd, fs->engine->dup_base_);
+        if (d == -EMFILE) d = make_dup(fd, g_high_water.load(std::memory_order_relaxed));
         if (d >= 0) {
           rescue = static_cast<int>(d);
           g_dups.fetch_add(1, std::memory_order_relaxed);
         }
       }
-      fs->rescue.store(rescue, std::memory_order_relaxed);
-      // Release: the owner that sees Forgotten sees the rescue.
-      if (fs->word.compare_exchange_weak(w, st_word(fd, kStForgotten), std::memory_order_acq_rel)) {
-        rescue = -1;  // handed over
-        break;
-      }
-      fs->rescue.store(-1, std::memory_order_relaxed);
-    } else {
+      int none = -1;
+      // Another closer of the same fd may have handed one already: then
+      // that one serves, and this call's is closed below.
+      if (rescue >= 0) placed = fs->rescue.compare_exchange_strong(none, rescue, std::memory_order_relaxed);
+    }
+    // Release: the owner that sees Forgotten sees the rescue.
+    if (fs->word.compare_exchange_strong(w, st_word(fd, kStForgotten), std::memory_order_acq_rel)) {
+      if (placed) rescue = -1;  // handed over
       break;
     }
+    // w is the word now. Forgotten by another closer: a placed rescue is
+    // handed over by that CAS. Otherwise (gone idle, reused) take it back.
+    if ((w & ~kStMask) == st_word(fd, 0) && (w & kStMask) == kStForgotten) {
+      if (placed) rescue = -1;
+      break;
+    }
+    if (placed) {
+      int mine = rescue;
+      if (!fs->rescue.compare_exchange_strong(mine, -1, std::memory_order_relaxed)) rescue = -1;  // adopted meanwhile
+      placed = false;
+    }
   }
-  if (rescue >= 0) {  // not needed after all: the registration went idle meanwhile
-    raw_syscall(SYS_close, rescue);
+  if (rescue >= 0) {  // not needed after all
+    close_dup(rescue);
     g_dups.fetch_sub(1, std::memory_order_relaxed);
   }
   return closed;
@@ -1318,6 +1366,13 @@ bool EpollEngine::adopt_rescue(FdState* fs) {
   return true;
 }
 
+// Owner: a registration on the program's number whose number is no longer
+// its file's (closed or replaced while in use, and no duplicate came):
+// nothing may be asked of the number any more (it may name a new file).
+bool EpollEngine::number_gone(const FdState* fs) {
+  return !fs->own_dup && (fs->detached || (fs->word.load(std::memory_order_acquire) & kStMask) == kStForgotten);
+}
+
 // Any thread: forget_slot on every registration of an fd in [first, last].
 // Returns how many idle duplicates it closed.
 int EpollEngine::forget_slots(unsigned first, unsigned last, bool idle_only) {
@@ -1330,7 +1385,7 @@ int EpollEngine::forget_slots(unsigned first, unsigned last, bool idle_only) {
       unsigned fd = static_cast<unsigned>(ci) << kSlotBits | static_cast<unsigned>(i);
       if (fd < first || fd > last) continue;
       FdState* fs = chunk[i].load(std::memory_order_acquire);
-      if (fs && forget_slot(static_cast<int>(fd), fs, idle_only)) ++n;
+      if (fs && forget_slot(static_cast<int>(fd), fs, idle_only, !idle_only)) ++n;
     }
   }
   return n;
@@ -1341,11 +1396,11 @@ int EpollEngine::release_idle_remote() {
   return forget_slots(0, ~0U, true);
 }
 
-void EpollEngine::forget_remote(int fd) {
+void EpollEngine::forget_remote(int fd, bool closing) {
   if (fd >= g_high_water.load(std::memory_order_relaxed) && !g_cache_off.load(std::memory_order_relaxed)) {
     release_idle_remote();
   }
-  if (FdState* fs = table_get(fd)) forget_slot(fd, fs);
+  if (FdState* fs = table_get(fd)) forget_slot(fd, fs, false, closing);
 }
 
 void EpollEngine::forget_range_remote(unsigned first, unsigned last) { forget_slots(first, last, false); }
@@ -1395,8 +1450,8 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
     }
   }
   if (counted) {
-    d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, dup_base_);
-    if (d == -EMFILE && evict_idle()) d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, dup_base_);
+    d = make_dup(fd, dup_base_);
+    if (d == -EMFILE && evict_idle()) d = make_dup(fd, dup_base_);
     if (d < 0) g_dups.fetch_sub(1, std::memory_order_relaxed);
   }
   if (d == -EBADF || (d < 0 && raw_syscall(SYS_fcntl, fd, F_GETFD) == -EBADF)) {
@@ -1418,7 +1473,8 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
     if (std::atomic<FdState*>* s = slot(fd, true)) {
       fs->fd = fd;
       fs->persistent = true;
-      fs->word.store(st_word(fd, kStBusy), std::memory_order_relaxed);
+      // Release: a closer that reads this word (acquire) sees dup and own_dup.
+      fs->word.store(st_word(fd, kStBusy), std::memory_order_release);
       s->store(fs, std::memory_order_release);  // pairs with table_get's acquire
     }
   }
@@ -1430,6 +1486,10 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
 // `fs` may be freed on return.
 int EpollEngine::update(FdState* fs) {
   adopt_rescue(fs);
+  if (number_gone(fs)) {  // no epoll_ctl on a number that is not its file's
+    if (!fs->head && !fs->busy) release(fs);
+    return 0;
+  }
   if (fs->persistent) return update_persistent(fs);
   if (!fs->head && !fs->busy) {
     release(fs);
@@ -1489,6 +1549,9 @@ int EpollEngine::update_persistent(FdState* fs) {
   e.data.u64 = fs_tag(fs);
   long r = raw_syscall(SYS_epoll_ctl, epfd_, op, fs->dup, reinterpret_cast<long>(&e));
   if (r == -EEXIST) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
+  // The entry is gone (its number closed and given to a new file behind
+  // the hooks' back): register the number's file afresh.
+  else if (r == -ENOENT && op == EPOLL_CTL_MOD) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_ADD, fs->dup, reinterpret_cast<long>(&e));
   if (r < 0) return static_cast<int>(r);
   fs->added = true;
   fs->live = true;
@@ -1505,10 +1568,9 @@ void EpollEngine::release(FdState* fs) {
   // meanwhile: a DEL of it now would remove whatever entry the number's
   // new file has. The old file's entry is gone with the file, or stale
   // (its generation check drops what it reports).
-  bool number_gone = !fs->own_dup && (fs->detached || (fs->word.load(std::memory_order_acquire) & kStMask) == kStForgotten);
-  if (fs->added && !number_gone) raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
+  if (fs->added && !number_gone(fs)) raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
   if (fs->own_dup) {
-    raw_syscall(SYS_close, fs->dup);
+    close_dup(fs->dup);
     g_dups.fetch_sub(1, std::memory_order_relaxed);
   }
   reclaim(fs);
@@ -1535,6 +1597,9 @@ void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
   // idle, or taken by a closer since epoll_wait returned): nothing to do.
   if (fs->persistent && !fs->head) return;
   adopt_rescue(fs);
+  // Its waiters wait on (as on a file the kernel dropped) until their
+  // timeout or cancellation: no attempt on a number that is not theirs.
+  if (number_gone(fs)) return;
   if (!fs->edge && !fs->persistent && !kick) fs->live = false;  // EPOLLONESHOT: disarmed until update re-arms it
   const uint32_t always = EPOLLERR | EPOLLHUP;
   bool dry_in = false, dry_out = false;
@@ -1950,7 +2015,7 @@ void EpollEngine::sync_timerfd(int which) {
       LOG_ERROR("epoll engine: timerfd_create failed (%ld)", -t);
       abort();
     }
-    h.tfd = static_cast<int>(t);
+    h.tfd = own_fds::adopt(static_cast<int>(t));
     epoll_event e{};
     e.events = EPOLLIN;
     e.data.u64 = kTagHeap + static_cast<uint64_t>(which);

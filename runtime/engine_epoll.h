@@ -115,7 +115,10 @@ class EpollEngine final : public engine::Backend {
   // waits in keeps the file until that operation ends (then it is
   // dropped), as a thread blocked in read(2) keeps it in the kernel.
   // Never suspends, never allocates, not async-signal-safe.
-  void forget_remote(int fd) override;
+  // closing: fd still names the file (the Backend contract); only then may
+  // a waited-on registration on the program's number be given a duplicate.
+  void forget_remote(int fd, bool closing) override;
+  void forget_remote(int fd) { forget_remote(fd, true); }
   // Any thread: forget_remote for every fd in [first, last] (close_range).
   void forget_range_remote(unsigned first, unsigned last) override;
   // Any thread: every idle cached registration is dropped as by
@@ -163,7 +166,8 @@ class EpollEngine final : public engine::Backend {
   void free_fdstate(FdState* fs);
   std::atomic<FdState*>* slot(int fd, bool create);
   FdState* table_get(int fd) const;
-  bool forget_slot(int fd, FdState* fs, bool idle_only = false);
+  bool forget_slot(int fd, FdState* fs, bool idle_only, bool closing);
+  static bool number_gone(const FdState* fs);
   bool adopt_rescue(FdState* fs);
   static void close_taken(FdState* fs);
   static void drop_duplicate(FdState* fs);

@@ -13,6 +13,7 @@
 #include <new>
 
 #include "runtime/alloc.h"
+#include "runtime/own_fds.h"
 #include "shim/log.h"
 #include "shim/raw_syscall.h"
 
@@ -68,8 +69,11 @@ bool Uring::init(unsigned entries, int* why) {
     free(ring);
     return false;
   }
+  // Out of the program's numbers (runtime/own_fds.h). liburing keeps the
+  // ring's descriptor in two fields (no registered ring fd here).
+  ring->ring_fd = ring->enter_ring_fd = own_fds::adopt(ring->ring_fd);
   ring_ = ring;
-  event_fd_ = efd;
+  event_fd_ = own_fds::adopt(efd);
   event_completion_.on_complete = on_eventfd;
   event_completion_.engine = this;
   arm_eventfd();
@@ -78,9 +82,11 @@ bool Uring::init(unsigned entries, int* why) {
 
 void Uring::shutdown() {
   if (!ring_) return;
+  own_fds::release(ring_->ring_fd);
   io_uring_queue_exit(ring_);
   free(ring_);
   ring_ = nullptr;
+  own_fds::release(event_fd_);
   raw_syscall(SYS_close, event_fd_);
   event_fd_ = -1;
 }

@@ -32,6 +32,7 @@
 
 #include "runtime/api.h"
 #include "runtime/fiber.h"
+#include "runtime/own_fds.h"
 #include "runtime/parking_lot.h"
 #include "runtime/scheduler.h"
 #include "runtime/signals.h"
@@ -103,10 +104,13 @@ bool private_anonymous(const uint32_t* uaddr) {
   int fd = g_pagemap.load(std::memory_order_acquire);
   if (fd == -2) {
     long r = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/pagemap"), O_RDONLY | O_CLOEXEC);
-    int want = r < 0 ? -1 : static_cast<int>(r);
+    int want = r < 0 ? -1 : own_fds::adopt(static_cast<int>(r));
     int expected = -2;
     if (!g_pagemap.compare_exchange_strong(expected, want, std::memory_order_acq_rel)) {
-      if (want >= 0) raw_syscall(SYS_close, want);
+      if (want >= 0) {
+        own_fds::release(want);
+        raw_syscall(SYS_close, want);
+      }
       want = expected;
     }
     fd = want;

@@ -1959,7 +1959,7 @@ TEST(EpollEngineByNumber, RegistrationsPastTheBudgetAreKeptIdleAndDroppedWhenFor
     int again[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, again) != 0) return 13;
     if (again[0] != sv[0][0]) return 14;
-    e.forget_remote(again[0]);  // what the hooks do for a new fd
+    e.forget_remote(again[0], false);  // what the hooks do for a new fd
     Op o;
     e.submit_op(recv_op(again[0], buf, sizeof buf), &o, 0, nullptr);
     for (int k = 0; k < 3; ++k) e.reap();
@@ -2000,7 +2000,7 @@ TEST(EpollEngineByNumber, AStaleEntryOfAClosedNumberNeverWakesTheRecordsNextUse)
     int b[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0) return 11;
     if (b[0] != num) return 12;
-    e.forget_remote(num);  // the hooks, for the new fd: the old record goes
+    e.forget_remote(num, false);  // the hooks, for the new fd: the old record goes
     e.reap();              // and is reclaimed (the free list is LIFO)
     if (e.idle_by_number() != 0) return 13;
     Op p;
@@ -2084,7 +2084,7 @@ TEST(EpollEngineByNumber, ClosingTheFdWhileARecvWaitsKeepsTheWaitOnTheFile) {
     if (EpollEngine::duplicates_held() != 9) return 7;  // the closer's duplicate
     if (sees_eof(a[1], 100)) return 8;  // the file is still open
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0 || b[0] != a[0]) return 9;
-    e.forget_remote(b[0]);  // the hooks, for the new fd
+    e.forget_remote(b[0], false);  // the hooks, for the new fd
     if (write(b[1], "new", 3) != 3) return 10;
     drive_for(e, [&] { return o.count != 0; }, 100);
     if (o.count) return 11;  // the number's new file is not the wait's
@@ -2094,6 +2094,48 @@ TEST(EpollEngineByNumber, ClosingTheFdWhileARecvWaitsKeepsTheWaitOnTheFile) {
     if (!sees_eof(a[1], 2000)) return 14;  // the duplicate went with the recv
     if (EpollEngine::duplicates_held() != 8) return 15;
     if (recv(b[0], buf, sizeof buf, MSG_DONTWAIT) != 3) return 16;
+    return 0;
+  });
+}
+
+// Two threads close the same number-registered fd at once while a recv
+// waits on it (close and close_range racing): one duplicate serves the
+// wait, the other is closed, none leaks - the recv still completes from the
+// old file, and when it ends the peer sees end-of-stream.
+TEST(EpollEngineByNumber, TwoClosersAtOnceHandOverOneDuplicateAndLeakNone) {
+  run_limited(64, [] {
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(8, &why)) return 3;
+    SpentBudget spent;
+    if (!spent.take(e)) return 4;
+    for (int round = 0; round < 100; ++round) {
+      int a[2];
+      char buf[8];
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return 5;
+      Op o;
+      e.submit_op(recv_op(a[0], buf, sizeof buf), &o, 0, nullptr);
+      for (int k = 0; k < 3; ++k) e.reap();
+      if (o.count) return 6;
+      std::atomic<int> go{0};
+      auto closer = [&] {
+        go.fetch_add(1);
+        while (go.load() < 2) {
+        }
+        e.forget_remote(a[0], true);
+      };
+      std::thread t1(closer), t2(closer);
+      t1.join();
+      t2.join();
+      close(a[0]);
+      if (EpollEngine::duplicates_held() != 9) return 7;  // exactly one rescue
+      if (write(a[1], "late", 4) != 4) return 8;
+      if (!drive_for(e, [&] { return o.count == 1; }, 5000) || o.res != 4) return 9;
+      e.reap();
+      if (EpollEngine::duplicates_held() != 8) return 10;
+      if (!sees_eof(a[1], 2000)) return 11;
+      close(a[1]);
+    }
     return 0;
   });
 }

@@ -1,0 +1,108 @@
+// The library's own descriptors (rings or epoll sets, eventfds, the control
+// socket) must not show in the program's numbering or fall to its closing
+// sweeps. A plain run's first descriptors are 3, 4, 5...: under the preload
+// they must be the same numbers. A daemon-style sweep - close() of every
+// number up to a bound, then close_range(3, ~0U), then closefrom(3) - must
+// close exactly what the program had (the library's answer EBADF, as the
+// plain run's unused numbers do), and blocking calls across threads must
+// go on working after each sweep. Prints numbers and counts, not timings.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+static void* late_writer(void* arg) {
+  int fd = *(int*)arg;
+  sleep_ms(20);
+  if (write(fd, "ping", 4) != 4) abort();
+  return NULL;
+}
+
+// A blocking read that has to wait for another thread (the engine's path).
+static void round_trip(const char* when) {
+  int p[2];
+  if (pipe(p) != 0) abort();
+  pthread_t t;
+  pthread_create(&t, NULL, late_writer, &p[1]);
+  char buf[8] = {0};
+  ssize_t n = read(p[0], buf, sizeof buf);
+  pthread_join(t, NULL);
+  sleep_ms(5);
+  printf("%s: read %zd \"%.*s\"\n", when, n, (int)(n > 0 ? n : 0), buf);
+  close(p[0]);
+  close(p[1]);
+}
+
+// Descriptors the harness left open at start (inherited): the same in both
+// runs, but not the program's to count.
+static char* inherited;
+static int limit;
+
+static void sweep_close(void) {
+  int closed = 0, ebadf = 0, other = 0;
+  for (int fd = 3; fd < limit; ++fd) {
+    if (inherited[fd]) continue;
+    if (close(fd) == 0) ++closed;
+    else if (errno == EBADF) ++ebadf;
+    else ++other;
+  }
+  printf("close sweep: %d closed, %d EBADF, %d other\n", closed, ebadf, other);
+}
+
+static int opened[5];
+
+static void open_some(void) {
+  int p[2];
+  opened[0] = open("/dev/null", O_RDONLY);
+  opened[1] = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (pipe(p) != 0) abort();
+  opened[2] = p[0];
+  opened[3] = p[1];
+  opened[4] = dup(opened[0]);
+  printf("numbers: open %d socket %d pipe %d %d dup %d\n", opened[0], opened[1], opened[2], opened[3], opened[4]);
+}
+
+static void report_opened(const char* when) {
+  int open_now = 0;
+  for (int i = 0; i < 5; ++i) open_now += fcntl(opened[i], F_GETFD) >= 0;
+  printf("%s: %d of the 5 still open\n", when, open_now);
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  limit = (int)sysconf(_SC_OPEN_MAX);
+  if (limit > 1 << 20) limit = 1 << 20;
+  inherited = calloc((size_t)limit, 1);
+  for (int fd = 3; fd < limit; ++fd) inherited[fd] = fcntl(fd, F_GETFD) >= 0;
+  round_trip("start");
+
+  open_some();
+  sweep_close();
+  report_opened("after the close sweep");
+  round_trip("after the close sweep");
+
+  open_some();
+  if (close_range(3, ~0U, 0) != 0) printf("close_range: %s\n", strerror(errno));
+  report_opened("after close_range");
+  round_trip("after close_range");
+
+  open_some();
+  closefrom(3);
+  report_opened("after closefrom");
+  round_trip("after closefrom");
+  open_some();
+  return 0;
+}

@@ -105,6 +105,22 @@ void unmark_dup(int fd) {
   if (i >= 0) g_dup_bits[i / 64].fetch_and(~(uint64_t{1} << (i % 64)), std::memory_order_release);
 }
 
+void close_all() {
+  for (auto& s : g_fds) {
+    int fd = s.exchange(0, std::memory_order_acq_rel);
+    if (fd > 0) raw_syscall(SYS_close, fd);
+  }
+  int b = g_dup_base.load(std::memory_order_relaxed);
+  for (int w = 0; b >= 0 && w < kDupBits / 64; ++w) {
+    uint64_t bits = g_dup_bits[w].exchange(0, std::memory_order_acq_rel);
+    for (int i = 0; bits; ++i, bits >>= 1) {
+      if (bits & 1) raw_syscall(SYS_close, b + w * 64 + i);
+    }
+  }
+  g_lo.store(0x7fffffff, std::memory_order_relaxed);
+  g_hi.store(-1, std::memory_order_relaxed);
+}
+
 bool is_own(int fd) {
   int i = dup_bit(fd);
   if (i >= 0 && (g_dup_bits[i / 64].load(std::memory_order_acquire) >> (i % 64) & 1)) return true;

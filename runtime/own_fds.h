@@ -35,6 +35,11 @@ long close_range_except_own(unsigned first, unsigned last, unsigned flags);
 // it) marks them. mark_dup after making one, unmark_dup before closing it;
 // outside the bitmap a duplicate is not protected. Any thread.
 void set_dup_base(int base);
+// A forked child whose runtime is off for good (sched::forget_after_fork):
+// closes every descriptor still recorded, so the child - a pre-fork
+// server's worker, say - holds none of the parent's rings or sets, as a
+// plain child holds none. Only when nothing will use them again.
+void close_all();
 void mark_dup(int fd);
 void unmark_dup(int fd);
 

@@ -24,6 +24,7 @@
 #include "runtime/cpu_clock.h"
 #include "runtime/control.h"
 #include "runtime/monitor.h"
+#include "runtime/own_fds.h"
 #include "runtime/inspect.h"
 #include "runtime/signals.h"
 #include "runtime/threads.h"
@@ -1231,6 +1232,7 @@ bool ensure_started() {
 
 void forget_after_fork() {
   control::forget_after_fork();
+  own_fds::close_all();
   g_active.store(false, std::memory_order_release);
   g_state.store(kUnavailable, std::memory_order_release);
 }

@@ -136,6 +136,11 @@ class Backend {
   virtual int inflight() const = 0;
   // Kernel entries made so far (UNBLOCK_STATS; any thread).
   virtual uint64_t enters() const = 0;
+  // The epoll engine's registrations made on the program's fd number (past
+  // its duplicate budget) and events it dropped as stale. Any thread
+  // (racy: for stats). Others: 0.
+  virtual uint64_t number_registrations() const { return 0; }
+  virtual uint64_t stale_events() const { return 0; }
   // Submission and completion queue entries not yet consumed (any thread,
   // racy: for stats).
   virtual void occupancy(unsigned* sq, unsigned* cq) const = 0;
@@ -214,6 +219,8 @@ class Engine {
 
   int inflight() const { return impl_ ? impl_->inflight() : 0; }
   uint64_t enters() const { return impl_ ? impl_->enters() : 0; }
+  uint64_t number_registrations() const { return impl_ ? impl_->number_registrations() : 0; }
+  uint64_t stale_events() const { return impl_ ? impl_->stale_events() : 0; }
   void kick_remote(int fd) {
     if (impl_) impl_->kick_remote(fd);
   }

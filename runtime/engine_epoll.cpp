@@ -866,8 +866,12 @@ long EpollEngine::open_cached(const IoOp& op) {
   }
   if (r == -EINVAL) return -EAGAIN;  // let the real call give the program its own error
   if (r >= 0 && !(op.flags & (O_NONBLOCK | O_PATH))) {
-    long fl = raw_syscall(SYS_fcntl, r, F_GETFL);
-    if (fl >= 0) raw_syscall(SYS_fcntl, r, F_SETFL, fl & ~O_NONBLOCK);
+    // F_SETFL sets exactly O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME and
+    // O_NONBLOCK. O_APPEND, O_DIRECT and O_NOATIME as the program asked
+    // (open honours them as F_SETFL does), no O_ASYNC (open ignores it), no
+    // O_NONBLOCK: the flags its own open would have left, without an
+    // F_GETFL first.
+    raw_syscall(SYS_fcntl, r, F_SETFL, op.flags & (O_APPEND | O_DIRECT | O_NOATIME));
   }
   return r;
 }
@@ -1464,10 +1468,10 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
     fs->own_dup = true;
   } else {
     // Over the budget, or no descriptor left: register the program's number
-    // itself (kept all the same); a close of it while this waits then drops
-    // the kernel's entry (if nothing else holds the file), and the wait
-    // with it: the budget's one loss.
+    // itself (kept all the same); a close of it while this waits hands the
+    // wait a duplicate the closer makes (forget_slot).
     fs->dup = fd;
+    number_regs_.store(number_regs_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   if (in_table) {
     if (std::atomic<FdState*>* s = slot(fd, true)) {
@@ -1805,7 +1809,7 @@ void EpollEngine::poll_events(int timeout_ms) {
     } else if (FdState* fs = tagged(tag)) {
       on_ready(fs, evs[i].events);
     } else {
-      ++stale_events_;
+      stale_events_.store(stale_events_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
   }
   if (kick_pending_.load(std::memory_order_acquire)) take_kicks();  // pairs with kick_remote's release

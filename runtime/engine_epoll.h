@@ -129,8 +129,10 @@ class EpollEngine final : public engine::Backend {
   // idle on the program's number, duplicates held by every engine (tests).
   int cached_idle() const { return cached_idle_; }
   int idle_by_number() const { return idle_by_number_; }
-  // Events dropped because their entry was stale (see FdState). Owner.
-  uint64_t stale_events() const { return stale_events_; }
+  // Events dropped because their entry was stale (see FdState), and
+  // registrations made on the program's number. Any thread (racy).
+  uint64_t stale_events() const override { return stale_events_.load(std::memory_order_relaxed); }
+  uint64_t number_registrations() const override { return number_regs_.load(std::memory_order_relaxed); }
   static int duplicates_held();
   // True if a completion's flags say more completions follow. Any thread.
   static bool more_follow(uint32_t flags) { return (flags & kMore) != 0; }
@@ -211,7 +213,8 @@ class EpollEngine final : public engine::Backend {
   FdState* lru_tail_ = nullptr;
   int cached_idle_ = 0;      // in the LRU: with a duplicate
   int idle_by_number_ = 0;  // on the program's number: no duplicate, never evicted
-  uint64_t stale_events_ = 0;
+  std::atomic<uint64_t> stale_events_{0};  // owner-written (load + store), read by stats
+  std::atomic<uint64_t> number_regs_{0};
   std::atomic<FdState*> dead_{nullptr};  // taken and closed by forget_remote, to reclaim
   Pending* free_ = nullptr;
   Pending** chunks_ = nullptr;  // record blocks, freed by shutdown

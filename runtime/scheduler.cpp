@@ -1256,7 +1256,8 @@ void write_stats() {
                    "fibers_spawned %lu\nfibers_exited %lu\nswitches %lu\nparks %lu\nhandoffs %lu\n"
                    "busy_handoffs %lu\nhandoff_refused %lu\ncarriers_created %lu\nmigrations %lu\nworkers %d\n"
                    "ring_enters %lu\ndirect_sends %lu\nurgent_reaps %lu\ndirect_switches %lu\nfs_writes %lu\n"
-                   "futex_waits %lu\nfutex_kernel_waits %lu\nengine %s\n",
+                   "futex_waits %lu\nfutex_kernel_waits %lu\nepoll_number_regs %lu\nepoll_stale_events %lu\n"
+                   "engine %s\n",
                    (unsigned long)g_stats.fibers_spawned.load(), (unsigned long)g_stats.fibers_exited.load(),
                    (unsigned long)sum_workers([](const Worker& w) { return w.switches.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.parks.load(); }),
@@ -1269,6 +1270,8 @@ void write_stats() {
                    (unsigned long)sum_workers([](const Worker& w) { return w.direct_switches.load(); }),
                    (unsigned long)sum_workers([](const Worker& w) { return w.fs_writes.load(); }),
                    (unsigned long)g_stats.futex_waits.load(), (unsigned long)g_stats.futex_kernel_waits.load(),
+                   (unsigned long)sum_workers([](const Worker& w) { return w.engine.number_registrations(); }),
+                   (unsigned long)sum_workers([](const Worker& w) { return w.engine.stale_events(); }),
                    engine::chosen());
   int fd = 2;
   if (strcmp(where, "stderr") != 0) {

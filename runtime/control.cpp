@@ -231,8 +231,12 @@ void* control_main(void*) {
       if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) listening = false;
       continue;
     }
-    serve(static_cast<int>(fd));
-    raw_syscall(SYS_close, fd);
+    // A client's connection is the library's too: out of the program's
+    // numbers and its closing sweeps while it is served.
+    int client = own_fds::adopt(static_cast<int>(fd));
+    serve(client);
+    own_fds::release(client);
+    raw_syscall(SYS_close, client);
   }
 }
 

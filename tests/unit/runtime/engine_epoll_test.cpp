@@ -1918,6 +1918,30 @@ struct SpentBudget {
     return EpollEngine::duplicates_held() == 8 && e.cached_idle() == 0;
   }
 };
+// run_limited(64) with an engine whose budget is spent (SpentBudget): what
+// it registers next is on the program's number.
+void run_spent(const std::function<int(EpollEngine&)>& body) {
+  run_limited(64, [&body] {
+    EpollEngine e;
+    int why = 0;
+    if (!e.init(8, &why)) return 3;
+    SpentBudget spent;
+    if (!spent.take(e)) return 4;
+    return body(e);
+  });
+}
+
+// A recv on fd that waits, then peer sends msg: the recv's result.
+int recv_after_send(EpollEngine& e, int fd, int peer, const char* msg, char* buf, size_t len) {
+  Op o;
+  e.submit_op(recv_op(fd, buf, len), &o, 0, nullptr);
+  for (int k = 0; k < 3; ++k) e.reap();
+  if (o.count) return -1000;  // did not wait
+  size_t n = strlen(msg);
+  if (write(peer, msg, n) != static_cast<ssize_t>(n)) return -1001;
+  if (!drive_for(e, [&] { return o.count == 1; }, 5000)) return -1002;
+  return o.res;
+}
 }  // namespace
 
 // Past the budget a registration on the program's number is kept like one
@@ -1925,12 +1949,7 @@ struct SpentBudget {
 // wait), and forgetting it (the hooks, before close) takes the entry off
 // the set without closing anything of the program's.
 TEST(EpollEngineByNumber, RegistrationsPastTheBudgetAreKeptIdleAndDroppedWhenForgotten) {
-  run_limited(64, [] {
-    EpollEngine e;
-    int why = 0;
-    if (!e.init(8, &why)) return 3;
-    SpentBudget spent;
-    if (!spent.take(e)) return 4;
+  run_spent([](EpollEngine& e) {
     const int n = 4;
     int sv[n][2];
     char buf[4];
@@ -1960,11 +1979,7 @@ TEST(EpollEngineByNumber, RegistrationsPastTheBudgetAreKeptIdleAndDroppedWhenFor
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, again) != 0) return 13;
     if (again[0] != sv[0][0]) return 14;
     e.forget_remote(again[0], false);  // what the hooks do for a new fd
-    Op o;
-    e.submit_op(recv_op(again[0], buf, sizeof buf), &o, 0, nullptr);
-    for (int k = 0; k < 3; ++k) e.reap();
-    if (o.count || write(again[1], "yz", 2) != 2) return 15;
-    if (!drive_for(e, [&] { return o.count == 1; }, 5000) || o.res != 2) return 16;
+    if (recv_after_send(e, again[0], again[1], "yz", buf, sizeof buf) != 2) return 16;
     return e.stale_events() == 0 ? 0 : 17;
   });
 }
@@ -1976,23 +1991,12 @@ TEST(EpollEngineByNumber, RegistrationsPastTheBudgetAreKeptIdleAndDroppedWhenFor
 // events carry the old generation and must not reach the new waiter (a
 // poll would complete with readiness its file does not have).
 TEST(EpollEngineByNumber, AStaleEntryOfAClosedNumberNeverWakesTheRecordsNextUse) {
-  run_limited(64, [] {
-    EpollEngine e;
-    int why = 0;
-    if (!e.init(8, &why)) return 3;
-    SpentBudget spent;
-    if (!spent.take(e)) return 4;
+  run_spent([](EpollEngine& e) {
     int a[2];
     char buf[4];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return 5;
-    {
-      Op o;
-      e.submit_op(recv_op(a[0], buf, sizeof buf), &o, 0, nullptr);
-      for (int k = 0; k < 3; ++k) e.reap();
-      if (write(a[1], "x", 1) != 1) return 6;
-      if (!drive_for(e, [&] { return o.count == 1; }, 5000)) return 7;
-      if (e.idle_by_number() != 1) return 8;
-    }
+    if (recv_after_send(e, a[0], a[1], "x", buf, sizeof buf) != 1) return 7;
+    if (e.idle_by_number() != 1) return 8;
     int keep = fcntl(a[0], F_DUPFD_CLOEXEC, 0);  // the program's own dup
     if (keep < 0) return 9;
     int num = a[0];
@@ -2023,21 +2027,12 @@ TEST(EpollEngineByNumber, AStaleEntryOfAClosedNumberNeverWakesTheRecordsNextUse)
 // call, while the number still names the old file, so its entry is deleted
 // and not left stale (the old file lives on in the program's dup).
 TEST(EpollEngineByNumber, ForgettingBeforeDup2LeavesNoStaleEntry) {
-  run_limited(64, [] {
-    EpollEngine e;
-    int why = 0;
-    if (!e.init(8, &why)) return 3;
-    SpentBudget spent;
-    if (!spent.take(e)) return 4;
+  run_spent([](EpollEngine& e) {
     int a[2], b[2];
     char buf[4];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return 5;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) != 0) return 6;
-    Op o;
-    e.submit_op(recv_op(a[0], buf, sizeof buf), &o, 0, nullptr);
-    for (int k = 0; k < 3; ++k) e.reap();
-    if (write(a[1], "x", 1) != 1) return 7;
-    if (!drive_for(e, [&] { return o.count == 1; }, 5000)) return 8;
+    if (recv_after_send(e, a[0], a[1], "x", buf, sizeof buf) != 1) return 8;
     int keep = fcntl(a[0], F_DUPFD_CLOEXEC, 0);
     if (keep < 0) return 9;
     e.forget_remote(a[0]);
@@ -2049,11 +2044,7 @@ TEST(EpollEngineByNumber, ForgettingBeforeDup2LeavesNoStaleEntry) {
     if (!drive_for(e, [&] { return t.count == 1; }, 5000)) return 12;
     if (e.stale_events() != 0) return 13;
     // The number now names b's file, and waits on it work.
-    Op p;
-    e.submit_op(recv_op(a[0], buf, sizeof buf), &p, 0, nullptr);
-    for (int k = 0; k < 3; ++k) e.reap();
-    if (p.count || write(b[1], "yz", 2) != 2) return 14;
-    if (!drive_for(e, [&] { return p.count == 1; }, 5000) || p.res != 2) return 15;
+    if (recv_after_send(e, a[0], b[1], "yz", buf, sizeof buf) != 2) return 15;
     close(keep);
     return 0;
   });
@@ -2066,12 +2057,7 @@ TEST(EpollEngineByNumber, ForgettingBeforeDup2LeavesNoStaleEntry) {
 // completes the recv; the number's next file is not read by it; when the
 // recv ends the file closes (the peer sees end-of-stream).
 TEST(EpollEngineByNumber, ClosingTheFdWhileARecvWaitsKeepsTheWaitOnTheFile) {
-  run_limited(64, [] {
-    EpollEngine e;
-    int why = 0;
-    if (!e.init(8, &why)) return 3;
-    SpentBudget spent;
-    if (!spent.take(e)) return 4;
+  run_spent([](EpollEngine& e) {
     int a[2], b[2];
     char buf[8];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return 5;
@@ -2103,12 +2089,7 @@ TEST(EpollEngineByNumber, ClosingTheFdWhileARecvWaitsKeepsTheWaitOnTheFile) {
 // wait, the other is closed, none leaks - the recv still completes from the
 // old file, and when it ends the peer sees end-of-stream.
 TEST(EpollEngineByNumber, TwoClosersAtOnceHandOverOneDuplicateAndLeakNone) {
-  run_limited(64, [] {
-    EpollEngine e;
-    int why = 0;
-    if (!e.init(8, &why)) return 3;
-    SpentBudget spent;
-    if (!spent.take(e)) return 4;
+  run_spent([](EpollEngine& e) {
     for (int round = 0; round < 100; ++round) {
       int a[2];
       char buf[8];

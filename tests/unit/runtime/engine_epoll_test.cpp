@@ -87,6 +87,21 @@ timespec after_ms(clockid_t clock, long ms) {
   return t;
 }
 
+// Drives e until pred() holds or about ms pass (an engine timer bounds each
+// wait); returns pred().
+bool drive_for(EpollEngine& e, const std::function<bool()>& pred, long ms) {
+  Timer guard;
+  e.arm_timer(&guard, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, ms));
+  while (!pred() && guard.count == 0) {
+    if (!e.reap()) e.wait();
+  }
+  if (!guard.count) e.cancel_timer(&guard);
+  while (!guard.count) {
+    if (!e.reap()) e.wait();
+  }
+  return pred();
+}
+
 class EpollEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -96,18 +111,7 @@ class EpollEngineTest : public ::testing::Test {
   void TearDown() override { e.shutdown(); }
 
   // Drives the engine until pred() holds or `ms` pass; returns pred().
-  bool drive(const std::function<bool()>& pred, long ms = 5000) {
-    Timer guard;
-    e.arm_timer(&guard, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, ms));
-    while (!pred() && guard.count == 0) {
-      if (!e.reap()) e.wait();
-    }
-    if (!guard.count) e.cancel_timer(&guard);
-    while (!guard.count) {
-      if (!e.reap()) e.wait();
-    }
-    return pred();
-  }
+  bool drive(const std::function<bool()>& pred, long ms = 5000) { return drive_for(e, pred, ms); }
   // A few rounds without waiting: what completes without outside help.
   void spin(int rounds = 5) {
     for (int i = 0; i < rounds; ++i) e.reap();
@@ -1877,21 +1881,6 @@ void run_limited(rlim_t nofile, const std::function<int()>& body) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 0);
-}
-
-// Drives e until pred() holds or about ms pass (an engine timer bounds each
-// wait); returns pred().
-bool drive_for(EpollEngine& e, const std::function<bool()>& pred, long ms) {
-  Timer guard;
-  e.arm_timer(&guard, CLOCK_MONOTONIC, after_ms(CLOCK_MONOTONIC, ms));
-  while (!pred() && guard.count == 0) {
-    if (!e.reap()) e.wait();
-  }
-  if (!guard.count) e.cancel_timer(&guard);
-  while (!guard.count) {
-    if (!e.reap()) e.wait();
-  }
-  return pred();
 }
 
 IoOp recv_op(int fd, char* buf, size_t len) {

@@ -1445,12 +1445,20 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
   // registrations give theirs back first (the oldest of this engine's).
   long d = -EMFILE;
   int budget = g_dup_budget.load(std::memory_order_relaxed);
-  bool counted = g_dups.fetch_add(1, std::memory_order_relaxed) < budget;
-  if (!counted) {
-    g_dups.fetch_sub(1, std::memory_order_relaxed);
-    if (budget > 0 && evict_idle()) {
-      counted = g_dups.fetch_add(1, std::memory_order_relaxed) < budget;
-      if (!counted) g_dups.fetch_sub(1, std::memory_order_relaxed);
+  // With the cache off (the program is near its descriptor limit) a kept
+  // registration goes on the number at once: a duplicate would be made and
+  // closed again on every wait (4 system calls), and the descriptors are
+  // the program's to use.
+  bool on_number = in_table && g_cache_off.load(std::memory_order_relaxed);
+  bool counted = false;
+  if (!on_number) {
+    counted = g_dups.fetch_add(1, std::memory_order_relaxed) < budget;
+    if (!counted) {
+      g_dups.fetch_sub(1, std::memory_order_relaxed);
+      if (budget > 0 && evict_idle()) {
+        counted = g_dups.fetch_add(1, std::memory_order_relaxed) < budget;
+        if (!counted) g_dups.fetch_sub(1, std::memory_order_relaxed);
+      }
     }
   }
   if (counted) {

@@ -1855,6 +1855,8 @@ TEST(EpollEngineLimits, AProgramNearItsDescriptorLimitTurnsTheCacheOffAndGetsThe
     if (!wait_once(b[0], b[1])) _exit(8);
     e.reap();
     if (e.cached_idle() != 0 || EpollEngine::duplicates_held() != 0) _exit(9);
+    // Kept all the same, on the program's number (no duplicate per wait).
+    if (e.idle_by_number() != 1 || !wait_once(b[0], b[1]) || e.idle_by_number() != 1) _exit(12);
     _exit(0);
   }
   int status = 0;

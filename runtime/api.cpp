@@ -811,9 +811,9 @@ long close_range(unsigned first, unsigned last, unsigned flags) {
 }
 
 bool closefrom(int lowfd) {
-  if (lowfd < 0) return false;
-  fd_forget_range(static_cast<unsigned>(lowfd), ~0U);
-  return own_fds::close_range_except_own(static_cast<unsigned>(lowfd), ~0U, 0) != -ENOSYS;
+  unsigned first = lowfd < 0 ? 0U : static_cast<unsigned>(lowfd);  // glibc's closefrom takes a negative as 0
+  fd_forget_range(first, ~0U);
+  return own_fds::close_range_except_own(first, ~0U, 0) != -ENOSYS;
 }
 
 // splice() runs as one engine operation (io_uring executes a splice that

@@ -142,8 +142,9 @@ long fsync(int fd, bool datasync);
 // closefrom, which close every other fd of the range.
 long close(int fd);
 long close_range(unsigned first, unsigned last, unsigned flags);
-// False if it could not be done here (lowfd < 0, no close_range(2) in the
-// kernel): the caller uses glibc's closefrom.
+// False if it could not be done here (no close_range(2) in the kernel,
+// before Linux 5.9): the caller uses glibc's closefrom, which closes the
+// library's descriptors too.
 bool closefrom(int lowfd);
 long splice(int in, off64_t* off_in, int out, off64_t* off_out, size_t len, unsigned flags);
 long sendfile(int out, int in, off64_t* offset, size_t count);

@@ -234,6 +234,7 @@ void* control_main(void*) {
     // A client's connection is the library's too: out of the program's
     // numbers and its closing sweeps while it is served.
     int client = own_fds::adopt(static_cast<int>(fd));
+    if (client < 0) continue;  // closed by the program's sweep meanwhile
     serve(client);
     own_fds::release(client);
     raw_syscall(SYS_close, client);
@@ -285,7 +286,9 @@ void setup() {
   }
   g_dev = st.st_dev;
   g_ino = st.st_ino;
-  g_listen_fd = own_fds::adopt(static_cast<int>(fd));
+  int own = own_fds::adopt(static_cast<int>(fd));
+  if (own < 0) return;  // the program closed the number meanwhile
+  g_listen_fd = own;
   g_owner_pid = pid;
   atexit(remove_socket);
   LOG_INFO("control socket: %s", g_path);

@@ -613,15 +613,20 @@ static void unregister_engine(EpollEngine* e) {
 EpollEngine::~EpollEngine() { shutdown(); }
 
 bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
+  // Both moved out of the program's numbers (runtime/own_fds.h) before the
+  // eventfd's entry is made: epoll keys it by number.
   long ep = raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+  if (ep >= 0) ep = own_fds::adopt(static_cast<int>(ep));
   if (ep < 0) {
-    *why = static_cast<int>(-ep);
+    *why = ep == -1 ? EBADF : static_cast<int>(-ep);
     return false;
   }
   long ev = raw_syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (ev >= 0) ev = own_fds::adopt(static_cast<int>(ev));
   if (ev < 0) {
+    own_fds::release(static_cast<int>(ep));
     raw_syscall(SYS_close, ep);
-    *why = static_cast<int>(-ev);
+    *why = ev == -1 ? EBADF : static_cast<int>(-ev);
     return false;
   }
   epoll_event e{};
@@ -630,6 +635,8 @@ bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
   raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, ev, reinterpret_cast<long>(&e));
   heaps_ = alloc_objects<Heap>(3);
   if (!heaps_) {
+    own_fds::release(static_cast<int>(ep));
+    own_fds::release(static_cast<int>(ev));
     raw_syscall(SYS_close, ep);
     raw_syscall(SYS_close, ev);
     *why = ENOMEM;
@@ -637,8 +644,8 @@ bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
   }
   heaps_[1].clock = CLOCK_REALTIME;
   heaps_[2].clock = CLOCK_BOOTTIME;
-  epfd_ = own_fds::adopt(static_cast<int>(ep));
-  event_fd_ = own_fds::adopt(static_cast<int>(ev));
+  epfd_ = static_cast<int>(ep);
+  event_fd_ = static_cast<int>(ev);
   pid_ = static_cast<int>(raw_syscall(SYS_getpid));
   // Duplicates count against the program's RLIMIT_NOFILE: at most an
   // eighth of it is used for them, process-wide (one per waited-on file),
@@ -650,7 +657,9 @@ bool EpollEngine::init(unsigned, int* why, unsigned pool_threads) {
   rlimit rl{};
   if (raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, reinterpret_cast<long>(&rl)) == 0 && rl.rlim_cur != RLIM_INFINITY &&
       rl.rlim_cur >= 64) {
-    int budget = static_cast<int>(rl.rlim_cur / 8);
+    // At most 32,768: with the base capped below, the duplicates then stay
+    // inside own_fds' bitmap of 65,536 numbers (protected from sweeps).
+    int budget = static_cast<int>(std::min<rlim_t>(rl.rlim_cur / 8, 32768));
     // Never above 32,768: the kernel sizes a process's fd table by its
     // highest descriptor, and one duplicate at 917,504 (Docker's default
     // limit is 1,048,576) would cost the process 8 MiB of it.
@@ -2022,12 +2031,18 @@ void EpollEngine::sync_timerfd(int which) {
   if (want == h.armed && !h.fired) return;
   if (h.tfd < 0) {
     if (want < 0) return;
-    long t = raw_syscall(SYS_timerfd_create, h.clock, TFD_CLOEXEC | TFD_NONBLOCK);
+    long t = -EBADF;
+    // adopt() fails only if the program closed the new number in the
+    // instant before it was moved (a sweep): make another.
+    for (int tries = 0; tries < 3 && t == -EBADF; ++tries) {
+      t = raw_syscall(SYS_timerfd_create, h.clock, TFD_CLOEXEC | TFD_NONBLOCK);
+      if (t >= 0 && (t = own_fds::adopt(static_cast<int>(t))) < 0) t = -EBADF;
+    }
     if (t < 0) {
       LOG_ERROR("epoll engine: timerfd_create failed (%ld)", -t);
       abort();
     }
-    h.tfd = own_fds::adopt(static_cast<int>(t));
+    h.tfd = static_cast<int>(t);
     epoll_event e{};
     e.events = EPOLLIN;
     e.data.u64 = kTagHeap + static_cast<uint64_t>(which);

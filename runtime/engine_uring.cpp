@@ -71,9 +71,23 @@ bool Uring::init(unsigned entries, int* why) {
   }
   // Out of the program's numbers (runtime/own_fds.h). liburing keeps the
   // ring's descriptor in two fields (no registered ring fd here).
-  ring->ring_fd = ring->enter_ring_fd = own_fds::adopt(ring->ring_fd);
+  int ring_fd = own_fds::adopt(ring->ring_fd);
+  efd = own_fds::adopt(efd);
+  if (ring_fd < 0 || efd < 0) {  // closed by the program meanwhile: not ours to use
+    *why = EBADF;
+    if (efd >= 0) {
+      own_fds::release(efd);
+      raw_syscall(SYS_close, efd);
+    }
+    if (ring_fd >= 0) own_fds::release(ring_fd);
+    ring->ring_fd = ring->enter_ring_fd = ring_fd;  // queue_exit closes it (or nothing: -1)
+    io_uring_queue_exit(ring);
+    free(ring);
+    return false;
+  }
+  ring->ring_fd = ring->enter_ring_fd = ring_fd;
   ring_ = ring;
-  event_fd_ = own_fds::adopt(efd);
+  event_fd_ = efd;
   event_completion_.on_complete = on_eventfd;
   event_completion_.engine = this;
   arm_eventfd();

@@ -17,8 +17,10 @@ namespace unblock::own_fds {
 
 // Moves fd to the library's range (close-on-exec), closes the original and
 // records the new number, which it returns. If it cannot be moved (no free
-// number there, a limit below 64) fd itself is recorded and returned. Any
-// thread.
+// number there, a limit below 64) fd itself is recorded and returned. -1
+// if fd was closed meanwhile (a program's sweep racing the library's
+// creation of it): the number is not the library's, the creation failed.
+// Any thread.
 int adopt(int fd);
 // The library is about to close fd (one adopt() returned). Any thread.
 void release(int fd);

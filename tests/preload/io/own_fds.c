@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -61,8 +62,12 @@ static void sweep_close(void) {
   printf("close sweep: %d closed, %d EBADF, %d other\n", closed, ebadf, other);
 }
 
-static int opened[5];
+enum { kOpened = 8 };
+static int opened[kOpened];
 
+// Five descriptors at the lowest numbers, and three placed by dup2 high up
+// (among and above where a library would keep its own: a sweep that
+// stopped at the first of those would leave them open).
 static void open_some(void) {
   int p[2];
   opened[0] = open("/dev/null", O_RDONLY);
@@ -71,19 +76,34 @@ static void open_some(void) {
   opened[2] = p[0];
   opened[3] = p[1];
   opened[4] = dup(opened[0]);
-  printf("numbers: open %d socket %d pipe %d %d dup %d\n", opened[0], opened[1], opened[2], opened[3], opened[4]);
+  int high[3] = {limit / 2, limit / 2 + 7, limit - 1};
+  for (int i = 0; i < 3; ++i) opened[5 + i] = dup2(opened[0], high[i]) == high[i] ? high[i] : -1;
+  printf("numbers: open %d socket %d pipe %d %d dup %d; high ones placed: %d\n", opened[0], opened[1], opened[2],
+         opened[3], opened[4], (opened[5] >= 0) + (opened[6] >= 0) + (opened[7] >= 0));
 }
 
 static void report_opened(const char* when) {
   int open_now = 0;
-  for (int i = 0; i < 5; ++i) open_now += fcntl(opened[i], F_GETFD) >= 0;
-  printf("%s: %d of the 5 still open\n", when, open_now);
+  for (int i = 0; i < kOpened; ++i) open_now += opened[i] >= 0 && fcntl(opened[i], F_GETFD) >= 0;
+  printf("%s: %d of ours still open\n", when, open_now);
 }
 
-int main(void) {
+int main(int argc, char** argv) {
+  (void)argc;
+  // The same limit in every environment (4,096, or the hard limit if
+  // lower), set before the library starts: the process runs itself again.
+  if (!getenv("OWN_FDS_LIMITED")) {
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    setenv("OWN_FDS_LIMITED", "1", 1);
+    execv("/proc/self/exe", argv);
+    return 3;
+  }
   setvbuf(stdout, NULL, _IOLBF, 0);
-  limit = (int)sysconf(_SC_OPEN_MAX);
-  if (limit > 1 << 20) limit = 1 << 20;
+  long max = sysconf(_SC_OPEN_MAX);
+  limit = max <= 0 || max > 1 << 20 ? 1 << 20 : (int)max;  // unlimited: a bound of our own
   round_trip("start");
 
   open_some();
@@ -92,7 +112,12 @@ int main(void) {
   round_trip("after the close sweep");
 
   open_some();
-  if (close_range(3, ~0U, 0) != 0) printf("close_range: %s\n", strerror(errno));
+  // In pieces that end and start at arbitrary numbers.
+  unsigned cuts[] = {3, 100, 900, 1000, (unsigned)limit / 2, (unsigned)limit / 2 + 1, ~0U};
+  for (int i = 0; i + 1 < (int)(sizeof cuts / sizeof cuts[0]); ++i) {
+    unsigned last = i + 2 < (int)(sizeof cuts / sizeof cuts[0]) ? cuts[i + 1] - 1 : ~0U;
+    if (cuts[i] <= last && close_range(cuts[i], last, 0) != 0) printf("close_range: %s\n", strerror(errno));
+  }
   report_opened("after close_range");
   round_trip("after close_range");
 

@@ -221,18 +221,6 @@ constexpr int kFsChunk = 64;
 constexpr int64_t kEvictIdleNs = 100 * 1000 * 1000;
 constexpr int kMaxDupBase = 32768;
 
-// The engine's duplicates are made and closed only here: marked as the
-// library's own (runtime/own_fds.h), so the program's closing sweeps leave
-// them alone.
-long make_dup(int fd, int base) {
-  long d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
-  if (d >= 0) own_fds::mark_dup(static_cast<int>(d));
-  return d;
-}
-void close_dup(int d) {
-  own_fds::unmark_dup(d);
-  raw_syscall(SYS_close, d);
-}
 uint64_t fs_tag(const EpollEngine::FdState* fs) {
   return static_cast<uint64_t>(fs->gen) << 32 | (fs->id + kTagFsBase);
 }
@@ -362,6 +350,21 @@ Pool g_pool;
 
 // Duplicates held by every engine, and how many the descriptor limit allows.
 std::atomic<int> g_dups{0};
+
+// The engine's duplicates are made and closed only here: marked as the
+// library's own (runtime/own_fds.h), so the program's closing sweeps leave
+// them alone. make_dup's caller counts it in g_dups (fd_state reserves the
+// count before the call); close_dup gives the count back.
+long make_dup(int fd, int base) {
+  long d = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
+  if (d >= 0) own_fds::mark_dup(static_cast<int>(d));
+  return d;
+}
+void close_dup(int d) {
+  own_fds::unmark_dup(d);
+  raw_syscall(SYS_close, d);
+  g_dups.fetch_sub(1, std::memory_order_relaxed);
+}
 std::atomic<int> g_dup_budget{0};
 // Set for good when the program's descriptors reach g_high_water or it met
 // EMFILE (release_idle_remote): from then on a registration is dropped when
@@ -1226,7 +1229,6 @@ void EpollEngine::drop_duplicate(FdState* fs) {
   raw_syscall(SYS_epoll_ctl, fs->engine->epfd_, EPOLL_CTL_DEL, fs->dup, 0);
   if (!fs->own_dup) return;
   close_dup(fs->dup);
-  g_dups.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // Any thread, after winning Idle -> Closing: the entry leaves the epoll set
@@ -1251,7 +1253,6 @@ void EpollEngine::reclaim(FdState* fs) {
   int r = fs->rescue.exchange(-1, std::memory_order_relaxed);
   if (r >= 0) {
     close_dup(r);
-    g_dups.fetch_sub(1, std::memory_order_relaxed);
   }
   if (fs->fd >= 0) {
     std::atomic<FdState*>* s = slot(fs->fd, false);
@@ -1358,7 +1359,6 @@ bool EpollEngine::forget_slot(int fd, FdState* fs, bool idle_only, bool closing)
   }
   if (rescue >= 0) {  // not needed after all
     close_dup(rescue);
-    g_dups.fetch_sub(1, std::memory_order_relaxed);
   }
   return closed;
 }
@@ -1502,6 +1502,34 @@ EpollEngine::FdState* EpollEngine::fd_state(int fd, bool edge, int* err) {
   return fs;
 }
 
+// Owner: the events fs's waiters wait for, in *want; returns how many
+// waiters may be armed for. One helper-thread job per registration at a
+// time: a waiter for the pool is left out while one runs (a second acceptor
+// handed the same pending connection would block its thread).
+int EpollEngine::waiters_want(const FdState* fs, uint32_t* want) {
+  int armable = 0;
+  for (Pending* p = fs->head; p; p = p->fnext) {
+    if (p->mode == kModePool && fs->busy) continue;
+    *want |= p->want;
+    ++armable;
+  }
+  return armable;
+}
+
+// Owner: EPOLL_CTL_ADD or _MOD of fs's entry for `events`. An ADD that
+// finds the entry there modifies it; a MOD that finds none (its number was
+// closed and given to a new file behind the hooks' back) adds the number's
+// file afresh.
+long EpollEngine::arm(FdState* fs, int op, uint32_t events) {
+  epoll_event e{};
+  e.events = events;
+  e.data.u64 = fs_tag(fs);
+  long r = raw_syscall(SYS_epoll_ctl, epfd_, op, fs->dup, reinterpret_cast<long>(&e));
+  if (r == -EEXIST) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
+  else if (r == -ENOENT && op == EPOLL_CTL_MOD) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_ADD, fs->dup, reinterpret_cast<long>(&e));
+  return r;
+}
+
 // Owner. Arms what the waiters wait for; drops (or, persistent, caches)
 // the registration when nobody waits and no helper thread uses its dup.
 // `fs` may be freed on return.
@@ -1517,25 +1545,8 @@ int EpollEngine::update(FdState* fs) {
     return 0;
   }
   uint32_t desired = 0;
-  int armable = 0;
-  for (Pending* p = fs->head; p; p = p->fnext) {
-    // One helper-thread job per registration at a time: a second acceptor
-    // handed the same pending connection would block its thread.
-    if (p->mode == kModePool && fs->busy) continue;
-    desired |= p->want;
-    ++armable;
-  }
-  if (!armable || (fs->live && fs->armed == desired)) return 0;
-  epoll_event e{};
-  e.events = desired | (fs->edge ? EPOLLET : EPOLLONESHOT);
-  e.data.u64 = fs_tag(fs);
-  long r;
-  if (fs->added) {
-    r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
-  } else {
-    r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_ADD, fs->dup, reinterpret_cast<long>(&e));
-    if (r == -EEXIST) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
-  }
+  if (!waiters_want(fs, &desired) || (fs->live && fs->armed == desired)) return 0;
+  long r = arm(fs, fs->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, desired | (fs->edge ? EPOLLET : EPOLLONESHOT));
   if (r < 0) return static_cast<int>(r);
   fs->added = true;
   fs->live = true;
@@ -1554,25 +1565,13 @@ int EpollEngine::update_persistent(FdState* fs) {
     return 0;
   }
   uint32_t want = 0;
-  int armable = 0;
-  for (Pending* p = fs->head; p; p = p->fnext) {
-    if (p->mode == kModePool && fs->busy) continue;  // one helper job at a time, as above
-    want |= p->want;
-    ++armable;
-  }
+  int armable = waiters_want(fs, &want);
   uint32_t desired = fs->armed | kPersistEvents | want;
   int op;
   if (!fs->added) op = EPOLL_CTL_ADD;
   else if (armable && (fs->recheck || (desired & ~fs->armed))) op = EPOLL_CTL_MOD;
   else return 0;
-  epoll_event e{};
-  e.events = desired | EPOLLET;
-  e.data.u64 = fs_tag(fs);
-  long r = raw_syscall(SYS_epoll_ctl, epfd_, op, fs->dup, reinterpret_cast<long>(&e));
-  if (r == -EEXIST) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_MOD, fs->dup, reinterpret_cast<long>(&e));
-  // The entry is gone (its number closed and given to a new file behind
-  // the hooks' back): register the number's file afresh.
-  else if (r == -ENOENT && op == EPOLL_CTL_MOD) r = raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_ADD, fs->dup, reinterpret_cast<long>(&e));
+  long r = arm(fs, op, desired | EPOLLET);
   if (r < 0) return static_cast<int>(r);
   fs->added = true;
   fs->live = true;
@@ -1592,7 +1591,6 @@ void EpollEngine::release(FdState* fs) {
   if (fs->added && !number_gone(fs)) raw_syscall(SYS_epoll_ctl, epfd_, EPOLL_CTL_DEL, fs->dup, 0);
   if (fs->own_dup) {
     close_dup(fs->dup);
-    g_dups.fetch_sub(1, std::memory_order_relaxed);
   }
   reclaim(fs);
 }

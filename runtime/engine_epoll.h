@@ -156,6 +156,8 @@ class EpollEngine final : public engine::Backend {
   int wait_on(Pending* p, int fd, uint32_t events, uint8_t mode);
   FdState* fd_state(int fd, bool edge, int* err);
   int update(FdState* fs);
+  static int waiters_want(const FdState* fs, uint32_t* want);
+  long arm(FdState* fs, int op, uint32_t events);
   int update_persistent(FdState* fs);
   void release(FdState* fs);
   void go_idle(FdState* fs);

@@ -2,6 +2,7 @@
 // until the completion arrives. Every drive is bounded by a watchdog timer
 // of the engine itself (and the test binary by ctest's timeout).
 #include "runtime/engine_epoll.h"
+#include "tests/unit/runtime/run_limited.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -87,6 +88,17 @@ timespec after_ms(clockid_t clock, long ms) {
   return t;
 }
 
+IoOp make_op(IoOp::Kind kind, int fd, void* addr, uint64_t len, uint32_t flags = 0) {
+  IoOp o{};
+  o.kind = kind;
+  o.fd = fd;
+  o.addr = addr;
+  o.len = len;
+  o.off = ~0ULL;
+  o.flags = flags;
+  return o;
+}
+
 // Drives e until pred() holds or about ms pass (an engine timer bounds each
 // wait); returns pred().
 bool drive_for(EpollEngine& e, const std::function<bool()>& pred, long ms) {
@@ -118,14 +130,7 @@ class EpollEngineTest : public ::testing::Test {
   }
 
   IoOp op(IoOp::Kind kind, int fd, void* addr, uint64_t len, uint32_t flags = 0) {
-    IoOp o{};
-    o.kind = kind;
-    o.fd = fd;
-    o.addr = addr;
-    o.len = len;
-    o.off = ~0ULL;
-    o.flags = flags;
-    return o;
+    return make_op(kind, fd, addr, len, flags);
   }
 
   EpollEngine e;
@@ -1397,12 +1402,7 @@ TEST_F(EpollEngineTest, UrgentReadyAloneNoticesAConnectionForAWaitingAccept) {
 // sockets does not run out of descriptors because of them (10,000 held
 // connections under a 20,000 limit did, with a duplicate each).
 TEST(EpollEngineLimits, DuplicatesStayWithinAnEighthOfTheDescriptorLimit) {
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    alarm(20);
-    rlimit rl{256, 256};
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+  run_limited(256, [] {
     bool before[32];  // descriptors the test process inherited up there
     for (int fd = 256 - 32; fd < 256; ++fd) before[fd - 224] = fcntl(fd, F_GETFD) >= 0;
     auto ours = [&](int fd) { return !before[fd - 224] && fcntl(fd, F_GETFD) >= 0; };
@@ -1415,12 +1415,7 @@ TEST(EpollEngineLimits, DuplicatesStayWithinAnEighthOfTheDescriptorLimit) {
     char bufs[n][4];
     for (int i = 0; i < n; ++i) {
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]) != 0) _exit(4);
-      IoOp o{};
-      o.kind = IoOp::kRecv;
-      o.fd = sv[i][0];
-      o.addr = bufs[i];
-      o.len = sizeof bufs[i];
-      e.submit_op(o, &ops[i], 0, nullptr);
+      e.submit_op(make_op(IoOp::kRecv, sv[i][0], bufs[i], sizeof bufs[i]), &ops[i], 0, nullptr);
     }
     for (int i = 0; i < 3; ++i) e.reap();
     int high = 0;
@@ -1451,12 +1446,8 @@ TEST(EpollEngineLimits, DuplicatesStayWithinAnEighthOfTheDescriptorLimit) {
       if (ours(fd)) _exit(9);  // every duplicate released
     e.reap();  // the owner reclaims the records
     if (e.cached_idle() != 0 || EpollEngine::duplicates_held() != 0) _exit(11);
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+    return 0;
+  });
 }
 
 // ---- persistent registrations (kept across operations until the fd is forgotten) ----------
@@ -1696,12 +1687,7 @@ TEST_F(EpollEngineTest, AcceptorsOnACachedListenerAreAllServedWhenConnectionsCom
 }
 
 TEST(EpollEngineLimits, PastTheBudgetIdleCachedDuplicatesAreEvictedBeforeRegisteringByNumber) {
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    alarm(20);
-    rlimit rl{256, 256};  // a budget of 32 duplicates, numbered 224 up
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+  run_limited(256, [] {  // a budget of 32 duplicates, numbered 224 up
     int cap = 0;  // less if the test process inherited descriptors up there
     for (int fd = 224; fd < 256; ++fd) cap += fcntl(fd, F_GETFD) < 0;
     EpollEngine e;
@@ -1719,12 +1705,7 @@ TEST(EpollEngineLimits, PastTheBudgetIdleCachedDuplicatesAreEvictedBeforeRegiste
     for (int i = 0; i < n; ++i) {  // one wait each, one after the other
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]) != 0) _exit(4);
       Op o;
-      IoOp io{};
-      io.kind = IoOp::kRecv;
-      io.fd = sv[i][0];
-      io.addr = buf;
-      io.len = sizeof buf;
-      e.submit_op(io, &o, 0, nullptr);
+      e.submit_op(make_op(IoOp::kRecv, sv[i][0], buf, sizeof buf), &o, 0, nullptr);
       for (int k = 0; k < 3; ++k) e.reap();
       if (write(sv[i][1], "x", 1) != 1) _exit(5);
       if (!drive([&] { return o.count == 1; }) || o.res != 1) _exit(6);
@@ -1743,12 +1724,7 @@ TEST(EpollEngineLimits, PastTheBudgetIdleCachedDuplicatesAreEvictedBeforeRegiste
       int y[2];
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, y) != 0) _exit(13);
       Op o;
-      IoOp io{};
-      io.kind = IoOp::kRecv;
-      io.fd = y[0];
-      io.addr = buf;
-      io.len = sizeof buf;
-      e.submit_op(io, &o, 0, nullptr);
+      e.submit_op(make_op(IoOp::kRecv, y[0], buf, sizeof buf), &o, 0, nullptr);
       for (int k = 0; k < 3; ++k) e.reap();
       if (o.count || EpollEngine::duplicates_held() != cap || e.cached_idle() != cap) _exit(14);
       if (write(y[1], "y", 1) != 1) _exit(15);
@@ -1761,12 +1737,7 @@ TEST(EpollEngineLimits, PastTheBudgetIdleCachedDuplicatesAreEvictedBeforeRegiste
     int x[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, x) != 0) _exit(8);
     Op o;
-    IoOp io{};
-    io.kind = IoOp::kRecv;
-    io.fd = x[0];
-    io.addr = buf;
-    io.len = sizeof buf;
-    e.submit_op(io, &o, 0, nullptr);
+    e.submit_op(make_op(IoOp::kRecv, x[0], buf, sizeof buf), &o, 0, nullptr);
     for (int k = 0; k < 3; ++k) e.reap();
     if (o.count || EpollEngine::duplicates_held() != cap || e.cached_idle() != cap - 1) _exit(9);
     e.forget_remote(x[0]);
@@ -1778,12 +1749,8 @@ TEST(EpollEngineLimits, PastTheBudgetIdleCachedDuplicatesAreEvictedBeforeRegiste
     close(sv[0][0]);
     pollfd p{sv[0][1], POLLIN, 0};
     if (poll(&p, 1, 2000) != 1) _exit(12);
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+    return 0;
+  });
 }
 
 TEST_F(EpollEngineTest, AForkedChildClosesTheCachedDuplicatesSoTheParentsCloseStillSendsEof) {
@@ -1818,24 +1785,14 @@ TEST_F(EpollEngineTest, AForkedChildClosesTheCachedDuplicatesSoTheParentsCloseSt
 }
 
 TEST(EpollEngineLimits, AProgramNearItsDescriptorLimitTurnsTheCacheOffAndGetsTheDuplicatesBack) {
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    alarm(20);
-    rlimit rl{256, 256};  // budget 32, high water 192
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(2);
+  run_limited(256, [] {  // budget 32, high water 192
     EpollEngine e;
     int why = 0;
     if (!e.init(8, &why)) _exit(3);
     auto wait_once = [&](int fd, int peer) {
       char buf[4];
       Op o;
-      IoOp io{};
-      io.kind = IoOp::kRecv;
-      io.fd = fd;
-      io.addr = buf;
-      io.len = sizeof buf;
-      e.submit_op(io, &o, 0, nullptr);
+      e.submit_op(make_op(IoOp::kRecv, fd, buf, sizeof buf), &o, 0, nullptr);
       for (int k = 0; k < 3; ++k) e.reap();
       if (write(peer, "x", 1) != 1) return false;
       for (int i = 0; i < 100000 && !o.count; ++i) {
@@ -1857,43 +1814,13 @@ TEST(EpollEngineLimits, AProgramNearItsDescriptorLimitTurnsTheCacheOffAndGetsThe
     if (e.cached_idle() != 0 || EpollEngine::duplicates_held() != 0) _exit(9);
     // Kept all the same, on the program's number (no duplicate per wait).
     if (e.idle_by_number() != 1 || !wait_once(b[0], b[1]) || e.idle_by_number() != 1) _exit(12);
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+    return 0;
+  });
 }
 
 // ---- registrations on the program's number (past the duplicate budget) --------------------
 
 namespace {
-// Runs body in a forked child under RLIMIT_NOFILE = nofile (the budget is
-// an eighth of it); body returns the child's exit status (0: passed).
-void run_limited(rlim_t nofile, const std::function<int()>& body) {
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    alarm(20);
-    rlimit rl{nofile, nofile};
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(100);
-    _exit(body());
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-}
-
-IoOp recv_op(int fd, char* buf, size_t len) {
-  IoOp io{};
-  io.kind = IoOp::kRecv;
-  io.fd = fd;
-  io.addr = buf;
-  io.len = len;
-  return io;
-}
-
 // A budget of 8 duplicates (RLIMIT_NOFILE 64), all taken by 8 receives that
 // stay waiting: what the engine registers next is on the program's number.
 struct SpentBudget {
@@ -1903,7 +1830,7 @@ struct SpentBudget {
   bool take(EpollEngine& e) {
     for (int i = 0; i < 8; ++i) {
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, held[i]) != 0) return false;
-      e.submit_op(recv_op(held[i][0], bufs[i], sizeof bufs[i]), &ops[i], 0, nullptr);
+      e.submit_op(make_op(IoOp::kRecv, held[i][0], bufs[i], sizeof bufs[i]), &ops[i], 0, nullptr);
     }
     for (int k = 0; k < 3; ++k) e.reap();
     return EpollEngine::duplicates_held() == 8 && e.cached_idle() == 0;
@@ -1925,7 +1852,7 @@ void run_spent(const std::function<int(EpollEngine&)>& body) {
 // A recv on fd that waits, then peer sends msg: the recv's result.
 int recv_after_send(EpollEngine& e, int fd, int peer, const char* msg, char* buf, size_t len) {
   Op o;
-  e.submit_op(recv_op(fd, buf, len), &o, 0, nullptr);
+  e.submit_op(make_op(IoOp::kRecv, fd, buf, len), &o, 0, nullptr);
   for (int k = 0; k < 3; ++k) e.reap();
   if (o.count) return -1000;  // did not wait
   size_t n = strlen(msg);
@@ -1948,7 +1875,7 @@ TEST(EpollEngineByNumber, RegistrationsPastTheBudgetAreKeptIdleAndDroppedWhenFor
       for (int i = 0; i < n; ++i) {
         if (round == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]) != 0) return 5;
         Op o;
-        e.submit_op(recv_op(sv[i][0], buf, sizeof buf), &o, 0, nullptr);
+        e.submit_op(make_op(IoOp::kRecv, sv[i][0], buf, sizeof buf), &o, 0, nullptr);
         for (int k = 0; k < 3; ++k) e.reap();
         // In use again: out of the idle cache (the same record, not a new one).
         if (o.count || e.idle_by_number() != (round == 0 ? i : n - 1)) return 6;
@@ -2053,7 +1980,7 @@ TEST(EpollEngineByNumber, ClosingTheFdWhileARecvWaitsKeepsTheWaitOnTheFile) {
     char buf[8];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return 5;
     Op o;
-    e.submit_op(recv_op(a[0], buf, sizeof buf), &o, 0, nullptr);
+    e.submit_op(make_op(IoOp::kRecv, a[0], buf, sizeof buf), &o, 0, nullptr);
     for (int k = 0; k < 3; ++k) e.reap();
     if (o.count || EpollEngine::duplicates_held() != 8) return 6;
     e.forget_remote(a[0]);  // the close hook, then the close
@@ -2086,7 +2013,7 @@ TEST(EpollEngineByNumber, TwoClosersAtOnceHandOverOneDuplicateAndLeakNone) {
       char buf[8];
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) != 0) return 5;
       Op o;
-      e.submit_op(recv_op(a[0], buf, sizeof buf), &o, 0, nullptr);
+      e.submit_op(make_op(IoOp::kRecv, a[0], buf, sizeof buf), &o, 0, nullptr);
       for (int k = 0; k < 3; ++k) e.reap();
       if (o.count) return 6;
       std::atomic<int> go{0};

@@ -2,16 +2,13 @@
 // numbers, refused to its closes, and skipped by close_range sweeps. Each
 // test runs in a forked child: the module's state is process-wide.
 #include "runtime/own_fds.h"
+#include "tests/unit/runtime/run_limited.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#include <functional>
 
 namespace own_fds = unblock::own_fds;
 
@@ -19,26 +16,10 @@ namespace {
 
 bool is_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
-// body's return value is the child's exit status (0: passed).
-void in_child(const std::function<int()>& body) {
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    alarm(20);
-    rlimit rl{1024, 1024};  // the library's range: 7/8 x 1024 - 32 = 864 up
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(100);
-    _exit(body());
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-}
-
 }  // namespace
 
 TEST(OwnFds, AdoptMovesAboveTheProgramsNumbersAndFreesTheOldOne) {
-  in_child([] {
+  run_limited(1024, [] {  // the library's range: 7/8 x 1024 - 32 = 864 up
     int low = eventfd(0, EFD_CLOEXEC);
     int own = own_fds::adopt(low);
     if (own < 864 || own >= 1024) return 1;
@@ -53,7 +34,7 @@ TEST(OwnFds, AdoptMovesAboveTheProgramsNumbersAndFreesTheOldOne) {
 }
 
 TEST(OwnFds, AnFdClosedBeforeItCouldBeMovedIsNotClaimed) {
-  in_child([] {
+  run_limited(1024, [] {
     int fd = eventfd(0, EFD_CLOEXEC);
     close(fd);  // a program's sweep got there first
     if (own_fds::adopt(fd) != -1) return 1;
@@ -65,7 +46,7 @@ TEST(OwnFds, AnFdClosedBeforeItCouldBeMovedIsNotClaimed) {
 // among its duplicates: close_range in pieces that start and end on them
 // closes every program descriptor and none of the library's.
 TEST(OwnFds, CloseRangeClosesEveryStretchBetweenTheLibrarysDescriptors) {
-  in_child([] {
+  run_limited(1024, [] {
     int a = own_fds::adopt(eventfd(0, EFD_CLOEXEC));
     int b = own_fds::adopt(eventfd(0, EFD_CLOEXEC));
     if (a < 0 || b != a + 1) return 1;

@@ -29,6 +29,17 @@ bench() {  # bench BUILD OUT ARGS...: a short --seccomp run
 }
 engines() { python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["unblock_engines"]))' "$1"; }
 
+# expect_wrong_engine WHAT LOG RC: the run stopped naming the engine.
+expect_wrong_engine() {
+  if [ "$3" = 0 ] || ! grep -q "the unblock server ran the io_uring engine, expected epoll" "$2"; then
+    echo "FAIL: $1 run without the filter: exit $3 and no wrong-engine error"
+    tail -20 "$2"
+    fail=1
+  else
+    echo "$1 run without the filter: stopped: $(tail -1 "$2")"
+  fi
+}
+
 fail=0
 bench "$build" "$dir/real" --servers unblock
 rc=$?
@@ -46,21 +57,8 @@ if [ $rc = 0 ] && grep -q "engine epoll" "$dir/echo.log"; then
   echo "io_uring is unavailable here even without the filter: the wrong-engine check cannot be shown; skipped"
   exit 77
 fi
-if [ $rc = 0 ] || ! grep -q "the unblock server ran the io_uring engine, expected epoll" "$dir/echo.log"; then
-  echo "FAIL: echo run without the filter: exit $rc and no wrong-engine error"
-  tail -20 "$dir/echo.log"
-  fail=1
-else
-  echo "echo run without the filter: stopped: $(tail -1 "$dir/echo.log")"
-fi
+expect_wrong_engine echo "$dir/echo.log" $rc
 
 bench "$fake" "$dir/http" --servers plain
-rc=$?
-if [ $rc = 0 ] || ! grep -q "the unblock server ran the io_uring engine, expected epoll" "$dir/http.log"; then
-  echo "FAIL: HTTP run without the filter: exit $rc and no wrong-engine error"
-  tail -20 "$dir/http.log"
-  fail=1
-else
-  echo "HTTP run without the filter: stopped: $(tail -1 "$dir/http.log")"
-fi
+expect_wrong_engine HTTP "$dir/http.log" $?
 exit $fail

@@ -137,6 +137,8 @@ UNBLOCK_HOOK int close_range(unsigned first, unsigned last, int flags) {
 }
 
 UNBLOCK_HOOK void closefrom(int lowfd) {
+  if (rt::closefrom(lowfd)) return;
+  // No close_range(2) in the kernel: glibc's own (resolved only then).
   using Fn = void (*)(int);
   static std::atomic<Fn> real_closefrom{nullptr};
   Fn fn = real_closefrom.load(std::memory_order_relaxed);
@@ -144,7 +146,6 @@ UNBLOCK_HOOK void closefrom(int lowfd) {
     fn = reinterpret_cast<Fn>(real::resolve("closefrom"));
     real_closefrom.store(fn, std::memory_order_relaxed);
   }
-  if (rt::closefrom(lowfd)) return;
   if (fn) fn(lowfd);
 }
 

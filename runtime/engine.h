@@ -129,6 +129,12 @@ class Backend {
   virtual int reap() = 0;
   // True when an urgent completion is waiting (cheap when none is in flight).
   virtual bool urgent_ready() = 0;
+  // True when what reap() would deliver costs nothing left where it is, so
+  // the scheduler may reap later while it has enough to run: the epoll
+  // engine's readiness stays in the kernel's ready list and its reads are
+  // made at reap time. io_uring's completions are finished operations
+  // filling a bounded completion queue: reaped every round.
+  virtual bool keeps_backlog() const { return false; }
   // Any thread: wakes wait().
   virtual void notify() = 0;
 
@@ -215,6 +221,7 @@ class Engine {
   void wait() { impl_->wait(); }
   int reap() { return impl_->reap(); }
   bool urgent_ready() { return impl_->urgent_ready(); }
+  bool keeps_backlog() const { return impl_->keeps_backlog(); }
   void notify() { impl_->notify(); }
 
   int inflight() const { return impl_ ? impl_->inflight() : 0; }

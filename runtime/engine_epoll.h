@@ -66,6 +66,7 @@ class EpollEngine final : public engine::Backend {
   int reap() override;
   // True when an urgent operation (accept) may have a completion waiting.
   bool urgent_ready() override;
+  bool keeps_backlog() const override { return true; }
   // Any thread: wakes wait().
   void notify() override;
 

@@ -1143,7 +1143,7 @@ void stats(Buffer* out, bool json) {
   sched::for_each_fiber(count_cb, &sc);
   int nw = sched::worker_count();
   uint64_t tot_sw = 0, tot_parks = 0, tot_enters = 0, tot_direct_sends = 0, tot_direct_sw = 0, tot_urgent = 0,
-           tot_fs = 0;
+           tot_deferred = 0, tot_fs = 0;
   long inflight = 0;
   int busy = 0;
   for (int i = 0; i < nw; ++i) {
@@ -1154,6 +1154,7 @@ void stats(Buffer* out, bool json) {
     tot_direct_sends += w->direct_sends.load(std::memory_order_relaxed);
     tot_direct_sw += w->direct_switches.load(std::memory_order_relaxed);
     tot_urgent += w->urgent_reaps.load(std::memory_order_relaxed);
+    tot_deferred += w->reaps_deferred.load(std::memory_order_relaxed);
     tot_fs += w->fs_writes.load(std::memory_order_relaxed);
     inflight += w->engine.inflight() - 1;  // less the eventfd read always armed
     busy += !w->sleeping.load(std::memory_order_relaxed);
@@ -1191,6 +1192,7 @@ void stats(Buffer* out, bool json) {
       {"ring_enters", tot_enters},
       {"ops_in_flight", static_cast<unsigned long>(inflight < 0 ? 0 : inflight)},
       {"urgent_reaps", tot_urgent},
+      {"reaps_deferred", tot_deferred},
       {"direct_sends", tot_direct_sends},
       {"handoffs", st.handoffs.load()},
       {"handoff_refused", st.handoff_refused.load()},

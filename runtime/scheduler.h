@@ -50,6 +50,11 @@ class Worker {
   Fiber* run_next = nullptr;
   int next_streak = 0;
   std::atomic<int> run_count{0};  // run queue + run_next
+  // The last fiber the latest round-start reap left queued, until it is
+  // popped, and when that reap was: the next one waits for it (round_reap
+  // in scheduler.cpp; engines that keep their backlog only).
+  Fiber* reap_mark = nullptr;
+  int64_t reap_mark_ns = 0;
 
   // Wakes from anywhere.
   SpinLock inbox_lock{LockRank::kWorkerInbox};
@@ -71,6 +76,7 @@ class Worker {
   std::atomic<uint64_t> fs_writes{0};        // FS base writes by switches (one per resume is the floor)
   std::atomic<uint64_t> direct_switches{0};  // fiber to fiber without the scheduler's context (scheduler.cpp)
   std::atomic<uint64_t> urgent_reaps{0};  // completions reaped mid-round for an urgent one (Engine)
+  std::atomic<uint64_t> reaps_deferred{0};  // round starts that left the engine's backlog (round_reap)
 
   // Monitor bookkeeping (monitor thread only): the switch count at the last
   // sample, the runtime entries when the current fiber's hold began, and

@@ -220,7 +220,10 @@ int wait(Fiber* f, const IoOp& io, int64_t timeout_ns, bool interruptible, bool*
 
 // Steps 2 and 4-6 for one operation. timeout_ns < 0: the socket's own
 // SO_RCVTIMEO/SO_SNDTIMEO; 0: none. Returns the result or -errno.
-long blocking(Fiber* f, const fds::Info& info, const IoOp& io, Dir dir, int64_t timeout_ns = -1) {
+// restartable = false: a handler ends the wait with -EINTR even under
+// SA_RESTART (the caller has a partial result to return instead).
+long blocking(Fiber* f, const fds::Info& info, const IoOp& io, Dir dir, int64_t timeout_ns = -1,
+              bool restartable = true) {
   int64_t timeout = timeout_ns;
   if (timeout < 0) timeout = !info.socket ? 0 : dir == Dir::kIn ? info.rcvtimeo_ns : info.sndtimeo_ns;
   // Regular files are not interrupted by signals (the kernel's reads of
@@ -232,7 +235,7 @@ long blocking(Fiber* f, const fds::Info& info, const IoOp& io, Dir dir, int64_t 
     if (interrupted) {
       bool restart = after_interrupt(f);
       if (r == -EINTR) {
-        if (restart && timeout == 0) continue;
+        if (restart && restartable && timeout == 0) continue;
         return -EINTR;
       }
     }
@@ -449,6 +452,28 @@ Fiber* socket_candidate(int fd, int msg_flags, fds::Info* info) {
   return f;
 }
 
+// MSG_WAITALL as the kernel reads it: only a stream socket waits for the
+// whole buffer; datagram and sequenced-packet sockets return one message
+// and ignore the flag. The engines continue a short receive that carries
+// it (io_uring's retry covers SOCK_SEQPACKET as well and would read on
+// into the next record), so it reaches them only for SOCK_STREAM: one
+// getsockopt, for calls with the flag only. MSG_PEEK|MSG_WAITALL on a
+// stream waits until the whole buffer is queued and copies from the
+// queue's start each time, which no continuation can do: *kernel_waits
+// says to make the kernel's blocking call (the worker handed off first).
+int receive_flags(int fd, int flags, bool* kernel_waits) {
+  *kernel_waits = false;
+  if (!(flags & MSG_WAITALL)) return flags;
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (raw_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, reinterpret_cast<long>(&type), reinterpret_cast<long>(&len)) != 0) {
+    return flags;  // the call itself will say what is wrong
+  }
+  if (type != SOCK_STREAM) return flags & ~MSG_WAITALL;
+  *kernel_waits = (flags & MSG_PEEK) != 0;
+  return flags;
+}
+
 // fds arriving in SCM_RIGHTS messages are unknown to the runtime until used.
 void forget_passed_fds(const msghdr* msg) {
   if (!msg->msg_control) return;
@@ -464,13 +489,86 @@ void forget_passed_fds(const msghdr* msg) {
   }
 }
 
+// recvmsg with MSG_WAITALL on a stream socket, as the kernel's blocking
+// call: the pieces are received into the rest of the iovecs until they are
+// full, end of file, an error, SO_RCVTIMEO for the whole call, or a signal
+// (each ending it with the count so far); the program's control buffer
+// goes with every piece, and a piece that brings control data (or has it
+// cut) ends the call, as unix_stream_read_generic stops after passed
+// descriptors. The address is the first piece's. Done here rather than by
+// the engines: io_uring's own continuation of a recvmsg loses a later
+// piece's descriptors and returns the first piece alone.
+long recv_msg_all(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flags) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < msg->msg_iovlen; ++i) total += msg->msg_iov[i].iov_len;
+  const size_t ctl_len = msg->msg_controllen;
+  int64_t timeout = info.rcvtimeo_ns;
+  Deadline deadline = timeout > 0 ? Deadline::after_ns(timeout) : Deadline::never();
+  uint64_t done = 0;
+  iovec rest[64];
+  msghdr piece{};
+  for (;;) {
+    msghdr* m = msg;
+    if (done) {
+      // The rest, at most 64 iovecs a piece; no address.
+      uint64_t skip = done;
+      int k = 0;
+      for (size_t i = 0; i < msg->msg_iovlen && k < 64; ++i) {
+        const iovec& v = msg->msg_iov[i];
+        if (skip >= v.iov_len) {
+          skip -= v.iov_len;
+          continue;
+        }
+        rest[k++] = iovec{static_cast<char*>(v.iov_base) + skip, v.iov_len - skip};
+        skip = 0;
+      }
+      piece = msghdr{};
+      piece.msg_iov = rest;
+      piece.msg_iovlen = static_cast<size_t>(k);
+      piece.msg_control = msg->msg_control;
+      piece.msg_controllen = ctl_len;
+      m = &piece;
+    }
+    IoOp op{};
+    op.kind = IoOp::kRecvmsg;
+    op.fd = fd;
+    op.addr = m;
+    op.flags = static_cast<uint32_t>(flags & ~MSG_WAITALL);
+    int64_t left = 0;
+    if (timeout > 0) {
+      left = deadline.remaining_ns();
+      if (left <= 0) return done ? static_cast<long>(done) : -EAGAIN;
+    }
+    long r = blocking(f, info, op, Dir::kIn, left, done == 0);
+    if (r < 0) return done ? static_cast<long>(done) : r;
+    if (done) {
+      msg->msg_controllen = piece.msg_controllen;
+      msg->msg_flags |= piece.msg_flags;
+    }
+    done += static_cast<uint64_t>(r);
+    if (r == 0 || done >= total || msg->msg_controllen > 0 || (msg->msg_flags & MSG_CTRUNC)) {
+      return static_cast<long>(done);
+    }
+  }
+}
+
 long recv_msg(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flags) {
-  IoOp op{};
-  op.kind = IoOp::kRecvmsg;
-  op.fd = fd;
-  op.addr = msg;
-  op.flags = static_cast<uint32_t>(flags);
-  long r = blocking(f, info, op, Dir::kIn);
+  bool kernel_waits;
+  flags = receive_flags(fd, flags, &kernel_waits);
+  long r;
+  if (kernel_waits) {
+    sched::begin_blocking(f);
+    r = sys(real::recvmsg(fd, msg, flags));
+  } else if (flags & MSG_WAITALL) {
+    r = recv_msg_all(f, info, fd, msg, flags);
+  } else {
+    IoOp op{};
+    op.kind = IoOp::kRecvmsg;
+    op.fd = fd;
+    op.addr = msg;
+    op.flags = static_cast<uint32_t>(flags);
+    r = blocking(f, info, op, Dir::kIn);
+  }
   if (r >= 0) forget_passed_fds(msg);
   return out(r);
 }
@@ -635,6 +733,12 @@ long recv(int fd, void* buf, size_t n, int flags) {
   fds::Info info;
   Fiber* f = socket_candidate(fd, flags, &info);
   if (!f || !info.socket) return sys(real::recv(fd, buf, n, flags));
+  bool kernel_waits;
+  flags = receive_flags(fd, flags, &kernel_waits);
+  if (kernel_waits) {
+    sched::begin_blocking(f);
+    return sys(real::recv(fd, buf, n, flags));
+  }
   IoOp op{};
   op.kind = IoOp::kRecv;
   op.fd = fd;

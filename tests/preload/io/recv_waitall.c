@@ -1,0 +1,291 @@
+// MSG_WAITALL as the kernel keeps it, plain and preloaded alike: a stream
+// socket's receive waits for the whole buffer (recv, recvfrom with an
+// address, recvmsg, MSG_PEEK), ending early only at end of file, a timeout
+// or a piece carrying descriptors; datagram and sequenced-packet sockets
+// return one message and ignore the flag. The missing bytes arrive from
+// another thread after a delay, so the call has to wait for them.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static void die(const char* what) {
+  perror(what);
+  exit(1);
+}
+
+struct later {
+  int fd;
+  const char* data;
+  size_t len;
+  int pass_fd;     // >= 0: sent with SCM_RIGHTS
+  int shut;        // 1: shutdown(SHUT_WR) instead of sending
+  int delay_us;
+};
+
+static void send_fd(int fd, const char* data, size_t len, int passed) {
+  char ctl[CMSG_SPACE(sizeof(int))];
+  memset(ctl, 0, sizeof ctl);
+  struct iovec iov = {(void*)data, len};
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = ctl;
+  m.msg_controllen = sizeof ctl;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &passed, sizeof passed);
+  if (sendmsg(fd, &m, 0) != (ssize_t)len) die("sendmsg");
+}
+
+static void* send_later(void* arg) {
+  struct later* l = arg;
+  usleep((useconds_t)l->delay_us);
+  if (l->shut) {
+    shutdown(l->fd, SHUT_WR);
+  } else if (l->pass_fd >= 0) {
+    send_fd(l->fd, l->data, l->len, l->pass_fd);
+  } else if (write(l->fd, l->data, l->len) != (ssize_t)l->len) {
+    die("write");
+  }
+  return NULL;
+}
+
+static pthread_t later(struct later* l) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, send_later, l)) die("pthread_create");
+  return t;
+}
+
+static void pair(int type, int sv[2]) {
+  if (socketpair(AF_UNIX, type, 0, sv)) die("socketpair");
+}
+
+static void show(const char* what, ssize_t r, const char* buf) {
+  printf("%-44s %zd", what, r);
+  if (r > 0) printf(" \"%.*s\"", (int)r, buf);
+  printf("\n");
+}
+
+static void datagrams(int type, const char* name) {
+  int sv[2];
+  char b[100], what[64];
+  pair(type, sv);
+  struct later l = {sv[1], "later", 5, -1, 0, 20000};
+  pthread_t t = later(&l);
+  snprintf(what, sizeof what, "%s: waits for one, WAITALL", name);
+  show(what, recv(sv[0], b, sizeof b, MSG_WAITALL), b);
+  pthread_join(t, NULL);
+  if (send(sv[1], "abc", 3, 0) != 3 || send(sv[1], "defg", 4, 0) != 4) die("send");
+  snprintf(what, sizeof what, "%s: two queued, WAITALL", name);
+  show(what, recv(sv[0], b, sizeof b, MSG_WAITALL), b);
+  show(what, recv(sv[0], b, sizeof b, MSG_WAITALL), b);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+static void stream_pieces(void) {
+  int sv[2];
+  char b[100];
+  pair(SOCK_STREAM, sv);
+  struct later l = {sv[1], "world", 5, -1, 0, 20000};
+
+  if (write(sv[1], "hello", 5) != 5) die("write");
+  pthread_t t = later(&l);
+  show("stream recv WAITALL 10", recv(sv[0], b, 10, MSG_WAITALL), b);
+  pthread_join(t, NULL);
+
+  if (write(sv[1], "hello", 5) != 5) die("write");
+  t = later(&l);
+  struct sockaddr_un_like { sa_family_t f; char p[108]; } from;
+  socklen_t fl = sizeof from;
+  show("stream recvfrom(address) WAITALL 10", recvfrom(sv[0], b, 10, MSG_WAITALL, (struct sockaddr*)&from, &fl), b);
+  pthread_join(t, NULL);
+
+  // Two iovecs, the second piece spanning them.
+  if (write(sv[1], "hel", 3) != 3) die("write");
+  l.data = "loworld";
+  l.len = 7;
+  t = later(&l);
+  struct iovec iov[2] = {{b, 4}, {b + 4, 6}};
+  struct msghdr m = {0};
+  m.msg_iov = iov;
+  m.msg_iovlen = 2;
+  show("stream recvmsg WAITALL 4+6", recvmsg(sv[0], &m, MSG_WAITALL), b);
+  printf("  msg_flags %d\n", m.msg_flags);
+  pthread_join(t, NULL);
+
+  // MSG_PEEK|MSG_WAITALL: waits for all of it, then leaves it queued.
+  if (write(sv[1], "hello", 5) != 5) die("write");
+  l.data = "world";
+  l.len = 5;
+  t = later(&l);
+  show("stream recv PEEK|WAITALL 10", recv(sv[0], b, 10, MSG_PEEK | MSG_WAITALL), b);
+  pthread_join(t, NULL);
+  show("  then recv 10", recv(sv[0], b, 10, 0), b);
+
+  // End of file after part of it.
+  if (write(sv[1], "hello", 5) != 5) die("write");
+  struct later shut = {sv[1], NULL, 0, -1, 1, 20000};
+  t = later(&shut);
+  show("stream recv WAITALL 10, EOF after 5", recv(sv[0], b, 10, MSG_WAITALL), b);
+  pthread_join(t, NULL);
+  close(sv[0]);
+  close(sv[1]);
+
+  // SO_RCVTIMEO ends it with what came.
+  pair(SOCK_STREAM, sv);
+  struct timeval tv = {0, 100000};
+  if (setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv)) die("setsockopt");
+  if (write(sv[1], "hello", 5) != 5) die("write");
+  show("stream recv WAITALL 10, timeout after 5", recv(sv[0], b, 10, MSG_WAITALL), b);
+  m.msg_flags = 0;
+  if (write(sv[1], "hello", 5) != 5) die("write");
+  show("stream recvmsg WAITALL 10, timeout after 5", recvmsg(sv[0], &m, MSG_WAITALL), b);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+// A descriptor in a later piece ends the wait with that piece; one in the
+// first piece ends it at once (the kernel's unix_stream_read_generic).
+static void stream_rights(void) {
+  int sv[2], passed[2];
+  char b[100];
+  if (pipe(passed)) die("pipe");
+  for (int first = 0; first < 2; first++) {
+    pair(SOCK_STREAM, sv);
+    struct later l = {sv[1], first ? "cd" : "cdef", first ? 2 : 4, first ? -1 : passed[0], 0, 20000};
+    if (first) send_fd(sv[1], "ab", 2, passed[0]);
+    else if (write(sv[1], "ab", 2) != 2) die("write");
+    pthread_t t = later(&l);
+    char ctl[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {b, 6};
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+    ssize_t r = recvmsg(sv[0], &m, MSG_WAITALL);
+    show(first ? "rights with the first piece, WAITALL 6" : "rights with the second piece, WAITALL 6", r, b);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+    int got = -1;
+    if (c && c->cmsg_type == SCM_RIGHTS) memcpy(&got, CMSG_DATA(c), sizeof got);
+    printf("  descriptor received: %s\n", got >= 0 ? "yes" : "no");
+    if (got >= 0) close(got);
+    pthread_join(t, NULL);
+    close(sv[0]);
+    close(sv[1]);
+  }
+  close(passed[0]);
+  close(passed[1]);
+}
+
+// A handler (SA_RESTART) after part of it: the call returns what came.
+static volatile sig_atomic_t handled;
+static void on_usr1(int sig) {
+  (void)sig;
+  handled++;
+}
+
+struct kick {
+  pthread_t target;
+  int delay_us;
+};
+
+static void* kick_later(void* arg) {
+  struct kick* k = arg;
+  usleep((useconds_t)k->delay_us);
+  pthread_kill(k->target, SIGUSR1);
+  return NULL;
+}
+
+static void stream_signal(void) {
+  struct sigaction sa = {0};
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, NULL);
+  int sv[2];
+  char b[100];
+  pair(SOCK_STREAM, sv);
+  for (int msg = 0; msg < 2; msg++) {
+    if (write(sv[1], "hello", 5) != 5) die("write");
+    struct kick k = {pthread_self(), 30000};
+    pthread_t t;
+    if (pthread_create(&t, NULL, kick_later, &k)) die("pthread_create");
+    ssize_t r;
+    if (msg) {
+      struct iovec iov = {b, 10};
+      struct msghdr m = {0};
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      r = recvmsg(sv[0], &m, MSG_WAITALL);
+    } else {
+      r = recv(sv[0], b, 10, MSG_WAITALL);
+    }
+    pthread_join(t, NULL);
+    show(msg ? "stream recvmsg WAITALL 10, signal after 5" : "stream recv WAITALL 10, signal after 5", r, b);
+  }
+  printf("  handler ran %d times\n", (int)handled);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+// TCP on loopback: 1 MiB written in 4 KiB pieces, received by one call.
+static void* tcp_writer(void* arg) {
+  int fd = *(int*)arg;
+  char piece[4096];
+  for (int i = 0; i < 256; i++) {
+    memset(piece, 'a' + i % 26, sizeof piece);
+    if (write(fd, piece, sizeof piece) != (ssize_t)sizeof piece) die("tcp write");
+    if (i % 32 == 0) usleep(2000);
+  }
+  return NULL;
+}
+
+static void tcp_big(void) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  if (bind(lfd, (struct sockaddr*)&a, sizeof a) || listen(lfd, 1) || getsockname(lfd, (struct sockaddr*)&a, &al))
+    die("listen");
+  int c = socket(AF_INET, SOCK_STREAM, 0);
+  if (connect(c, (struct sockaddr*)&a, sizeof a)) die("connect");
+  int s = accept(lfd, NULL, NULL);
+  if (s < 0) die("accept");
+  pthread_t t;
+  if (pthread_create(&t, NULL, tcp_writer, &c)) die("pthread_create");
+  size_t n = 256 * 4096;
+  unsigned char* buf = malloc(n);
+  ssize_t r = recv(s, buf, n, MSG_WAITALL);
+  uint64_t sum = 0;
+  for (ssize_t i = 0; i < r; i++) sum = sum * 31 + buf[i];
+  printf("tcp recv WAITALL 1 MiB: %zd, checksum %016llx\n", r, (unsigned long long)sum);
+  pthread_join(t, NULL);
+  free(buf);
+  close(s);
+  close(c);
+  close(lfd);
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  datagrams(SOCK_DGRAM, "dgram");
+  datagrams(SOCK_SEQPACKET, "seqpacket");
+  stream_pieces();
+  stream_rights();
+  stream_signal();
+  tcp_big();
+  return 0;
+}

@@ -446,7 +446,9 @@ long write_vec(int fd, const iovec* v, int n, uint64_t off) {
 // The fiber if this socket call should wait in the engine (and *info).
 Fiber* socket_candidate(int fd, int msg_flags, fds::Info* info) {
   Fiber* f = fiber_for_call();
-  if (!f || (msg_flags & MSG_DONTWAIT)) return nullptr;
+  // MSG_ERRQUEUE never waits (EAGAIN when the error queue is empty), and
+  // its readiness is POLLERR, not POLLIN: waited for, it never came.
+  if (!f || (msg_flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return nullptr;
   *info = fds::lookup(fd);
   if (!info->valid || info->nonblock) return nullptr;
   return f;

@@ -1,10 +1,14 @@
-// MSG_WAITALL as the kernel keeps it, plain and preloaded alike: a stream
-// socket's receive waits for the whole buffer (recv, recvfrom with an
-// address, recvmsg, MSG_PEEK), ending early only at end of file, a timeout
-// or a piece carrying descriptors; datagram and sequenced-packet sockets
-// return one message and ignore the flag. The missing bytes arrive from
-// another thread after a delay, so the call has to wait for them.
+// Receive flags as the kernel keeps them, plain and preloaded alike.
+// MSG_WAITALL: a stream socket's receive waits for the whole buffer (recv,
+// recvfrom with an address, recvmsg, MSG_PEEK), ending early only at end of
+// file, a timeout, a handler or a piece carrying descriptors; datagram and
+// sequenced-packet sockets return one message and ignore the flag. The
+// missing bytes arrive from another thread after a delay, so the call has
+// to wait for them. MSG_ERRQUEUE never waits: EAGAIN on an empty error
+// queue, else the queued error (an ICMP port unreachable on loopback).
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -279,6 +283,47 @@ static void tcp_big(void) {
   close(lfd);
 }
 
+static void errqueue(void) {
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  int one = 1;
+  if (s < 0 || setsockopt(s, IPPROTO_IP, IP_RECVERR, &one, sizeof one)) die("udp socket");
+  char b[100], ctl[512];
+  struct iovec iov = {b, sizeof b};
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = ctl;
+  m.msg_controllen = sizeof ctl;
+  ssize_t r = recvmsg(s, &m, MSG_ERRQUEUE);
+  printf("recvmsg ERRQUEUE, empty: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  r = recv(s, b, sizeof b, MSG_ERRQUEUE);
+  printf("recv ERRQUEUE, empty: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  // A port nobody listens on: bind a socket to get one, then close it.
+  int gone = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  if (bind(gone, (struct sockaddr*)&a, sizeof a) || getsockname(gone, (struct sockaddr*)&a, &al)) die("bind");
+  close(gone);
+  if (sendto(s, "x", 1, 0, (struct sockaddr*)&a, sizeof a) != 1) die("sendto");
+  usleep(20000);  // the ICMP error is queued by then (loopback, same host)
+  m.msg_controllen = sizeof ctl;
+  r = recvmsg(s, &m, MSG_ERRQUEUE);
+  int ee_errno = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) {
+      struct sock_extended_err ee;
+      memcpy(&ee, CMSG_DATA(c), sizeof ee);
+      ee_errno = (int)ee.ee_errno;
+    }
+  }
+  printf("recvmsg ERRQUEUE after a send to a closed port: %zd, %s\n", r, ee_errno ? strerror(ee_errno) : "no error");
+  r = recvmsg(s, &m, MSG_ERRQUEUE);
+  printf("recvmsg ERRQUEUE, drained: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  close(s);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   datagrams(SOCK_DGRAM, "dgram");
@@ -287,5 +332,6 @@ int main(void) {
   stream_rights();
   stream_signal();
   tcp_big();
+  errqueue();
   return 0;
 }

@@ -446,12 +446,18 @@ long write_vec(int fd, const iovec* v, int n, uint64_t off) {
 // The fiber if this socket call should wait in the engine (and *info).
 Fiber* socket_candidate(int fd, int msg_flags, fds::Info* info) {
   Fiber* f = fiber_for_call();
-  // MSG_ERRQUEUE never waits (EAGAIN when the error queue is empty), and
-  // its readiness is POLLERR, not POLLIN: waited for, it never came.
-  if (!f || (msg_flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return nullptr;
+  if (!f || (msg_flags & MSG_DONTWAIT)) return nullptr;
   *info = fds::lookup(fd);
   if (!info->valid || info->nonblock) return nullptr;
   return f;
+}
+
+// The same for a receive. MSG_ERRQUEUE and MSG_OOB never wait in the kernel
+// (an empty error queue, or urgent data not come yet, is EAGAIN at once),
+// and their readiness is not POLLIN: waited for, it may never come.
+Fiber* recv_candidate(int fd, int msg_flags, fds::Info* info) {
+  if (msg_flags & (MSG_ERRQUEUE | MSG_OOB)) return nullptr;
+  return socket_candidate(fd, msg_flags, info);
 }
 
 // MSG_WAITALL as the kernel reads it: only a stream socket waits for the
@@ -733,7 +739,7 @@ long pwritev(int fd, const iovec* v, int n, off64_t off) {
 
 long recv(int fd, void* buf, size_t n, int flags) {
   fds::Info info;
-  Fiber* f = socket_candidate(fd, flags, &info);
+  Fiber* f = recv_candidate(fd, flags, &info);
   if (!f || !info.socket) return sys(real::recv(fd, buf, n, flags));
   bool kernel_waits;
   flags = receive_flags(fd, flags, &kernel_waits);
@@ -753,7 +759,7 @@ long recv(int fd, void* buf, size_t n, int flags) {
 long recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* len) {
   if (!addr) return recv(fd, buf, n, flags);
   fds::Info info;
-  Fiber* f = socket_candidate(fd, flags, &info);
+  Fiber* f = recv_candidate(fd, flags, &info);
   if (!f || !info.socket || !len) return sys(real::recvfrom(fd, buf, n, flags, addr, len));
   iovec iov{buf, n};
   msghdr msg{};
@@ -768,7 +774,7 @@ long recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t*
 
 long recvmsg(int fd, msghdr* msg, int flags) {
   fds::Info info;
-  Fiber* f = socket_candidate(fd, flags, &info);
+  Fiber* f = recv_candidate(fd, flags, &info);
   if (!f || !info.socket) {
     long r = sys(real::recvmsg(fd, msg, flags));
     if (r >= 0) forget_passed_fds(msg);

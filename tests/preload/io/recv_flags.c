@@ -6,6 +6,7 @@
 // missing bytes arrive from another thread after a delay, so the call has
 // to wait for them. MSG_ERRQUEUE never waits: EAGAIN on an empty error
 // queue, else the queued error (an ICMP port unreachable on loopback).
+// MSG_OOB never waits either: EINVAL with no urgent data, else its byte.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/errqueue.h>
@@ -256,7 +257,7 @@ static void* tcp_writer(void* arg) {
   return NULL;
 }
 
-static void tcp_big(void) {
+static void tcp_connected(int* c, int* s) {
   int lfd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {0};
   a.sin_family = AF_INET;
@@ -264,10 +265,32 @@ static void tcp_big(void) {
   socklen_t al = sizeof a;
   if (bind(lfd, (struct sockaddr*)&a, sizeof a) || listen(lfd, 1) || getsockname(lfd, (struct sockaddr*)&a, &al))
     die("listen");
-  int c = socket(AF_INET, SOCK_STREAM, 0);
-  if (connect(c, (struct sockaddr*)&a, sizeof a)) die("connect");
-  int s = accept(lfd, NULL, NULL);
-  if (s < 0) die("accept");
+  *c = socket(AF_INET, SOCK_STREAM, 0);
+  if (connect(*c, (struct sockaddr*)&a, sizeof a)) die("connect");
+  *s = accept(lfd, NULL, NULL);
+  if (*s < 0) die("accept");
+  close(lfd);
+}
+
+static void tcp_oob(void) {
+  int c, s;
+  char b[16];
+  tcp_connected(&c, &s);
+  ssize_t r = recv(s, b, 1, MSG_OOB);
+  printf("recv OOB, none sent: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  if (send(c, "ab", 2, 0) != 2 || send(c, "!", 1, MSG_OOB) != 1) die("send");
+  usleep(20000);
+  r = recv(s, b, 1, MSG_OOB);
+  show("recv OOB after one", r, b);
+  r = recv(s, b, sizeof b, 0);
+  show("then recv", r, b);
+  close(c);
+  close(s);
+}
+
+static void tcp_big(void) {
+  int c, s;
+  tcp_connected(&c, &s);
   pthread_t t;
   if (pthread_create(&t, NULL, tcp_writer, &c)) die("pthread_create");
   size_t n = 256 * 4096;
@@ -280,7 +303,6 @@ static void tcp_big(void) {
   free(buf);
   close(s);
   close(c);
-  close(lfd);
 }
 
 static void errqueue(void) {
@@ -333,5 +355,6 @@ int main(void) {
   stream_signal();
   tcp_big();
   errqueue();
+  tcp_oob();
   return 0;
 }

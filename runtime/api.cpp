@@ -460,26 +460,54 @@ Fiber* recv_candidate(int fd, int msg_flags, fds::Info* info) {
   return socket_candidate(fd, msg_flags, info);
 }
 
-// MSG_WAITALL as the kernel reads it: only a stream socket waits for the
-// whole buffer; datagram and sequenced-packet sockets return one message
-// and ignore the flag. The engines continue a short receive that carries
-// it (io_uring's retry covers SOCK_SEQPACKET as well and would read on
-// into the next record), so it reaches them only for SOCK_STREAM: one
-// getsockopt, for calls with the flag only. MSG_PEEK|MSG_WAITALL on a
-// stream waits until the whole buffer is queued and copies from the
-// queue's start each time, which no continuation can do: *kernel_waits
-// says to make the kernel's blocking call (the worker handed off first).
-int receive_flags(int fd, int flags, bool* kernel_waits) {
-  *kernel_waits = false;
-  if (!(flags & MSG_WAITALL)) return flags;
-  int type = 0;
-  socklen_t len = sizeof type;
-  if (raw_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, reinterpret_cast<long>(&type), reinterpret_cast<long>(&len)) != 0) {
-    return flags;  // the call itself will say what is wrong
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76  // Linux 6.5
+#endif
+
+// How a receive with MSG_WAITALL is carried out (receive_plan).
+enum class Receive : uint8_t {
+  kEngine,       // one operation; the engines continue a stream's MSG_WAITALL
+  kKernel,       // the kernel's blocking call (the worker handed off first)
+  kPieces,       // recv_msg_all; control data does not end it (TCP and the like)
+  kPiecesUnix,   // recv_msg_all; control data ends it (a unix stream's descriptors)
+};
+
+int sock_int(int fd, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (raw_syscall(SYS_getsockopt, fd, level, name, reinterpret_cast<long>(&v), reinterpret_cast<long>(&len)) != 0) {
+    return -1;
   }
-  if (type != SOCK_STREAM) return flags & ~MSG_WAITALL;
-  *kernel_waits = (flags & MSG_PEEK) != 0;
-  return flags;
+  return v;
+}
+
+// MSG_WAITALL as the kernel reads it, asked of the socket only for calls
+// with the flag. Datagram and sequenced-packet sockets return one message
+// and ignore it: it is dropped (the engines continue a short receive that
+// carries it, io_uring's retry covers SOCK_SEQPACKET too, and either would
+// read on into the next record). On a stream: MSG_PEEK|MSG_WAITALL copies
+// from the queue's start each time and waits by each family's rules, and a
+// unix stream that passes credentials (SO_PASSCRED, SO_PASSSEC,
+// SO_PASSPIDFD) stops where the writer changes, which a piece cannot see
+// before it has read the next writer's data: both are the kernel's call.
+// A recvmsg (msghdr: with control data to keep) goes in pieces, the rest
+// of a recv to the engine.
+Receive receive_plan(int fd, int* flags, bool msghdr_call) {
+  if (!(*flags & MSG_WAITALL)) return Receive::kEngine;
+  int type = sock_int(fd, SOL_SOCKET, SO_TYPE);
+  if (type < 0) return Receive::kEngine;  // the call itself will say what is wrong
+  if (type != SOCK_STREAM) {
+    *flags &= ~MSG_WAITALL;
+    return Receive::kEngine;
+  }
+  if (*flags & MSG_PEEK) return Receive::kKernel;
+  bool unix_stream = sock_int(fd, SOL_SOCKET, SO_DOMAIN) == AF_UNIX;
+  if (unix_stream && (sock_int(fd, SOL_SOCKET, SO_PASSCRED) > 0 || sock_int(fd, SOL_SOCKET, SO_PASSSEC) > 0 ||
+                      sock_int(fd, SOL_SOCKET, SO_PASSPIDFD) > 0)) {
+    return Receive::kKernel;
+  }
+  if (!msghdr_call) return Receive::kEngine;
+  return unix_stream ? Receive::kPiecesUnix : Receive::kPieces;
 }
 
 // fds arriving in SCM_RIGHTS messages are unknown to the runtime until used.
@@ -500,19 +528,20 @@ void forget_passed_fds(const msghdr* msg) {
 // recvmsg with MSG_WAITALL on a stream socket, as the kernel's blocking
 // call: the pieces are received into the rest of the iovecs until they are
 // full, end of file, an error, SO_RCVTIMEO for the whole call, or a signal
-// (each ending it with the count so far); the program's control buffer
-// goes with every piece, and a piece that brings control data (or has it
-// cut) ends the call, as unix_stream_read_generic stops after passed
-// descriptors. The address is the first piece's. Done here rather than by
-// the engines: io_uring's own continuation of a recvmsg loses a later
-// piece's descriptors and returns the first piece alone.
-long recv_msg_all(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flags) {
-  uint64_t total = 0;
-  for (size_t i = 0; i < msg->msg_iovlen; ++i) total += msg->msg_iov[i].iov_len;
+// (each ending it with the count so far). The first piece is the program's
+// own msghdr (the kernel checks it; the address is that piece's); the
+// program's control buffer goes with every later one. On a unix stream a
+// piece that brings control data (or has it cut) ends the call, as
+// unix_stream_read_generic stops after passed descriptors; elsewhere (TCP's
+// TCP_INQ, timestamps) the newest control data is kept and the call goes
+// on. Done here rather than by the engines: io_uring's own continuation of
+// a recvmsg loses a later piece's descriptors and returns the first piece
+// alone.
+long recv_msg_all(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flags, bool unix_stream) {
   const size_t ctl_len = msg->msg_controllen;
   int64_t timeout = info.rcvtimeo_ns;
   Deadline deadline = timeout > 0 ? Deadline::after_ns(timeout) : Deadline::never();
-  uint64_t done = 0;
+  uint64_t done = 0, total = 0;
   iovec rest[64];
   msghdr piece{};
   for (;;) {
@@ -549,33 +578,40 @@ long recv_msg_all(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flag
     }
     long r = blocking(f, info, op, Dir::kIn, left, done == 0);
     if (r < 0) return done ? static_cast<long>(done) : r;
-    if (done) {
-      msg->msg_controllen = piece.msg_controllen;
+    if (!done) {
+      for (size_t i = 0; i < msg->msg_iovlen; ++i) total += msg->msg_iov[i].iov_len;
+    } else {
+      if (piece.msg_controllen > 0) msg->msg_controllen = piece.msg_controllen;
       msg->msg_flags |= piece.msg_flags;
     }
     done += static_cast<uint64_t>(r);
-    if (r == 0 || done >= total || msg->msg_controllen > 0 || (msg->msg_flags & MSG_CTRUNC)) {
-      return static_cast<long>(done);
-    }
+    bool control = msg->msg_controllen > 0 || (msg->msg_flags & MSG_CTRUNC);
+    if (r == 0 || done >= total || (unix_stream && control)) return static_cast<long>(done);
   }
 }
 
 long recv_msg(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flags) {
-  bool kernel_waits;
-  flags = receive_flags(fd, flags, &kernel_waits);
-  long r;
-  if (kernel_waits) {
-    sched::begin_blocking(f);
-    r = sys(real::recvmsg(fd, msg, flags));
-  } else if (flags & MSG_WAITALL) {
-    r = recv_msg_all(f, info, fd, msg, flags);
-  } else {
-    IoOp op{};
-    op.kind = IoOp::kRecvmsg;
-    op.fd = fd;
-    op.addr = msg;
-    op.flags = static_cast<uint32_t>(flags);
-    r = blocking(f, info, op, Dir::kIn);
+  long r = 0;
+  // No msghdr: the kernel's EFAULT (recv_msg_all reads msg_controllen first).
+  Receive plan = msg ? receive_plan(fd, &flags, true) : Receive::kEngine;
+  switch (plan) {
+    case Receive::kKernel:
+      sched::begin_blocking(f);
+      r = sys(real::recvmsg(fd, msg, flags));
+      break;
+    case Receive::kPieces:
+    case Receive::kPiecesUnix:
+      r = recv_msg_all(f, info, fd, msg, flags, plan == Receive::kPiecesUnix);
+      break;
+    case Receive::kEngine: {
+      IoOp op{};
+      op.kind = IoOp::kRecvmsg;
+      op.fd = fd;
+      op.addr = msg;
+      op.flags = static_cast<uint32_t>(flags);
+      r = blocking(f, info, op, Dir::kIn);
+      break;
+    }
   }
   if (r >= 0) forget_passed_fds(msg);
   return out(r);
@@ -741,9 +777,7 @@ long recv(int fd, void* buf, size_t n, int flags) {
   fds::Info info;
   Fiber* f = recv_candidate(fd, flags, &info);
   if (!f || !info.socket) return sys(real::recv(fd, buf, n, flags));
-  bool kernel_waits;
-  flags = receive_flags(fd, flags, &kernel_waits);
-  if (kernel_waits) {
+  if (receive_plan(fd, &flags, false) == Receive::kKernel) {
     sched::begin_blocking(f);
     return sys(real::recv(fd, buf, n, flags));
   }

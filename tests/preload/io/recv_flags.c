@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -272,6 +273,68 @@ static void tcp_connected(int* c, int* s) {
   close(lfd);
 }
 
+// Control data that comes with every piece does not end the wait (TCP's
+// TCP_INQ, with a control buffer or without: MSG_CTRUNC), nor do a unix
+// stream's credentials from one writer (SO_PASSCRED).
+static void control_each_piece(int r, int w, const char* name, int with_control) {
+  char b[16], ctl[256], what[80];
+  struct later l = {w, "world", 5, -1, 0, 20000};
+  if (write(w, "hello", 5) != 5) die("write");
+  pthread_t t = later(&l);
+  struct iovec iov = {b, 10};
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (with_control) {
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+  }
+  ssize_t n = recvmsg(r, &m, MSG_WAITALL);
+  pthread_join(t, NULL);
+  snprintf(what, sizeof what, "%s, recvmsg WAITALL 10", name);
+  show(what, n, b);
+  printf("  control data: %s, MSG_CTRUNC: %s\n", m.msg_controllen > 0 ? "yes" : "no",
+         (m.msg_flags & MSG_CTRUNC) ? "yes" : "no");
+}
+
+static void control_cases(void) {
+  int one = 1, sv[2], c, s;
+  pair(SOCK_STREAM, sv);
+  if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one)) die("SO_PASSCRED");
+  control_each_piece(sv[0], sv[1], "unix SO_PASSCRED", 1);
+  close(sv[0]);
+  close(sv[1]);
+  tcp_connected(&c, &s);
+  if (setsockopt(s, IPPROTO_TCP, TCP_INQ, &one, sizeof one)) die("TCP_INQ");
+  control_each_piece(s, c, "tcp TCP_INQ", 1);
+  control_each_piece(s, c, "tcp TCP_INQ, no control buffer", 0);
+  close(c);
+  close(s);
+}
+
+// Bad arguments are the kernel's errors, not a crash.
+static void bad_arguments(void) {
+  int sv[2];
+  char b[4];
+  pair(SOCK_STREAM, sv);
+  if (write(sv[1], "abcd", 4) != 4) die("write");
+  static struct iovec many[2000];
+  for (int i = 0; i < 2000; i++) many[i] = (struct iovec){b, 1};
+  struct msghdr m = {0};
+  m.msg_iov = many;
+  m.msg_iovlen = 2000;
+  ssize_t r = recvmsg(sv[0], &m, MSG_WAITALL);
+  printf("recvmsg WAITALL, 2000 iovecs: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  m.msg_iov = NULL;
+  m.msg_iovlen = 1;
+  r = recvmsg(sv[0], &m, MSG_WAITALL);
+  printf("recvmsg WAITALL, no iovec array: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  r = recvmsg(sv[0], NULL, MSG_WAITALL);
+  printf("recvmsg WAITALL, no msghdr: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  close(sv[0]);
+  close(sv[1]);
+}
+
 static void tcp_oob(void) {
   int c, s;
   char b[16];
@@ -356,5 +419,7 @@ int main(void) {
   tcp_big();
   errqueue();
   tcp_oob();
+  control_cases();
+  bad_arguments();
   return 0;
 }

@@ -1,5 +1,6 @@
 // Socket hooks: socket/socketpair, accept/accept4, connect, recv/recvfrom/
-// recvmsg, send/sendto/sendmsg (and the _FORTIFY_SOURCE recv forms),
+// recvmsg/recvmmsg, send/sendto/sendmsg/sendmmsg (and the _FORTIFY_SOURCE
+// recv forms),
 // shutdown, setsockopt (timeouts are remembered, see runtime/fdtable.h).
 //
 // Each forwards to the runtime's blocking-call API (runtime/api.h):
@@ -56,6 +57,14 @@ UNBLOCK_FAULTABLE ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struc
 
 UNBLOCK_FAULTABLE ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
   return ret(rt::recvmsg(fd, msg, flags));
+}
+
+UNBLOCK_HOOK int recvmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags, struct timespec* timeout) {
+  return static_cast<int>(ret(rt::recvmmsg(fd, vec, vlen, flags, timeout)));
+}
+
+UNBLOCK_HOOK int sendmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags) {
+  return static_cast<int>(ret(rt::sendmmsg(fd, vec, vlen, flags)));
 }
 
 UNBLOCK_FAULTABLE ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {

@@ -864,6 +864,103 @@ long sendmsg(int fd, const msghdr* msg, int flags) {
   return write_rest(f, info, fd, msg->msg_iov, msg->msg_iovlen, static_cast<size_t>(r), flags);
 }
 
+// Waits in the engine until fd is ready for `events` (SO_RCVTIMEO or
+// SO_SNDTIMEO bounds it: -EAGAIN). restartable as for blocking().
+long wait_ready(Fiber* f, const fds::Info& info, int fd, short events, bool restartable) {
+  IoOp op{};
+  op.kind = IoOp::kPollAdd;
+  op.fd = fd;
+  op.len = static_cast<uint64_t>(events);
+  long r = blocking(f, info, op, events & POLLIN ? Dir::kIn : Dir::kOut, -1, restartable);
+  return r < 0 ? r : 0;
+}
+
+// recvmmsg on a blocking socket, as the kernel's loop of receives: every
+// datagram already queued is taken by one non-blocking call; when none is,
+// the fiber waits in the engine for readability (SO_RCVTIMEO per wait, as
+// per datagram in the kernel). It returns once vlen have come, after the
+// first with MSG_WAITFORONE, or when `timeout` has passed after a datagram
+// (the kernel checks it only then, so it never bounds the wait for the
+// first one), writing back the time left, as the kernel does. A wait cut by
+// a handler, SO_RCVTIMEO or an error after some datagrams returns their
+// count; such an error is then not kept for the next call as the kernel
+// keeps it (sk_err): a later call meets the condition again, if it lasts.
+long recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* timeout) {
+  fds::Info info;
+  Fiber* f = recv_candidate(fd, flags, &info);
+  if (!f || !info.socket || vlen == 0) return sys(real::recvmmsg(fd, vec, vlen, flags, timeout));
+  if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) return -EINVAL;
+  if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
+  Deadline end = timeout ? Deadline::after_ns(timeout->tv_sec * 1000000000LL + timeout->tv_nsec) : Deadline::never();
+  unsigned int got = 0;
+  long err = 0;
+  while (got < vlen) {
+    // A timeout already passed takes one datagram (the kernel's check
+    // after each); otherwise all that are queued.
+    unsigned int want = timeout && end.passed() ? 1 : vlen - got;
+    long r = sys(real::recvmmsg(fd, vec + got, want, flags | MSG_DONTWAIT, nullptr));
+    if (r > 0) {
+      got += static_cast<unsigned int>(r);
+      if ((flags & MSG_WAITFORONE) || (timeout && end.passed())) break;
+      continue;
+    }
+    if (r != -EAGAIN || (got && (flags & MSG_WAITFORONE))) {
+      err = r;
+      break;
+    }
+    err = wait_ready(f, info, fd, POLLIN, got == 0);
+    if (err < 0) break;
+  }
+  if (got == 0) return out(err);
+  if (timeout) {
+    int64_t left = end.remaining_ns();
+    if (left < 0) left = 0;
+    timeout->tv_sec = static_cast<time_t>(left / 1000000000);
+    timeout->tv_nsec = static_cast<long>(left % 1000000000);
+  }
+  for (unsigned int i = 0; i < got; ++i) forget_passed_fds(&vec[i].msg_hdr);
+  return out(got);
+}
+
+// sendmmsg on a blocking socket: the messages that fit now go in one
+// non-blocking call; when none does, the fiber waits in the engine for
+// writability (SO_SNDTIMEO per wait). A stream message cut short is
+// finished as a blocking sendmsg finishes it. Returns the count sent, or
+// the error when none was; EPIPE raises SIGPIPE unless MSG_NOSIGNAL, as
+// each of the kernel's sends does.
+long sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
+  fds::Info info;
+  Fiber* f = socket_candidate(fd, flags, &info);
+  if (!f || !info.socket || vlen == 0) return sys(real::sendmmsg(fd, vec, vlen, flags));
+  if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
+  unsigned int sent = 0;
+  long err = 0;
+  while (sent < vlen) {
+    cancel::point();  // sendmmsg(2) is a cancellation point even when it does not block
+    long r = sys(real::sendmmsg(fd, vec + sent, vlen - sent, flags | MSG_DONTWAIT | MSG_NOSIGNAL));
+    if (r > 0) {
+      sent += static_cast<unsigned int>(r);
+      msghdr& last = vec[sent - 1].msg_hdr;
+      size_t total = 0;
+      for (size_t i = 0; i < last.msg_iovlen; ++i) total += last.msg_iov[i].iov_len;
+      if (vec[sent - 1].msg_len < total) {
+        vec[sent - 1].msg_len = static_cast<unsigned int>(
+            write_rest(f, info, fd, last.msg_iov, last.msg_iovlen, vec[sent - 1].msg_len, flags));
+        if (vec[sent - 1].msg_len < total) break;  // cut short: timeout, signal or error
+      }
+      continue;
+    }
+    if (r != -EAGAIN) {
+      err = r;
+      break;
+    }
+    err = wait_ready(f, info, fd, POLLOUT, sent == 0);
+    if (err < 0) break;
+  }
+  if (err == -EPIPE && !(flags & MSG_NOSIGNAL)) raise_sigpipe();
+  return out(sent ? static_cast<long>(sent) : err);
+}
+
 long accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   fds::Info info;
   Fiber* f = socket_candidate(fd, 0, &info);

@@ -128,6 +128,9 @@ long send(int fd, const void* buf, size_t n, int flags);
 // addr may be null (then send).
 long sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr, socklen_t len);
 long sendmsg(int fd, const msghdr* msg, int flags);
+// Batches: what is ready now in one system call, waits in the engine.
+long recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* timeout);
+long sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags);
 long accept4(int fd, sockaddr* addr, socklen_t* len, int flags);
 // A timed-out connect reports EINPROGRESS, as Linux's.
 long connect(int fd, const sockaddr* addr, socklen_t len);

@@ -892,6 +892,7 @@ long recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* time
   if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) return -EINVAL;
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
   Deadline end = timeout ? Deadline::after_ns(timeout->tv_sec * 1000000000LL + timeout->tv_nsec) : Deadline::never();
+  cancel::point();  // recvmmsg(2) is a cancellation point even when it does not block
   unsigned int got = 0;
   long err = 0;
   while (got < vlen) {

@@ -40,6 +40,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <limits>
 
 #include "runtime/api_internal.h"
 #include "runtime/cancel.h"
@@ -239,7 +240,12 @@ long blocking(Fiber* f, const fds::Info& info, const IoOp& io, Dir dir, int64_t 
         return -EINTR;
       }
     }
-    if (r == -ECANCELED && timeout > 0) return -EAGAIN;  // SO_*TIMEO expired
+    // SO_*TIMEO expired. An operation io_uring had handed to its worker
+    // threads (a socket that polls ready, e.g. with an error queued, while
+    // the call still has nothing) ends with EINTR when its linked timeout
+    // cancels it: without a handler having interrupted the wait, that too
+    // is the timeout.
+    if (timeout > 0 && (r == -ECANCELED || (r == -EINTR && !interrupted))) return -EAGAIN;
     return r;
   }
 }
@@ -864,34 +870,75 @@ long sendmsg(int fd, const msghdr* msg, int flags) {
   return write_rest(f, info, fd, msg->msg_iov, msg->msg_iovlen, static_cast<size_t>(r), flags);
 }
 
-// Waits in the engine until fd is ready for `events` (SO_RCVTIMEO or
-// SO_SNDTIMEO bounds it: -EAGAIN). restartable as for blocking().
-long wait_ready(Fiber* f, const fds::Info& info, int fd, short events, bool restartable) {
-  IoOp op{};
-  op.kind = IoOp::kPollAdd;
-  op.fd = fd;
-  op.len = static_cast<uint64_t>(events);
-  long r = blocking(f, info, op, events & POLLIN ? Dir::kIn : Dir::kOut, -1, restartable);
-  return r < 0 ? r : 0;
+// A relative timespec as an absolute CLOCK_MONOTONIC deadline, saturating
+// to none (never) where the sum does not fit, as the kernel's does.
+Deadline deadline_after(const timespec& rel) {
+  timespec now;
+  real::clock_gettime(CLOCK_MONOTONIC, &now);
+  if (rel.tv_sec > std::numeric_limits<time_t>::max() - now.tv_sec - 1) return Deadline::never();
+  timespec abs{now.tv_sec + rel.tv_sec, now.tv_nsec + rel.tv_nsec};
+  if (abs.tv_nsec >= 1000000000) {
+    abs.tv_sec += 1;
+    abs.tv_nsec -= 1000000000;
+  }
+  return Deadline::at(CLOCK_MONOTONIC, abs);
+}
+
+// What is left of d (zero once passed); d must not be infinite.
+timespec time_left(const Deadline& d) {
+  timespec now;
+  real::clock_gettime(CLOCK_MONOTONIC, &now);
+  timespec left{d.abs.tv_sec - now.tv_sec, d.abs.tv_nsec - now.tv_nsec};
+  if (left.tv_nsec < 0) {
+    left.tv_sec -= 1;
+    left.tv_nsec += 1000000000;
+  }
+  if (left.tv_sec < 0) left = timespec{0, 0};
+  return left;
+}
+
+// The program's timespec through the kernel (EFAULT, not a crash, for a
+// bad pointer): process_vm_readv/writev on this process, or a plain copy
+// where a seccomp profile refuses them.
+long copy_timespec(timespec* to, const timespec* from, bool to_user) {
+  iovec local{to_user ? const_cast<timespec*>(from) : to, sizeof(timespec)};
+  iovec remote{to_user ? to : const_cast<timespec*>(from), sizeof(timespec)};
+  long pid = raw_syscall(SYS_getpid);
+  long r = raw_syscall(to_user ? SYS_process_vm_writev : SYS_process_vm_readv, pid, reinterpret_cast<long>(&local), 1,
+                       reinterpret_cast<long>(&remote), 1, 0);
+  if (r == static_cast<long>(sizeof(timespec))) return 0;
+  if (r == -EFAULT) return -EFAULT;
+  *to = *from;
+  return 0;
 }
 
 // recvmmsg on a blocking socket, as the kernel's loop of receives: every
 // datagram already queued is taken by one non-blocking call; when none is,
-// the fiber waits in the engine for readability (SO_RCVTIMEO per wait, as
-// per datagram in the kernel). It returns once vlen have come, after the
-// first with MSG_WAITFORONE, or when `timeout` has passed after a datagram
-// (the kernel checks it only then, so it never bounds the wait for the
-// first one), writing back the time left, as the kernel does. A wait cut by
-// a handler, SO_RCVTIMEO or an error after some datagrams returns their
-// count; such an error is then not kept for the next call as the kernel
-// keeps it (sk_err): a later call meets the condition again, if it lasts.
+// one receive waits in the engine (SO_RCVTIMEO per datagram, as in the
+// kernel; a readiness poll would not do: a socket can poll readable, e.g.
+// with an error queued, while a receive still has nothing). It returns once
+// vlen have come, after the first with MSG_WAITFORONE, after a datagram
+// with MSG_OOB, or when `timeout` has passed after a datagram (the kernel
+// checks it only then, so it never bounds the wait for the first one; a
+// zero timeout takes one), writing back the time left, as the kernel does.
+// A wait cut by a handler, SO_RCVTIMEO or an error after some datagrams
+// returns their count; such an error is then not kept for the next call as
+// the kernel keeps it (sk_err). MSG_WAITALL as for recv (receive_plan).
 long recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* timeout) {
   fds::Info info;
   Fiber* f = recv_candidate(fd, flags, &info);
   if (!f || !info.socket || vlen == 0) return sys(real::recvmmsg(fd, vec, vlen, flags, timeout));
-  if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) return -EINVAL;
-  if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
-  Deadline end = timeout ? Deadline::after_ns(timeout->tv_sec * 1000000000LL + timeout->tv_nsec) : Deadline::never();
+  if (receive_plan(fd, &flags, false) == Receive::kKernel || (flags & MSG_WAITALL)) {
+    sched::begin_blocking(f);
+    return out(sys(real::recvmmsg(fd, vec, vlen, flags, timeout)));
+  }
+  Deadline end = Deadline::never();
+  if (timeout) {
+    timespec rel;
+    if (copy_timespec(&rel, timeout, false) != 0) return -EFAULT;
+    if (rel.tv_sec < 0 || rel.tv_nsec < 0 || rel.tv_nsec >= 1000000000) return -EINVAL;
+    end = deadline_after(rel);
+  }
   cancel::point();  // recvmmsg(2) is a cancellation point even when it does not block
   unsigned int got = 0;
   long err = 0;
@@ -900,35 +947,40 @@ long recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* time
     // after each); otherwise all that are queued.
     unsigned int want = timeout && end.passed() ? 1 : vlen - got;
     long r = sys(real::recvmmsg(fd, vec + got, want, flags | MSG_DONTWAIT, nullptr));
-    if (r > 0) {
-      got += static_cast<unsigned int>(r);
-      if ((flags & MSG_WAITFORONE) || (timeout && end.passed())) break;
-      continue;
+    if (r == -EAGAIN && !(got && (flags & MSG_WAITFORONE))) {
+      IoOp op{};
+      op.kind = IoOp::kRecvmsg;
+      op.fd = fd;
+      op.addr = &vec[got].msg_hdr;
+      op.flags = static_cast<uint32_t>(flags & ~MSG_WAITFORONE);
+      r = blocking(f, info, op, Dir::kIn, -1, got == 0);
+      if (r >= 0) {
+        vec[got].msg_len = static_cast<unsigned int>(r);
+        r = 1;
+      }
     }
-    if (r != -EAGAIN || (got && (flags & MSG_WAITFORONE))) {
+    if (r <= 0) {
       err = r;
       break;
     }
-    err = wait_ready(f, info, fd, POLLIN, got == 0);
-    if (err < 0) break;
+    got += static_cast<unsigned int>(r);
+    if ((flags & MSG_WAITFORONE) || (vec[got - 1].msg_hdr.msg_flags & MSG_OOB) || (timeout && end.passed())) break;
   }
   if (got == 0) return out(err);
-  if (timeout) {
-    int64_t left = end.remaining_ns();
-    if (left < 0) left = 0;
-    timeout->tv_sec = static_cast<time_t>(left / 1000000000);
-    timeout->tv_nsec = static_cast<long>(left % 1000000000);
-  }
   for (unsigned int i = 0; i < got; ++i) forget_passed_fds(&vec[i].msg_hdr);
+  if (timeout) {
+    timespec left = end.infinite ? timespec{std::numeric_limits<time_t>::max(), 999999999} : time_left(end);
+    if (copy_timespec(timeout, &left, true) != 0) return out(-EFAULT);
+  }
   return out(got);
 }
 
 // sendmmsg on a blocking socket: the messages that fit now go in one
-// non-blocking call; when none does, the fiber waits in the engine for
-// writability (SO_SNDTIMEO per wait). A stream message cut short is
-// finished as a blocking sendmsg finishes it. Returns the count sent, or
-// the error when none was; EPIPE raises SIGPIPE unless MSG_NOSIGNAL, as
-// each of the kernel's sends does.
+// non-blocking call (counted as a direct send, send_now); when none does,
+// one send waits in the engine (SO_SNDTIMEO per message). A stream message
+// cut short is finished as a blocking sendmsg finishes it. Returns the
+// count sent, or the error when none was; EPIPE raises SIGPIPE unless
+// MSG_NOSIGNAL, as each of the kernel's sends does.
 long sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
   fds::Info info;
   Fiber* f = socket_candidate(fd, flags, &info);
@@ -937,26 +989,34 @@ long sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
   unsigned int sent = 0;
   long err = 0;
   while (sent < vlen) {
-    cancel::point();  // sendmmsg(2) is a cancellation point even when it does not block
-    long r = sys(real::sendmmsg(fd, vec + sent, vlen - sent, flags | MSG_DONTWAIT | MSG_NOSIGNAL));
-    if (r > 0) {
-      sent += static_cast<unsigned int>(r);
-      msghdr& last = vec[sent - 1].msg_hdr;
-      size_t total = 0;
-      for (size_t i = 0; i < last.msg_iovlen; ++i) total += last.msg_iov[i].iov_len;
-      if (vec[sent - 1].msg_len < total) {
-        vec[sent - 1].msg_len = static_cast<unsigned int>(
-            write_rest(f, info, fd, last.msg_iov, last.msg_iovlen, vec[sent - 1].msg_len, flags));
-        if (vec[sent - 1].msg_len < total) break;  // cut short: timeout, signal or error
+    long r = direct_send(f, [&](int now) {
+      return raw_syscall(SYS_sendmmsg, fd, reinterpret_cast<long>(vec + sent), vlen - sent, flags | now);
+    });
+    if (r == -EAGAIN) {
+      IoOp op{};
+      op.kind = IoOp::kSendmsg;
+      op.fd = fd;
+      op.addr = &vec[sent].msg_hdr;
+      op.flags = static_cast<uint32_t>(flags | MSG_NOSIGNAL);
+      r = blocking(f, info, op, Dir::kOut, -1, sent == 0);
+      if (r >= 0) {
+        vec[sent].msg_len = static_cast<unsigned int>(r);
+        r = 1;
       }
-      continue;
     }
-    if (r != -EAGAIN) {
+    if (r <= 0) {
       err = r;
       break;
     }
-    err = wait_ready(f, info, fd, POLLOUT, sent == 0);
-    if (err < 0) break;
+    sent += static_cast<unsigned int>(r);
+    msghdr& last = vec[sent - 1].msg_hdr;
+    size_t total = 0;
+    for (size_t i = 0; i < last.msg_iovlen; ++i) total += last.msg_iov[i].iov_len;
+    if (vec[sent - 1].msg_len < total) {
+      vec[sent - 1].msg_len =
+          static_cast<unsigned int>(write_rest(f, info, fd, last.msg_iov, last.msg_iovlen, vec[sent - 1].msg_len, flags));
+      if (vec[sent - 1].msg_len < total) break;  // cut short: timeout, signal or error
+    }
   }
   if (err == -EPIPE && !(flags & MSG_NOSIGNAL)) raise_sigpipe();
   return out(sent ? static_cast<long>(sent) : err);

@@ -3,7 +3,9 @@
 // a zero timeout takes one datagram and the time left is written back,
 // SO_RCVTIMEO ends a wait with the count so far (or EAGAIN), and sendmmsg
 // waits for room: 600 datagrams into a unix socket whose queue holds fewer,
-// 4 x 256 KiB on a stream, EPIPE with one SIGPIPE.
+// 4 x 256 KiB on a stream, EPIPE with one SIGPIPE. A UDP socket with an ICMP
+// error queued polls ready while a receive has nothing: SO_RCVTIMEO still
+// ends the batch (no spinning on the readiness).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -11,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -181,9 +185,31 @@ static void send_cases(void) {
   close(sv[1]);
 }
 
+static void error_queued(void) {
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  int gone = socket(AF_INET, SOCK_DGRAM, 0);
+  if (bind(gone, (struct sockaddr*)&a, sizeof a) || getsockname(gone, (struct sockaddr*)&a, &al)) die("bind");
+  close(gone);
+  int s = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
+  if (setsockopt(s, IPPROTO_IP, IP_RECVERR, &one, sizeof one) || connect(s, (struct sockaddr*)&a, sizeof a)) die("udp");
+  if (send(s, "x", 1, 0) != 1) die("send");
+  usleep(20000);
+  struct timeval tv = {0, 100000};
+  if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv)) die("SO_RCVTIMEO");
+  reset();
+  show("recvmmsg, ICMP error pending", recvmmsg(s, vec, kVlen, 0, NULL));
+  reset();
+  show("recvmmsg, error queued, SO_RCVTIMEO", recvmmsg(s, vec, kVlen, 0, NULL));
+  close(s);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   receive_cases();
   send_cases();
+  error_queued();
   return 0;
 }

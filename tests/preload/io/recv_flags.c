@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <unistd.h>
 
 static void die(const char* what) {
@@ -409,6 +411,44 @@ static void errqueue(void) {
   close(s);
 }
 
+// SO_RCVTIMEO / SO_SNDTIMEO end a wait with EAGAIN also while the socket
+// polls ready and the call still has nothing to do: a UDP socket whose error
+// queue holds an ICMP error, an unconnected unix datagram sender whose peer's
+// queue is full.
+static void timeouts_while_ready(void) {
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  int gone = socket(AF_INET, SOCK_DGRAM, 0);
+  if (bind(gone, (struct sockaddr*)&a, sizeof a) || getsockname(gone, (struct sockaddr*)&a, &al)) die("bind");
+  close(gone);
+  int s = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
+  if (setsockopt(s, IPPROTO_IP, IP_RECVERR, &one, sizeof one) || connect(s, (struct sockaddr*)&a, sizeof a)) die("udp");
+  if (send(s, "x", 1, 0) != 1) die("send");
+  usleep(20000);
+  struct timeval tv = {0, 100000};
+  if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv)) die("SO_RCVTIMEO");
+  char b[16];
+  ssize_t r = recv(s, b, sizeof b, 0);
+  printf("recv, ICMP error pending: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  r = recv(s, b, sizeof b, 0);
+  printf("recv, error queued, SO_RCVTIMEO: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  close(s);
+
+  int rx = socket(AF_UNIX, SOCK_DGRAM, 0), tx = socket(AF_UNIX, SOCK_DGRAM, 0);
+  struct sockaddr_un u = {.sun_family = AF_UNIX};
+  snprintf(u.sun_path + 1, sizeof u.sun_path - 1, "unblock-recv-flags-%d", (int)getpid());
+  socklen_t ul = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(u.sun_path + 1));
+  if (bind(rx, (struct sockaddr*)&u, ul)) die("bind unix");
+  if (setsockopt(tx, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv)) die("SO_SNDTIMEO");
+  int n = 0;
+  while ((r = sendto(tx, "z", 1, 0, (struct sockaddr*)&u, ul)) == 1 && n < 100000) n++;
+  printf("sendto a full unix peer, SO_SNDTIMEO: %d sent, then %zd %s\n", n, r, r < 0 ? strerror(errno) : "");
+  close(rx);
+  close(tx);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   datagrams(SOCK_DGRAM, "dgram");
@@ -421,5 +461,6 @@ int main(void) {
   tcp_oob();
   control_cases();
   bad_arguments();
+  timeouts_while_ready();
   return 0;
 }

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 static void die(const char* what) {
   perror(what);
   exit(1);
@@ -186,17 +188,8 @@ static void send_cases(void) {
 }
 
 static void error_queued(void) {
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t al = sizeof a;
-  int gone = socket(AF_INET, SOCK_DGRAM, 0);
-  if (bind(gone, (struct sockaddr*)&a, sizeof a) || getsockname(gone, (struct sockaddr*)&a, &al)) die("bind");
-  close(gone);
-  int s = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
-  if (setsockopt(s, IPPROTO_IP, IP_RECVERR, &one, sizeof one) || connect(s, (struct sockaddr*)&a, sizeof a)) die("udp");
-  if (send(s, "x", 1, 0) != 1) die("send");
-  usleep(20000);
+  int s = udp_refused();
+  if (s < 0) die("udp_refused");
   struct timeval tv = {0, 100000};
   if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv)) die("SO_RCVTIMEO");
   reset();

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 static void die(const char* what) {
   perror(what);
   exit(1);
@@ -416,17 +418,8 @@ static void errqueue(void) {
 // queue holds an ICMP error, an unconnected unix datagram sender whose peer's
 // queue is full.
 static void timeouts_while_ready(void) {
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t al = sizeof a;
-  int gone = socket(AF_INET, SOCK_DGRAM, 0);
-  if (bind(gone, (struct sockaddr*)&a, sizeof a) || getsockname(gone, (struct sockaddr*)&a, &al)) die("bind");
-  close(gone);
-  int s = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
-  if (setsockopt(s, IPPROTO_IP, IP_RECVERR, &one, sizeof one) || connect(s, (struct sockaddr*)&a, sizeof a)) die("udp");
-  if (send(s, "x", 1, 0) != 1) die("send");
-  usleep(20000);
+  int s = udp_refused();
+  if (s < 0) die("udp_refused");
   struct timeval tv = {0, 100000};
   if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv)) die("SO_RCVTIMEO");
   char b[16];

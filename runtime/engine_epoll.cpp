@@ -194,6 +194,8 @@ struct EpollEngine::FdState {
   bool idle_by_number = false;  // cached idle on the program's number (counted in idle_by_number_)
   bool used = false;  // allocated (not on the free list)
   bool detached = false;  // taken out of the table while in use: the program closed or replaced fd
+  // It reported EPOLLRDHUP: the receive side is shut for good (on_ready).
+  bool rdhup = false;
   uint32_t armed = 0;
   int busy = 0;  // helper-thread jobs started from its readiness, still running
   Pending* head = nullptr;
@@ -1082,7 +1084,11 @@ int EpollEngine::wait_on(Pending* p, int fd, uint32_t events, uint8_t mode) {
   // change after it, so a retry waiter that saw EAGAIN needs nothing. One
   // that did not try (accept, connect, poll, a tty) or stopped at the
   // progress bound needs the current level: EPOLL_CTL_MOD checks it.
-  if (fs->persistent && fs->added && (mode != kModeRetry || p->unsure)) fs->recheck = true;
+  // So does a receive on a socket whose receive side was shut while nobody
+  // waited (on_ready): its edge is gone, the level answers it.
+  if (fs->persistent && fs->added && (mode != kModeRetry || p->unsure || (fs->rdhup && (events & EPOLLIN)))) {
+    fs->recheck = true;
+  }
   int r = update(fs);
   if (r < 0) {
     unlink_waiter(p);
@@ -1150,7 +1156,8 @@ EpollEngine::FdState* EpollEngine::alloc_fdstate() {
   fs_free_ = fs->next_free;
   fs->engine = this;
   fs->fd = fs->dup = -1;
-  fs->own_dup = fs->added = fs->live = fs->edge = fs->persistent = fs->recheck = fs->in_lru = fs->idle_by_number = fs->detached = false;
+  fs->own_dup = fs->added = fs->live = fs->edge = fs->persistent = fs->recheck = fs->in_lru = fs->idle_by_number = fs->detached =
+      fs->rdhup = false;
   fs->used = true;
   fs->rescue.store(-1, std::memory_order_relaxed);
   ++fs->gen;
@@ -1612,6 +1619,7 @@ void EpollEngine::unlink_waiter(Pending* p) {
 // kick: retry the operations that have a non-blocking form, whatever they
 // wait for (kick_remote); the registration stays armed.
 void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
+  if (revents & EPOLLRDHUP) fs->rdhup = true;
   // A persistent registration reports edges while nobody waits (cached
   // idle, or taken by a closer since epoll_wait returned): nothing to do.
   if (fs->persistent && !fs->head) return;
@@ -1656,11 +1664,19 @@ void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
         break;
       case kModeRetry: {
         bool in = (p->want & EPOLLIN) != 0;
-        if ((in ? dry_in : dry_out) && !(revents & always) && !kick) break;
+        bool shut = in && (revents & EPOLLRDHUP);
+        if ((in ? dry_in : dry_out) && !(revents & always) && !kick && !shut) break;
         Step s = attempt(p, fs->dup);
         // The program's close came between the state check and the
         // attempt: the same operation on the closer's duplicate.
         if (s == Step::kDone && p->res == -EBADF && adopt_rescue(fs)) s = attempt(p, fs->dup);
+        // Nothing to receive on a shut receive side: a datagram socket's
+        // non-blocking receive says EAGAIN, its blocking one returns 0
+        // (__skb_wait_for_more_packets), as the call does here.
+        if (s == Step::kWait && shut && !p->unsure) {
+          p->res = static_cast<int>(p->done);
+          s = Step::kDone;
+        }
         if (s == Step::kWait) {
           // EAGAIN: the direction is dry; the next edge wakes the rest.
           // Stopped at the progress bound instead: no edge may come, the

@@ -442,6 +442,41 @@ static void timeouts_while_ready(void) {
   close(tx);
 }
 
+// shutdown(SHUT_RD) on a UDP socket: a receive blocked in it returns 0, as
+// do the receives after it (a non-blocking one would say EAGAIN).
+static int shut_fd;
+static void* shut_later(void* arg) {
+  (void)arg;
+  usleep(20000);
+  shutdown(shut_fd, SHUT_RD);
+  return NULL;
+}
+
+static void udp_shutdown(void) {
+  struct sockaddr_in a;
+  shut_fd = bound_loopback(SOCK_DGRAM, &a);
+  char b[16];
+  // A first wait that data ends, so the socket is known to the engine.
+  int tx = socket(AF_INET, SOCK_DGRAM, 0);
+  if (sendto(tx, "hi", 2, 0, (struct sockaddr*)&a, sizeof a) != 2) die("sendto");
+  ssize_t r = recv(shut_fd, b, sizeof b, 0);
+  printf("udp recv before shutdown: %zd\n", r);
+  pthread_t t;
+  if (pthread_create(&t, NULL, shut_later, NULL)) die("pthread_create");
+  r = recv(shut_fd, b, sizeof b, 0);
+  pthread_join(t, NULL);
+  printf("udp recv woken by shutdown(SHUT_RD): %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  r = recv(shut_fd, b, sizeof b, 0);
+  printf("udp recv after shutdown: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  close(shut_fd);
+  int s = bound_loopback(SOCK_DGRAM, &a);
+  shutdown(s, SHUT_RD);
+  r = recv(s, b, sizeof b, 0);
+  printf("udp recv, shut before any wait: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  close(s);
+  close(tx);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   datagrams(SOCK_DGRAM, "dgram");
@@ -455,5 +490,6 @@ int main(void) {
   control_cases();
   bad_arguments();
   timeouts_while_ready();
+  udp_shutdown();
   return 0;
 }

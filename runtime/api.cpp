@@ -48,6 +48,7 @@
 #include "runtime/fdtable.h"
 #include "runtime/fiber.h"
 #include "runtime/inspect.h"
+#include "runtime/iov.h"
 #include "runtime/own_fds.h"
 #include "runtime/scheduler.h"
 #include "runtime/signals.h"
@@ -160,6 +161,7 @@ constexpr uint64_t kCurrentPosition = static_cast<uint64_t>(-1);
 enum class Dir { kIn, kOut };
 
 using detail::after_interrupt;
+using detail::bad_timespec;
 using detail::out;
 using detail::sys;
 
@@ -487,6 +489,16 @@ int sock_int(int fd, int level, int name) {
   return v;
 }
 
+// A recvmsg or sendmsg operation on `m` for the engine.
+IoOp msg_op(IoOp::Kind kind, int fd, msghdr* m, int flags) {
+  IoOp op{};
+  op.kind = kind;
+  op.fd = fd;
+  op.addr = m;
+  op.flags = static_cast<uint32_t>(flags);
+  return op;
+}
+
 // MSG_WAITALL as the kernel reads it, asked of the socket only for calls
 // with the flag. Datagram and sequenced-packet sockets return one message
 // and ignore it: it is dropped (the engines continue a short receive that
@@ -554,29 +566,15 @@ long recv_msg_all(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flag
     msghdr* m = msg;
     if (done) {
       // The rest, at most 64 iovecs a piece; no address.
-      uint64_t skip = done;
-      int k = 0;
-      for (size_t i = 0; i < msg->msg_iovlen && k < 64; ++i) {
-        const iovec& v = msg->msg_iov[i];
-        if (skip >= v.iov_len) {
-          skip -= v.iov_len;
-          continue;
-        }
-        rest[k++] = iovec{static_cast<char*>(v.iov_base) + skip, v.iov_len - skip};
-        skip = 0;
-      }
       piece = msghdr{};
       piece.msg_iov = rest;
+      int k = advance_iov(msg->msg_iov, static_cast<int>(msg->msg_iovlen), done, rest, 64);
       piece.msg_iovlen = static_cast<size_t>(k);
       piece.msg_control = msg->msg_control;
       piece.msg_controllen = ctl_len;
       m = &piece;
     }
-    IoOp op{};
-    op.kind = IoOp::kRecvmsg;
-    op.fd = fd;
-    op.addr = m;
-    op.flags = static_cast<uint32_t>(flags & ~MSG_WAITALL);
+    IoOp op = msg_op(IoOp::kRecvmsg, fd, m, flags & ~MSG_WAITALL);
     int64_t left = 0;
     if (timeout > 0) {
       left = deadline.remaining_ns();
@@ -585,7 +583,7 @@ long recv_msg_all(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flag
     long r = blocking(f, info, op, Dir::kIn, left, done == 0);
     if (r < 0) return done ? static_cast<long>(done) : r;
     if (!done) {
-      for (size_t i = 0; i < msg->msg_iovlen; ++i) total += msg->msg_iov[i].iov_len;
+      total = iov_total(msg->msg_iov, msg->msg_iovlen);
     } else {
       if (piece.msg_controllen > 0) msg->msg_controllen = piece.msg_controllen;
       msg->msg_flags |= piece.msg_flags;
@@ -609,15 +607,9 @@ long recv_msg(Fiber* f, const fds::Info& info, int fd, msghdr* msg, int flags) {
     case Receive::kPiecesUnix:
       r = recv_msg_all(f, info, fd, msg, flags, plan == Receive::kPiecesUnix);
       break;
-    case Receive::kEngine: {
-      IoOp op{};
-      op.kind = IoOp::kRecvmsg;
-      op.fd = fd;
-      op.addr = msg;
-      op.flags = static_cast<uint32_t>(flags);
-      r = blocking(f, info, op, Dir::kIn);
+    case Receive::kEngine:
+      r = blocking(f, info, msg_op(IoOp::kRecvmsg, fd, msg, flags), Dir::kIn);
       break;
-    }
   }
   if (r >= 0) forget_passed_fds(msg);
   return out(r);
@@ -842,12 +834,7 @@ long sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr, 
   msg.msg_namelen = len;
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  IoOp op{};
-  op.kind = IoOp::kSendmsg;
-  op.fd = fd;
-  op.addr = &msg;
-  op.flags = static_cast<uint32_t>(flags | MSG_NOSIGNAL);
-  long r = blocking(f, info, op, Dir::kOut);
+  long r = blocking(f, info, msg_op(IoOp::kSendmsg, fd, &msg, flags | MSG_NOSIGNAL), Dir::kOut);
   if (r == -EPIPE && !(flags & MSG_NOSIGNAL)) raise_sigpipe();
   return out(r);
 }
@@ -856,13 +843,10 @@ long sendmsg(int fd, const msghdr* msg, int flags) {
   fds::Info info;
   Fiber* f = socket_candidate(fd, flags, &info);
   if (!f || !info.socket) return sys(real::sendmsg(fd, msg, flags));
-  IoOp op{};
-  op.kind = IoOp::kSendmsg;
-  op.fd = fd;
-  op.addr = const_cast<msghdr*>(msg);
-  op.flags = static_cast<uint32_t>(flags | MSG_NOSIGNAL);
   long r = send_now(f, fd, msg, flags);
-  if (r == -EAGAIN) r = blocking(f, info, op, Dir::kOut);
+  if (r == -EAGAIN) {
+    r = blocking(f, info, msg_op(IoOp::kSendmsg, fd, const_cast<msghdr*>(msg), flags | MSG_NOSIGNAL), Dir::kOut);
+  }
   if (r == -EPIPE && !(flags & MSG_NOSIGNAL)) raise_sigpipe();
   if (r <= 0 || msg->msg_iovlen == 0) return out(r);
   // A stream socket's blocking sendmsg sends every byte: finish the rest
@@ -936,7 +920,7 @@ long recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* time
   if (timeout) {
     timespec rel;
     if (copy_timespec(&rel, timeout, false) != 0) return -EFAULT;
-    if (rel.tv_sec < 0 || rel.tv_nsec < 0 || rel.tv_nsec >= 1000000000) return -EINVAL;
+    if (bad_timespec(&rel)) return -EINVAL;
     end = deadline_after(rel);
   }
   cancel::point();  // recvmmsg(2) is a cancellation point even when it does not block
@@ -948,12 +932,8 @@ long recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* time
     unsigned int want = timeout && end.passed() ? 1 : vlen - got;
     long r = sys(real::recvmmsg(fd, vec + got, want, flags | MSG_DONTWAIT, nullptr));
     if (r == -EAGAIN && !(got && (flags & MSG_WAITFORONE))) {
-      IoOp op{};
-      op.kind = IoOp::kRecvmsg;
-      op.fd = fd;
-      op.addr = &vec[got].msg_hdr;
-      op.flags = static_cast<uint32_t>(flags & ~MSG_WAITFORONE);
-      r = blocking(f, info, op, Dir::kIn, -1, got == 0);
+      r = blocking(f, info, msg_op(IoOp::kRecvmsg, fd, &vec[got].msg_hdr, flags & ~MSG_WAITFORONE), Dir::kIn, -1,
+                   got == 0);
       if (r >= 0) {
         vec[got].msg_len = static_cast<unsigned int>(r);
         r = 1;
@@ -993,12 +973,8 @@ long sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
       return raw_syscall(SYS_sendmmsg, fd, reinterpret_cast<long>(vec + sent), vlen - sent, flags | now);
     });
     if (r == -EAGAIN) {
-      IoOp op{};
-      op.kind = IoOp::kSendmsg;
-      op.fd = fd;
-      op.addr = &vec[sent].msg_hdr;
-      op.flags = static_cast<uint32_t>(flags | MSG_NOSIGNAL);
-      r = blocking(f, info, op, Dir::kOut, -1, sent == 0);
+      r = blocking(f, info, msg_op(IoOp::kSendmsg, fd, &vec[sent].msg_hdr, flags | MSG_NOSIGNAL), Dir::kOut, -1,
+                   sent == 0);
       if (r >= 0) {
         vec[sent].msg_len = static_cast<unsigned int>(r);
         r = 1;
@@ -1010,8 +986,7 @@ long sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
     }
     sent += static_cast<unsigned int>(r);
     msghdr& last = vec[sent - 1].msg_hdr;
-    size_t total = 0;
-    for (size_t i = 0; i < last.msg_iovlen; ++i) total += last.msg_iov[i].iov_len;
+    uint64_t total = iov_total(last.msg_iov, last.msg_iovlen);
     if (vec[sent - 1].msg_len < total) {
       vec[sent - 1].msg_len =
           static_cast<unsigned int>(write_rest(f, info, fd, last.msg_iov, last.msg_iovlen, vec[sent - 1].msg_len, flags));

@@ -3,11 +3,18 @@
 // runtime/api.h alone).
 #pragma once
 
+#include <time.h>
+
 #include <cerrno>
 
 #include "runtime/api.h"
 
 namespace unblock::rt::detail {
+
+// A timespec the kernel refuses with EINVAL (null is none: no timeout).
+inline bool bad_timespec(const timespec* ts) {
+  return ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000);
+}
 
 // The result of a libc call (-1 and errno) as -errno.
 inline long sys(long r) { return r < 0 ? -errno : r; }

@@ -37,6 +37,7 @@
 namespace unblock::rt {
 namespace {
 
+using detail::bad_timespec;
 using detail::out;
 using detail::sys;
 
@@ -200,10 +201,6 @@ Deadline deadline_ms(int timeout) {
 Deadline deadline_ts(const timespec* ts) {
   if (!ts) return Deadline::never();
   return Deadline::after_ns(ts->tv_sec * 1000000000LL + ts->tv_nsec);
-}
-
-bool bad_timespec(const timespec* ts) {
-  return ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000);
 }
 
 // The emulated signal mask for ppoll/pselect/epoll_pwait, swapped around the

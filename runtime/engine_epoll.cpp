@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "runtime/alloc.h"
+#include "runtime/iov.h"
 #include "runtime/own_fds.h"
 #include "runtime/signals.h"
 #include "runtime/spinlock.h"
@@ -62,28 +63,6 @@ int64_t now_ns(clockid_t clock) {
   timespec ts;
   real::clock_gettime(clock, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-// The iovecs of `v` past the first `skip` bytes, at most `max` of them.
-int advance_iov(const iovec* v, int n, uint64_t skip, iovec* out, int max) {
-  int k = 0;
-  for (int i = 0; i < n && k < max; ++i) {
-    if (skip >= v[i].iov_len) {
-      skip -= v[i].iov_len;
-      continue;
-    }
-    out[k].iov_base = static_cast<char*>(v[i].iov_base) + skip;
-    out[k].iov_len = v[i].iov_len - skip;
-    skip = 0;
-    ++k;
-  }
-  return k;
-}
-
-uint64_t iov_total(const iovec* v, uint64_t n) {
-  uint64_t t = 0;
-  for (uint64_t i = 0; i < n; ++i) t += v[i].iov_len;
-  return t;
 }
 
 bool is_regular(int fd) {

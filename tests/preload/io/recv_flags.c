@@ -263,13 +263,9 @@ static void* tcp_writer(void* arg) {
 }
 
 static void tcp_connected(int* c, int* s) {
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t al = sizeof a;
-  if (bind(lfd, (struct sockaddr*)&a, sizeof a) || listen(lfd, 1) || getsockname(lfd, (struct sockaddr*)&a, &al))
-    die("listen");
+  struct sockaddr_in a;
+  int lfd = bound_loopback(SOCK_STREAM, &a);
+  if (listen(lfd, 1)) die("listen");
   *c = socket(AF_INET, SOCK_STREAM, 0);
   if (connect(*c, (struct sockaddr*)&a, sizeof a)) die("connect");
   *s = accept(lfd, NULL, NULL);
@@ -388,13 +384,8 @@ static void errqueue(void) {
   r = recv(s, b, sizeof b, MSG_ERRQUEUE);
   printf("recv ERRQUEUE, empty: %zd %s\n", r, r < 0 ? strerror(errno) : "");
   // A port nobody listens on: bind a socket to get one, then close it.
-  int gone = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t al = sizeof a;
-  if (bind(gone, (struct sockaddr*)&a, sizeof a) || getsockname(gone, (struct sockaddr*)&a, &al)) die("bind");
-  close(gone);
+  struct sockaddr_in a;
+  close(bound_loopback(SOCK_DGRAM, &a));
   if (sendto(s, "x", 1, 0, (struct sockaddr*)&a, sizeof a) != 1) die("sendto");
   usleep(20000);  // the ICMP error is queued by then (loopback, same host)
   m.msg_controllen = sizeof ctl;

@@ -111,7 +111,7 @@ UNBLOCK_HOOK int setsockopt(int fd, int level, int name, const void* value, sock
     if (rcv || snd) {
       timeval tv;
       memcpy(&tv, value, sizeof tv);
-      rt::fd_set_timeout(fd, rcv, tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL);
+      rt::fd_set_timeout(fd, rcv, tv);
     }
   }
   return r;

@@ -144,7 +144,7 @@ void fd_duplicated(int oldfd, int newfd) {
   fds::mark_shared(newfd);
 }
 void fd_set_nonblock(int fd, bool nonblock) { fds::set_nonblock(fd, nonblock); }
-void fd_set_timeout(int fd, bool rcv, int64_t ns) { fds::set_timeout(fd, rcv, ns); }
+void fd_set_timeout(int fd, bool rcv, const timeval& tv) { fds::set_timeout(fd, rcv, fds::timeout_ns(tv)); }
 
 void fd_shut_down(int fd) {
   each_engine([fd](Engine& e) { e.kick_remote(fd); });
@@ -854,33 +854,6 @@ long sendmsg(int fd, const msghdr* msg, int flags) {
   return write_rest(f, info, fd, msg->msg_iov, msg->msg_iovlen, static_cast<size_t>(r), flags);
 }
 
-// A relative timespec as an absolute CLOCK_MONOTONIC deadline, saturating
-// to none (never) where the sum does not fit, as the kernel's does.
-Deadline deadline_after(const timespec& rel) {
-  timespec now;
-  real::clock_gettime(CLOCK_MONOTONIC, &now);
-  if (rel.tv_sec > std::numeric_limits<time_t>::max() - now.tv_sec - 1) return Deadline::never();
-  timespec abs{now.tv_sec + rel.tv_sec, now.tv_nsec + rel.tv_nsec};
-  if (abs.tv_nsec >= 1000000000) {
-    abs.tv_sec += 1;
-    abs.tv_nsec -= 1000000000;
-  }
-  return Deadline::at(CLOCK_MONOTONIC, abs);
-}
-
-// What is left of d (zero once passed); d must not be infinite.
-timespec time_left(const Deadline& d) {
-  timespec now;
-  real::clock_gettime(CLOCK_MONOTONIC, &now);
-  timespec left{d.abs.tv_sec - now.tv_sec, d.abs.tv_nsec - now.tv_nsec};
-  if (left.tv_nsec < 0) {
-    left.tv_sec -= 1;
-    left.tv_nsec += 1000000000;
-  }
-  if (left.tv_sec < 0) left = timespec{0, 0};
-  return left;
-}
-
 // The program's timespec through the kernel (EFAULT, not a crash, for a
 // bad pointer): process_vm_readv/writev on this process, or a plain copy
 // where a seccomp profile refuses them.
@@ -921,7 +894,7 @@ long recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* time
     timespec rel;
     if (copy_timespec(&rel, timeout, false) != 0) return -EFAULT;
     if (bad_timespec(&rel)) return -EINVAL;
-    end = deadline_after(rel);
+    end = Deadline::after(rel);
   }
   cancel::point();  // recvmmsg(2) is a cancellation point even when it does not block
   unsigned int got = 0;
@@ -949,7 +922,7 @@ long recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* time
   if (got == 0) return out(err);
   for (unsigned int i = 0; i < got; ++i) forget_passed_fds(&vec[i].msg_hdr);
   if (timeout) {
-    timespec left = end.infinite ? timespec{std::numeric_limits<time_t>::max(), 999999999} : time_left(end);
+    timespec left = end.left();
     if (copy_timespec(timeout, &left, true) != 0) return out(-EFAULT);
   }
   return out(got);

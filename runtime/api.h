@@ -95,8 +95,9 @@ bool engines_release_idle();
 void fd_duplicated(int oldfd, int newfd);
 // The program changed O_NONBLOCK (fcntl F_SETFL, ioctl FIONBIO).
 void fd_set_nonblock(int fd, bool nonblock);
-// The program set SO_RCVTIMEO (rcv) or SO_SNDTIMEO to ns (0: none).
-void fd_set_timeout(int fd, bool rcv, int64_t ns);
+// The program set SO_RCVTIMEO (rcv) or SO_SNDTIMEO to tv (setsockopt's
+// value, which the kernel accepted).
+void fd_set_timeout(int fd, bool rcv, const timeval& tv);
 // shutdown(2) on fd succeeded: every worker's engine retries the operations
 // waiting on that file (the epoll engine cannot see a unix stream socket's
 // own SHUT_WR wake its blocked sender; io_uring needs nothing). Any thread.

@@ -199,8 +199,7 @@ Deadline deadline_ms(int timeout) {
 }
 
 Deadline deadline_ts(const timespec* ts) {
-  if (!ts) return Deadline::never();
-  return Deadline::after_ns(ts->tv_sec * 1000000000LL + ts->tv_nsec);
+  return ts ? Deadline::after(*ts) : Deadline::never();
 }
 
 // The emulated signal mask for ppoll/pselect/epoll_pwait, swapped around the
@@ -386,17 +385,27 @@ long select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
   if (!f || (tv && tv->tv_sec == 0 && tv->tv_usec == 0) || nfds < 0 || nfds > FD_SETSIZE) {
     return sys(real::select(nfds, r, w, e, tv));
   }
-  if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return -EINVAL;
+  // As glibc's select: tv_usec read as 32 bits, whole seconds carried out
+  // of it, the sum saturated, then pselect6's checks.
+  timespec rel{};
+  if (tv) {
+    int32_t us = static_cast<int32_t>(tv->tv_usec);
+    if (tv->tv_sec < 0 || us < 0) return -EINVAL;
+    time_t carry = us / 1000000;
+    rel = tv->tv_sec > LONG_MAX - carry ? timespec{LONG_MAX, 999999999} : timespec{tv->tv_sec + carry, (us % 1000000) * 1000L};
+  }
   long first = select_nowait(nfds, r, w, e);
-  if (first != 0) return first;
-  Deadline d = tv ? Deadline::after_ns(tv->tv_sec * 1000000000LL + tv->tv_usec * 1000LL) : Deadline::never();
+  if (first != 0) {
+    if (tv) *tv = timeval{rel.tv_sec, rel.tv_nsec / 1000};
+    return first;
+  }
+  Deadline d = tv ? Deadline::after(rel) : Deadline::never();
   long result = select_common(f, nfds, r, w, e, d, nullptr);
   if (tv) {
     // Linux reports the time not slept.
-    int64_t left = d.remaining_ns();
-    if (left < 0) left = 0;
-    tv->tv_sec = left / 1000000000;
-    tv->tv_usec = (left % 1000000000) / 1000;
+    timespec left = d.left();
+    tv->tv_sec = left.tv_sec;
+    tv->tv_usec = left.tv_nsec / 1000;
   }
   return out(result);
 }

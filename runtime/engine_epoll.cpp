@@ -1943,8 +1943,10 @@ void EpollEngine::arm_timer(TimerOp* t, clockid_t clock, const timespec& abs) {
   p->c = t;
   inflight_.store(inflight_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   int which = clock == CLOCK_REALTIME ? 1 : clock == CLOCK_BOOTTIME ? 2 : 0;
-  int64_t d = static_cast<int64_t>(abs.tv_sec) * 1000000000 + abs.tv_nsec;
-  p->deadline = d > 0 ? d : 1;  // 0 would disarm the timerfd
+  // A deadline past what nanoseconds hold (a timeout of centuries) waits
+  // at the last one; 0 would disarm the timerfd.
+  int64_t d = abs.tv_sec >= INT64_MAX / 1000000000 ? INT64_MAX : static_cast<int64_t>(abs.tv_sec) * 1000000000 + abs.tv_nsec;
+  p->deadline = d > 0 ? d : 1;
   p->state = Pending::kTimer;
   t->ts.tv_sec = static_cast<long long>(reinterpret_cast<intptr_t>(p));
   t->ts.tv_nsec = 0;

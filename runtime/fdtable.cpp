@@ -48,7 +48,6 @@ Entry* entry(int fd, bool create) {
   return &chunk[fd & (kChunkSize - 1)];
 }
 
-int64_t timeval_ns(const timeval& tv) { return tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL; }
 
 uint64_t make_state(uint64_t flags) { return g_generation.load(std::memory_order_acquire) << 8 | flags; }
 
@@ -86,11 +85,11 @@ Info lookup(int fd) {
       socklen_t len = sizeof tv;
       if (kind == Kind::kSocket && errno_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0) {
         flags |= kSocket;
-        e->rcv.store(timeval_ns(tv), std::memory_order_relaxed);
+        e->rcv.store(timeout_ns(tv), std::memory_order_relaxed);
         len = sizeof tv;
         tv = timeval{};
         errno_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len);
-        e->snd.store(timeval_ns(tv), std::memory_order_relaxed);
+        e->snd.store(timeout_ns(tv), std::memory_order_relaxed);
       }
       // Not made by a hooked call: it may share its description.
       flags |= kShared;
@@ -149,6 +148,12 @@ void set_nonblock(int fd, bool nonblock) {
   }
   uint64_t flags = (s & 0xff & ~kNonblock) | (nonblock ? kNonblock : 0);
   e->state.store(make_state(flags), std::memory_order_release);
+}
+
+int64_t timeout_ns(const timeval& tv) {
+  if (tv.tv_sec < 0) return 1;
+  if (tv.tv_sec >= INT64_MAX / 1000000000 - 1) return 0;
+  return tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL;
 }
 
 void set_timeout(int fd, bool rcv, int64_t ns) {

@@ -19,6 +19,8 @@
 // use and never freed.
 #pragma once
 
+#include <sys/time.h>
+
 #include <cstdint>
 
 namespace unblock::fds {
@@ -47,6 +49,11 @@ void forget_range(unsigned first, unsigned last);
 void set_nonblock(int fd, bool nonblock);
 // The program set SO_RCVTIMEO (rcv=true) or SO_SNDTIMEO.
 void set_timeout(int fd, bool rcv, int64_t ns);
+// A SO_RCVTIMEO/SO_SNDTIMEO value as the kernel takes it (sock_set_timeout),
+// in nanoseconds for set_timeout: zero is none; a negative tv_sec is "do not
+// wait" (1 ns: the first wait fails with EAGAIN); a time too long for
+// nanoseconds (centuries) is none.
+int64_t timeout_ns(const timeval& tv);
 // fd now shares its open file description with another fd (dup, SCM_RIGHTS).
 void mark_shared(int fd);
 

@@ -67,12 +67,39 @@ Deadline Deadline::after_ns(int64_t ns) {
   return d;
 }
 
+Deadline Deadline::after(const timespec& rel) {
+  timespec t = now(CLOCK_MONOTONIC);
+  Deadline d;
+  d.clock = CLOCK_MONOTONIC;
+  d.infinite = false;
+  if (rel.tv_sec > LONG_MAX - t.tv_sec - 1) {
+    d.abs = timespec{LONG_MAX, 0};
+    return d;
+  }
+  d.abs = timespec{t.tv_sec + rel.tv_sec, t.tv_nsec + rel.tv_nsec};
+  if (d.abs.tv_nsec >= kNsPerSec) {
+    d.abs.tv_nsec -= kNsPerSec;
+    ++d.abs.tv_sec;
+  }
+  return d;
+}
+
 int64_t Deadline::remaining_ns() const {
   if (infinite) return INT64_MAX;
   timespec t = now(clock);
   int64_t sec = abs.tv_sec - t.tv_sec;
   if (sec > INT64_MAX / kNsPerSec - 1) return INT64_MAX;
   return sec * kNsPerSec + (abs.tv_nsec - t.tv_nsec);
+}
+
+timespec Deadline::left() const {
+  timespec t = now(clock);
+  timespec d{abs.tv_sec - t.tv_sec, abs.tv_nsec - t.tv_nsec};
+  if (d.tv_nsec < 0) {
+    d.tv_nsec += kNsPerSec;
+    --d.tv_sec;
+  }
+  return d.tv_sec < 0 ? timespec{0, 0} : d;
 }
 
 bool Deadline::passed() const { return !infinite && remaining_ns() <= 0; }

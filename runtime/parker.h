@@ -56,9 +56,16 @@ struct Deadline {
   static Deadline at(clockid_t clock, const timespec& ts) { return Deadline{clock, false, ts}; }
   // Relative: now (CLOCK_MONOTONIC) + ns.
   static Deadline after_ns(int64_t ns);
+  // Relative: now (CLOCK_MONOTONIC) + rel (0 <= tv_nsec < 1e9, tv_sec >= 0),
+  // saturating to the last second as the kernel's timespec64_add_safe does,
+  // so that a timeout of any size neither overflows nor turns negative.
+  static Deadline after(const timespec& rel);
   bool passed() const;
   // Nanoseconds left (<= 0 when passed); INT64_MAX when infinite.
   int64_t remaining_ns() const;
+  // The time left as the kernel writes it back (select, recvmmsg): zero
+  // once passed, any size otherwise. Not for an infinite deadline.
+  timespec left() const;
 };
 
 enum class ParkResult : uint8_t { kWoken, kTimedOut, kInterrupted };

@@ -307,8 +307,7 @@ int sigtimedwait(const sigset_t* set, siginfo_t* info, const timespec* ts) {
   Deadline d = Deadline::never();
   if (ts) {
     if (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0) return -EINVAL;
-    int64_t ns = ts->tv_sec > INT64_MAX / 1000000000 - 1 ? INT64_MAX / 2 : ts->tv_sec * 1000000000LL + ts->tv_nsec;
-    d = Deadline::after_ns(ns);
+    d = Deadline::after(*ts);
   }
   siginfo_t local;
   return signals::wait(f, set, info ? info : &local, d);

@@ -152,7 +152,7 @@ struct SocketPair {
   void timeout(int i, bool rcv, long ms) {
     timeval tv{ms / 1000, (ms % 1000) * 1000};
     EXPECT_EQ(setsockopt(fd[i], SOL_SOCKET, rcv ? SO_RCVTIMEO : SO_SNDTIMEO, &tv, sizeof tv), 0);
-    rt::fd_set_timeout(fd[i], rcv, ms * 1000000LL);
+    rt::fd_set_timeout(fd[i], rcv, tv);
   }
 };
 

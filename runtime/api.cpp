@@ -221,6 +221,112 @@ int wait(Fiber* f, const IoOp& io, int64_t timeout_ns, bool interruptible, bool*
   return w.res;
 }
 
+// The bytes a send or write operation asks to move.
+uint64_t bytes_asked(const IoOp& io) {
+  switch (io.kind) {
+    case IoOp::kSend:
+    case IoOp::kWrite:
+      return io.len;
+    case IoOp::kWritev:
+      return iov_total(static_cast<const iovec*>(io.addr), io.len);
+    case IoOp::kSendmsg: {
+      auto* m = static_cast<const msghdr*>(io.addr);
+      return iov_total(m->msg_iov, m->msg_iovlen);
+    }
+    default:
+      return 0;
+  }
+}
+
+// io_uring's send to a unix datagram socket whose receiver's queue is full
+// waits for room, then completes with 0 and sends nothing (Linux 6.18: the
+// operation's wait runs in io_uring's worker threads; its own sendmsg,
+// connected or not). The kernel's own call never returns 0 for a send of
+// n > 0 bytes, so that result means "the wait is over, nothing sent": the
+// same send is made again, at once if the queue has room now, else as the
+// kernel's blocking call on this carrier (the worker handed off first),
+// which waits as the program's own call would, SO_SNDTIMEO included.
+long send_again(Fiber* f, const IoOp& io) {
+  msghdr one{};
+  iovec iov{};
+  const msghdr* m = &one;
+  int flags = MSG_NOSIGNAL;
+  switch (io.kind) {
+    case IoOp::kSendmsg:
+      m = static_cast<const msghdr*>(io.addr);
+      flags |= static_cast<int>(io.flags);
+      break;
+    case IoOp::kWritev:
+      one.msg_iov = static_cast<iovec*>(io.addr);
+      one.msg_iovlen = io.len;
+      break;
+    default:  // kSend, kWrite
+      iov = iovec{io.addr, static_cast<size_t>(io.len)};
+      one.msg_iov = &iov;
+      one.msg_iovlen = 1;
+      if (io.kind == IoOp::kSend) flags |= static_cast<int>(io.flags);
+      break;
+  }
+  long r = raw_syscall(SYS_sendmsg, io.fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT);
+  if (r != -EAGAIN) return r;
+  sched::begin_blocking(f);
+  return sys(real::sendmsg(io.fd, m, flags));
+}
+
+int sock_int(int fd, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (raw_syscall(SYS_getsockopt, fd, level, name, reinterpret_cast<long>(&v), reinterpret_cast<long>(&len)) != 0) {
+    return -1;
+  }
+  return v;
+}
+
+// A send that would wait on a unix datagram or seqpacket socket, on an
+// engine that cannot wait for it (Backend::waits_for_unix_peer): sent now
+// if the receiver's queue has room, else by the kernel's blocking call on
+// this carrier, the worker handed off first; it waits as the program's own
+// call would, SO_SNDTIMEO and signals included. Writes and sends alike
+// (MSG_NOSIGNAL: SIGPIPE is the callers').
+long send_to_unix_peer(Fiber* f, const IoOp& io) {
+  msghdr one{};
+  iovec iov{};
+  const msghdr* m = &one;
+  int flags = MSG_NOSIGNAL;
+  switch (io.kind) {
+    case IoOp::kSendmsg:
+      m = static_cast<const msghdr*>(io.addr);
+      flags |= static_cast<int>(io.flags);
+      break;
+    case IoOp::kWritev:
+      one.msg_iov = static_cast<iovec*>(io.addr);
+      one.msg_iovlen = io.len;
+      break;
+    default:  // kSend, kWrite
+      iov = iovec{io.addr, static_cast<size_t>(io.len)};
+      one.msg_iov = &iov;
+      one.msg_iovlen = 1;
+      if (io.kind == IoOp::kSend) flags |= static_cast<int>(io.flags);
+      break;
+  }
+  long r = raw_syscall(SYS_sendmsg, io.fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT);
+  if (r != -EAGAIN || (flags & MSG_DONTWAIT)) return r;
+  sched::begin_blocking(f);
+  return sys(real::sendmsg(io.fd, m, flags));
+}
+
+// A send or write on a unix datagram or seqpacket socket (asked of the
+// kernel once per fd, then kept in the fd table) on such an engine.
+bool unix_peer_send(Fiber* f, const fds::Info& info, const IoOp& io) {
+  bool send = io.kind == IoOp::kSend || io.kind == IoOp::kSendmsg || io.kind == IoOp::kWrite || io.kind == IoOp::kWritev;
+  if (!send || info.unix_dgram == 0 || f->carrier->worker->engine.waits_for_unix_peer()) return false;
+  if (info.unix_dgram > 0) return true;
+  int type = sock_int(io.fd, SOL_SOCKET, SO_TYPE);
+  bool yes = type >= 0 && type != SOCK_STREAM && sock_int(io.fd, SOL_SOCKET, SO_DOMAIN) == AF_UNIX;
+  fds::set_unix_dgram(io.fd, yes);
+  return yes;
+}
+
 // Steps 2 and 4-6 for one operation. timeout_ns < 0: the socket's own
 // SO_RCVTIMEO/SO_SNDTIMEO; 0: none. Returns the result or -errno.
 // restartable = false: a handler ends the wait with -EINTR even under
@@ -232,6 +338,7 @@ long blocking(Fiber* f, const fds::Info& info, const IoOp& io, Dir dir, int64_t 
   // Regular files are not interrupted by signals (the kernel's reads of
   // them are not either).
   bool interruptible = info.kind != fds::Kind::kRegular;
+  if (dir == Dir::kOut && info.socket && unix_peer_send(f, info, io)) return send_to_unix_peer(f, io);
   for (;;) {
     bool interrupted = false;
     int r = wait(f, io, timeout, interruptible, &interrupted);
@@ -248,6 +355,7 @@ long blocking(Fiber* f, const fds::Info& info, const IoOp& io, Dir dir, int64_t 
     // cancels it: without a handler having interrupted the wait, that too
     // is the timeout.
     if (timeout > 0 && (r == -ECANCELED || (r == -EINTR && !interrupted))) return -EAGAIN;
+    if (r == 0 && dir == Dir::kOut && info.socket && bytes_asked(io) > 0) return send_again(f, io);
     return r;
   }
 }
@@ -479,15 +587,6 @@ enum class Receive : uint8_t {
   kPieces,       // recv_msg_all; control data does not end it (TCP and the like)
   kPiecesUnix,   // recv_msg_all; control data ends it (a unix stream's descriptors)
 };
-
-int sock_int(int fd, int level, int name) {
-  int v = 0;
-  socklen_t len = sizeof v;
-  if (raw_syscall(SYS_getsockopt, fd, level, name, reinterpret_cast<long>(&v), reinterpret_cast<long>(&len)) != 0) {
-    return -1;
-  }
-  return v;
-}
 
 // A recvmsg or sendmsg operation on `m` for the engine.
 IoOp msg_op(IoOp::Kind kind, int fd, msghdr* m, int flags) {

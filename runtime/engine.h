@@ -135,6 +135,14 @@ class Backend {
   // made at reap time. io_uring's completions are finished operations
   // filling a bounded completion queue: reaped every round.
   virtual bool keeps_backlog() const { return false; }
+  // Whether a send to a unix datagram or seqpacket socket may wait here
+  // for its receiver's queue to have room (the kernel's unix_wait_for_peer).
+  // io_uring's may not: on Linux 6.18 such a send, handed to io_uring's
+  // worker threads, completes with 0 once the receiver takes a datagram,
+  // sends nothing, and the socket's next non-blocking sends fail with
+  // EAGAIN although the queue has room (tests/preload/io/unix_dgram_full.c).
+  // The blocking-call API then makes the kernel's own blocking call.
+  virtual bool waits_for_unix_peer() const { return true; }
   // Any thread: wakes wait().
   virtual void notify() = 0;
 
@@ -222,6 +230,7 @@ class Engine {
   int reap() { return impl_->reap(); }
   bool urgent_ready() { return impl_->urgent_ready(); }
   bool keeps_backlog() const { return impl_->keeps_backlog(); }
+  bool waits_for_unix_peer() const { return impl_->waits_for_unix_peer(); }
   void notify() { impl_->notify(); }
 
   int inflight() const { return impl_ ? impl_->inflight() : 0; }

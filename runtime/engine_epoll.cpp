@@ -95,6 +95,7 @@ struct EpollEngine::Pending {
   bool urgent = false;
   bool not_socket = false;  // a write continued with pwritev2 (sendmsg said ENOTSOCK)
   bool unsure = false;  // its last attempt stopped at the progress bound, not at EAGAIN
+  uint8_t false_ready = 0;  // writability reported, its send still met EAGAIN (on_ready)
   // Helper-thread interruption (interrupt_helper): set by the owner to stop
   // the call a helper runs; the helper's OS thread id while it runs it.
   // __atomic builtins (the record is reset by assignment).
@@ -1609,6 +1610,7 @@ void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
   if (!fs->edge && !fs->persistent && !kick) fs->live = false;  // EPOLLONESHOT: disarmed until update re-arms it
   const uint32_t always = EPOLLERR | EPOLLHUP;
   bool dry_in = false, dry_out = false;
+  bool tried_out = false;  // an output operation was attempted on this report
   for (Pending *p = fs->head, *next; p; p = next) {
     next = p->fnext;
     if (kick && p->mode != kModeRetry) continue;
@@ -1645,10 +1647,23 @@ void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
         bool in = (p->want & EPOLLIN) != 0;
         bool shut = in && (revents & EPOLLRDHUP);
         if ((in ? dry_in : dry_out) && !(revents & always) && !kick && !shut) break;
+        bool first_out = !in && !tried_out;
+        if (!in) tried_out = true;
         Step s = attempt(p, fs->dup);
         // The program's close came between the state check and the
         // attempt: the same operation on the closer's duplicate.
         if (s == Step::kDone && p->res == -EBADF && adopt_rescue(fs)) s = attempt(p, fs->dup);
+        // Writable by epoll's account, yet the send found no room, with no
+        // other operation before it on this report: the socket's poll does
+        // not describe what the send waits for. A unix datagram sender
+        // polls writable by its own buffer while its receiver's queue is
+        // full (unix_dgram_poll), so waiting for EPOLLOUT again would spin.
+        // The second time, the kernel's blocking call waits on a helper
+        // thread instead (unix_wait_for_peer), as io_uring hands such an
+        // operation to its worker threads.
+        if (s == Step::kWait && first_out && !kick && !p->unsure && (revents & EPOLLOUT) && ++p->false_ready >= 2) {
+          s = Step::kPool;
+        }
         // Nothing to receive on a shut receive side: a datagram socket's
         // non-blocking receive says EAGAIN, its blocking one returns 0
         // (__skb_wait_for_more_packets), as the call does here.

@@ -29,6 +29,7 @@ class Uring final : public Backend {
   bool init(unsigned entries, int* why);
 
   const char* name() const override { return "io_uring"; }
+  bool waits_for_unix_peer() const override { return false; }  // Backend: io_uring completes such a send with 0
   void shutdown() override;
   void submit(Op* op) override;
   void cancel(Op* op) override;

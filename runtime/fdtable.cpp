@@ -21,6 +21,8 @@ constexpr int kMaxChunks = 1 << 12;  // fds up to 4M
 
 // state word: generation << 8 | flags
 constexpr uint64_t kKnown = 1, kNonblock = 2, kSocket = 4, kShared = 8, kKindShift = 4, kKindMask = 3 << 4;
+// Learnt on first need (set_unix_dgram), dropped when the state is learnt again.
+constexpr uint64_t kUnixDgramKnown = 64, kUnixDgram = 128;
 
 struct Entry {
   std::atomic<uint64_t> state{0};
@@ -104,6 +106,7 @@ Info lookup(int fd) {
   info.nonblock = s & kNonblock;
   info.socket = s & kSocket;
   info.kind = static_cast<Kind>((s & kKindMask) >> kKindShift);
+  if (s & kUnixDgramKnown) info.unix_dgram = (s & kUnixDgram) ? 1 : 0;
   if (info.socket) {
     info.rcvtimeo_ns = e->rcv.load(std::memory_order_relaxed);
     info.sndtimeo_ns = e->snd.load(std::memory_order_relaxed);
@@ -162,6 +165,17 @@ void set_timeout(int fd, bool rcv, int64_t ns) {
   (rcv ? e->rcv : e->snd).store(ns, std::memory_order_relaxed);
   uint64_t s = e->state.load(std::memory_order_acquire);
   if (s & kKnown) e->state.store(s | kSocket, std::memory_order_release);
+}
+
+void set_unix_dgram(int fd, bool yes) {
+  Entry* e = entry(fd, false);
+  if (!e) return;
+  uint64_t s = e->state.load(std::memory_order_acquire);
+  // Only onto the state it was asked for: a close or a new file meanwhile
+  // changed it, and the answer may be another file's.
+  if (current(s)) {
+    e->state.compare_exchange_strong(s, s | kUnixDgramKnown | (yes ? kUnixDgram : 0), std::memory_order_acq_rel);
+  }
 }
 
 void mark_shared(int fd) {

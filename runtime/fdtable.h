@@ -34,6 +34,7 @@ struct Info {
   Kind kind = Kind::kOther;  // what fstat said (sockets, regular files, pipes/FIFOs, the rest)
   int64_t rcvtimeo_ns = 0;  // 0: none
   int64_t sndtimeo_ns = 0;
+  int8_t unix_dgram = -1;  // a unix datagram or seqpacket socket: 1; not: 0; not asked yet: -1
 };
 
 // Current knowledge of fd, learnt from the kernel if unknown.
@@ -47,6 +48,9 @@ void forget(int fd);
 void forget_range(unsigned first, unsigned last);
 // The program changed O_NONBLOCK on fd with fcntl/ioctl.
 void set_nonblock(int fd, bool nonblock);
+// What a caller learnt of Info::unix_dgram (getsockopt), kept with fd's
+// current state.
+void set_unix_dgram(int fd, bool yes);
 // The program set SO_RCVTIMEO (rcv=true) or SO_SNDTIMEO.
 void set_timeout(int fd, bool rcv, int64_t ns);
 // A SO_RCVTIMEO/SO_SNDTIMEO value as the kernel takes it (sock_set_timeout),

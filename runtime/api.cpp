@@ -221,58 +221,6 @@ int wait(Fiber* f, const IoOp& io, int64_t timeout_ns, bool interruptible, bool*
   return w.res;
 }
 
-// The bytes a send or write operation asks to move.
-uint64_t bytes_asked(const IoOp& io) {
-  switch (io.kind) {
-    case IoOp::kSend:
-    case IoOp::kWrite:
-      return io.len;
-    case IoOp::kWritev:
-      return iov_total(static_cast<const iovec*>(io.addr), io.len);
-    case IoOp::kSendmsg: {
-      auto* m = static_cast<const msghdr*>(io.addr);
-      return iov_total(m->msg_iov, m->msg_iovlen);
-    }
-    default:
-      return 0;
-  }
-}
-
-// io_uring's send to a unix datagram socket whose receiver's queue is full
-// waits for room, then completes with 0 and sends nothing (Linux 6.18: the
-// operation's wait runs in io_uring's worker threads; its own sendmsg,
-// connected or not). The kernel's own call never returns 0 for a send of
-// n > 0 bytes, so that result means "the wait is over, nothing sent": the
-// same send is made again, at once if the queue has room now, else as the
-// kernel's blocking call on this carrier (the worker handed off first),
-// which waits as the program's own call would, SO_SNDTIMEO included.
-long send_again(Fiber* f, const IoOp& io) {
-  msghdr one{};
-  iovec iov{};
-  const msghdr* m = &one;
-  int flags = MSG_NOSIGNAL;
-  switch (io.kind) {
-    case IoOp::kSendmsg:
-      m = static_cast<const msghdr*>(io.addr);
-      flags |= static_cast<int>(io.flags);
-      break;
-    case IoOp::kWritev:
-      one.msg_iov = static_cast<iovec*>(io.addr);
-      one.msg_iovlen = io.len;
-      break;
-    default:  // kSend, kWrite
-      iov = iovec{io.addr, static_cast<size_t>(io.len)};
-      one.msg_iov = &iov;
-      one.msg_iovlen = 1;
-      if (io.kind == IoOp::kSend) flags |= static_cast<int>(io.flags);
-      break;
-  }
-  long r = raw_syscall(SYS_sendmsg, io.fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT);
-  if (r != -EAGAIN) return r;
-  sched::begin_blocking(f);
-  return sys(real::sendmsg(io.fd, m, flags));
-}
-
 int sock_int(int fd, int level, int name) {
   int v = 0;
   socklen_t len = sizeof v;
@@ -310,7 +258,7 @@ long send_to_unix_peer(Fiber* f, const IoOp& io) {
       break;
   }
   long r = raw_syscall(SYS_sendmsg, io.fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT);
-  if (r != -EAGAIN || (flags & MSG_DONTWAIT)) return r;
+  if (r != -EAGAIN) return r;
   sched::begin_blocking(f);
   return sys(real::sendmsg(io.fd, m, flags));
 }
@@ -355,7 +303,6 @@ long blocking(Fiber* f, const fds::Info& info, const IoOp& io, Dir dir, int64_t 
     // cancels it: without a handler having interrupted the wait, that too
     // is the timeout.
     if (timeout > 0 && (r == -ECANCELED || (r == -EINTR && !interrupted))) return -EAGAIN;
-    if (r == 0 && dir == Dir::kOut && info.socket && bytes_asked(io) > 0) return send_again(f, io);
     return r;
   }
 }

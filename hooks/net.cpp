@@ -22,15 +22,15 @@ extern "C" void __chk_fail(void) __attribute__((noreturn));
 
 UNBLOCK_FAULTABLE int socket(int domain, int type, int protocol) {
   int fd = real::socket(domain, type, protocol);
-  if (fd >= 0) rt::fd_created(fd, type & SOCK_NONBLOCK, rt::FdKind::kSocket);
+  if (fd >= 0) rt::fd_created_socket(fd, type & SOCK_NONBLOCK, domain, type);
   return fd;
 }
 
 UNBLOCK_HOOK int socketpair(int domain, int type, int protocol, int sv[2]) {
   int r = real::socketpair(domain, type, protocol, sv);
   if (r == 0) {
-    rt::fd_created(sv[0], type & SOCK_NONBLOCK, rt::FdKind::kSocket);
-    rt::fd_created(sv[1], type & SOCK_NONBLOCK, rt::FdKind::kSocket);
+    rt::fd_created_socket(sv[0], type & SOCK_NONBLOCK, domain, type);
+    rt::fd_created_socket(sv[1], type & SOCK_NONBLOCK, domain, type);
   }
   return r;
 }

@@ -124,6 +124,10 @@ void fd_created(int fd, bool nonblock, FdKind kind) {
   engines_forget(fd);
   fds::created(fd, nonblock, static_cast<fds::Kind>(kind));
 }
+void fd_created_socket(int fd, bool nonblock, int domain, int type) {
+  engines_forget(fd);
+  fds::created_socket(fd, nonblock, domain, type);
+}
 void fd_forget(int fd) {
   engines_forget(fd);
   fds::forget(fd);
@@ -235,8 +239,11 @@ int sock_int(int fd, int level, int name) {
 // if the receiver's queue has room, else by the kernel's blocking call on
 // this carrier, the worker handed off first; it waits as the program's own
 // call would, SO_SNDTIMEO and signals included. Writes and sends alike
-// (MSG_NOSIGNAL: SIGPIPE is the callers').
-long send_to_unix_peer(Fiber* f, const IoOp& io) {
+// (MSG_NOSIGNAL: SIGPIPE is the callers'). Not restartable (a batch that
+// has sent some, whose wait a handler ends even under SA_RESTART, which the
+// kernel's call would restart): tried again at growing intervals, 1 to 32
+// ms, in an interruptible sleep of the fiber, until timeout_ns (> 0).
+long send_to_unix_peer(Fiber* f, const IoOp& io, int64_t timeout_ns, bool restartable) {
   msghdr one{};
   iovec iov{};
   const msghdr* m = &one;
@@ -257,10 +264,26 @@ long send_to_unix_peer(Fiber* f, const IoOp& io) {
       if (io.kind == IoOp::kSend) flags |= static_cast<int>(io.flags);
       break;
   }
+  cancel::point();
   long r = raw_syscall(SYS_sendmsg, io.fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT);
   if (r != -EAGAIN) return r;
-  sched::begin_blocking(f);
-  return sys(real::sendmsg(io.fd, m, flags));
+  if (restartable) {
+    sched::begin_blocking(f);
+    return sys(real::sendmsg(io.fd, m, flags));
+  }
+  Deadline end = timeout_ns > 0 ? Deadline::after_ns(timeout_ns) : Deadline::never();
+  for (int64_t pause = 1000000;; pause = pause < 32000000 ? pause * 2 : pause) {
+    Deadline next = Deadline::after_ns(pause);
+    if (!end.infinite && end.remaining_ns() < pause) next = end;
+    f->wait_op = kWaitNone;
+    if (f->parker.park(next, WaitReason::kIo, /*interruptible=*/true) == ParkResult::kInterrupted) {
+      after_interrupt(f);
+      return -EINTR;
+    }
+    r = raw_syscall(SYS_sendmsg, io.fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT);
+    if (r != -EAGAIN) return r;
+    if (end.passed()) return -EAGAIN;
+  }
 }
 
 // A send or write on a unix datagram or seqpacket socket (asked of the
@@ -271,7 +294,7 @@ bool unix_peer_send(Fiber* f, const fds::Info& info, const IoOp& io) {
   if (info.unix_dgram > 0) return true;
   int type = sock_int(io.fd, SOL_SOCKET, SO_TYPE);
   bool yes = type >= 0 && type != SOCK_STREAM && sock_int(io.fd, SOL_SOCKET, SO_DOMAIN) == AF_UNIX;
-  fds::set_unix_dgram(io.fd, yes);
+  fds::set_unix_dgram(io.fd, info.state, yes);
   return yes;
 }
 
@@ -286,7 +309,9 @@ long blocking(Fiber* f, const fds::Info& info, const IoOp& io, Dir dir, int64_t 
   // Regular files are not interrupted by signals (the kernel's reads of
   // them are not either).
   bool interruptible = info.kind != fds::Kind::kRegular;
-  if (dir == Dir::kOut && info.socket && unix_peer_send(f, info, io)) return send_to_unix_peer(f, io);
+  if (dir == Dir::kOut && info.socket && unix_peer_send(f, info, io)) {
+    return send_to_unix_peer(f, io, timeout, restartable);
+  }
   for (;;) {
     bool interrupted = false;
     int r = wait(f, io, timeout, interruptible, &interrupted);

@@ -78,6 +78,8 @@ enum class FdKind : uint8_t { kOther, kSocket, kRegular, kPipe };
 
 // A new fd made by a hooked call (socket, accept, pipe).
 void fd_created(int fd, bool nonblock, FdKind kind);
+// A new socket made by a hooked socket()/socketpair(), with its domain and type.
+void fd_created_socket(int fd, bool nonblock, int domain, int type);
 // fd is gone (closed, replaced, or a new fd the program was just given).
 // Every engine drops its registration of the file (the epoll engine closes
 // its cached duplicate here). Any thread.

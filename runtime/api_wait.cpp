@@ -188,10 +188,13 @@ int timeout_ms_left(const Deadline& d) {
 }
 
 timeval timeval_left(const Deadline& d) {
-  int64_t ns = d.remaining_ns();
-  if (ns < 0) ns = 0;
-  int64_t us = (ns + 999) / 1000;
-  return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+  timespec left = d.left();
+  timeval tv{left.tv_sec, (left.tv_nsec + 999) / 1000};
+  if (tv.tv_usec == 1000000 && tv.tv_sec < LONG_MAX) {
+    ++tv.tv_sec;
+    tv.tv_usec = 0;
+  }
+  return tv;
 }
 
 Deadline deadline_ms(int timeout) {
@@ -396,7 +399,10 @@ long select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
   }
   long first = select_nowait(nfds, r, w, e);
   if (first != 0) {
-    if (tv) *tv = timeval{rel.tv_sec, rel.tv_nsec / 1000};
+    if (tv) {
+      timespec left = Deadline::after(rel).left();
+      *tv = timeval{left.tv_sec, left.tv_nsec / 1000};
+    }
     return first;
   }
   Deadline d = tv ? Deadline::after(rel) : Deadline::never();

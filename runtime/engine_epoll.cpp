@@ -772,7 +772,10 @@ void EpollEngine::submit_op(const IoOp& op, Completion* c, int64_t timeout_ns, _
   p->urgent = op.urgent;
   if (p->urgent) ++urgent_inflight_;
   inflight_.store(inflight_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  if (timeout_ns > 0) p->deadline = now_ns(CLOCK_MONOTONIC) + timeout_ns;
+  if (timeout_ns > 0) {
+    int64_t now = now_ns(CLOCK_MONOTONIC);
+    p->deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+  }
   start(p);
 }
 
@@ -1653,15 +1656,18 @@ void EpollEngine::on_ready(FdState* fs, uint32_t revents, bool kick) {
         // The program's close came between the state check and the
         // attempt: the same operation on the closer's duplicate.
         if (s == Step::kDone && p->res == -EBADF && adopt_rescue(fs)) s = attempt(p, fs->dup);
-        // Writable by epoll's account, yet the send found no room, with no
+        // Writable by epoll's account, yet the send moved nothing, with no
         // other operation before it on this report: the socket's poll does
         // not describe what the send waits for. A unix datagram sender
         // polls writable by its own buffer while its receiver's queue is
         // full (unix_dgram_poll), so waiting for EPOLLOUT again would spin.
         // The second time, the kernel's blocking call waits on a helper
         // thread instead (unix_wait_for_peer), as io_uring hands such an
-        // operation to its worker threads.
-        if (s == Step::kWait && first_out && !kick && !p->unsure && (revents & EPOLLOUT) && ++p->false_ready >= 2) {
+        // operation to its worker threads. Only for a send that has moved
+        // nothing at all (a datagram is sent whole or not): a stream send
+        // that wrote part and then met EAGAIN is an ordinary wait.
+        if (s == Step::kWait && p->done == 0 && first_out && !kick && !p->unsure &&
+            (revents & EPOLLOUT) && ++p->false_ready >= 2) {
           s = Step::kPool;
         }
         // Nothing to receive on a shut receive side: a datagram socket's

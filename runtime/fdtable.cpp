@@ -96,7 +96,7 @@ Info lookup(int fd) {
       // Not made by a hooked call: it may share its description.
       flags |= kShared;
     } else {
-      flags |= s & (kSocket | kKindMask);
+      flags |= s & (kSocket | kKindMask | kUnixDgramKnown | kUnixDgram);
     }
     errno = saved;
     s = make_state(flags);
@@ -107,6 +107,7 @@ Info lookup(int fd) {
   info.socket = s & kSocket;
   info.kind = static_cast<Kind>((s & kKindMask) >> kKindShift);
   if (s & kUnixDgramKnown) info.unix_dgram = (s & kUnixDgram) ? 1 : 0;
+  info.state = s;
   if (info.socket) {
     info.rcvtimeo_ns = e->rcv.load(std::memory_order_relaxed);
     info.sndtimeo_ns = e->snd.load(std::memory_order_relaxed);
@@ -155,7 +156,9 @@ void set_nonblock(int fd, bool nonblock) {
 
 int64_t timeout_ns(const timeval& tv) {
   if (tv.tv_sec < 0) return 1;
-  if (tv.tv_sec >= INT64_MAX / 1000000000 - 1) return 0;
+  // Past a billion seconds (32 years) a timeout is none: what is left of
+  // int64 nanoseconds must also hold the clock it is added to.
+  if (tv.tv_sec >= 1000000000) return 0;
   return tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL;
 }
 
@@ -167,15 +170,18 @@ void set_timeout(int fd, bool rcv, int64_t ns) {
   if (s & kKnown) e->state.store(s | kSocket, std::memory_order_release);
 }
 
-void set_unix_dgram(int fd, bool yes) {
+void set_unix_dgram(int fd, uint64_t seen, bool yes) {
+  Entry* e = entry(fd, false);
+  if (!e || !current(seen)) return;
+  e->state.compare_exchange_strong(seen, seen | kUnixDgramKnown | (yes ? kUnixDgram : 0), std::memory_order_acq_rel);
+}
+
+void created_socket(int fd, bool nonblock, int domain, int type) {
+  created(fd, nonblock, Kind::kSocket);
   Entry* e = entry(fd, false);
   if (!e) return;
-  uint64_t s = e->state.load(std::memory_order_acquire);
-  // Only onto the state it was asked for: a close or a new file meanwhile
-  // changed it, and the answer may be another file's.
-  if (current(s)) {
-    e->state.compare_exchange_strong(s, s | kUnixDgramKnown | (yes ? kUnixDgram : 0), std::memory_order_acq_rel);
-  }
+  bool yes = domain == AF_UNIX && (type & 0xf) != SOCK_STREAM;
+  e->state.fetch_or(kUnixDgramKnown | (yes ? kUnixDgram : 0), std::memory_order_acq_rel);
 }
 
 void mark_shared(int fd) {

@@ -35,6 +35,7 @@ struct Info {
   int64_t rcvtimeo_ns = 0;  // 0: none
   int64_t sndtimeo_ns = 0;
   int8_t unix_dgram = -1;  // a unix datagram or seqpacket socket: 1; not: 0; not asked yet: -1
+  uint64_t state = 0;      // the entry's state word this was read from (set_unix_dgram)
 };
 
 // Current knowledge of fd, learnt from the kernel if unknown.
@@ -48,9 +49,14 @@ void forget(int fd);
 void forget_range(unsigned first, unsigned last);
 // The program changed O_NONBLOCK on fd with fcntl/ioctl.
 void set_nonblock(int fd, bool nonblock);
-// What a caller learnt of Info::unix_dgram (getsockopt), kept with fd's
-// current state.
-void set_unix_dgram(int fd, bool yes);
+// What a caller learnt of Info::unix_dgram (getsockopt), kept only if fd's
+// state is still `seen` (Info::state). A close and a new file of the same
+// kind and flags on that number in between, by another thread, would pass
+// that check with the old file's answer: the number was then sent on while
+// being replaced, and the answer only picks how a send waits (runtime/api.cpp).
+void set_unix_dgram(int fd, uint64_t seen, bool yes);
+// A socket made by a hooked socket()/socketpair(): its domain and type tell.
+void created_socket(int fd, bool nonblock, int domain, int type);
 // The program set SO_RCVTIMEO (rcv=true) or SO_SNDTIMEO.
 void set_timeout(int fd, bool rcv, int64_t ns);
 // A SO_RCVTIMEO/SO_SNDTIMEO value as the kernel takes it (sock_set_timeout),

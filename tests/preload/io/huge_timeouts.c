@@ -172,6 +172,15 @@ int main(void) {
     ssize_t r = recv(sv[0], &c, 1, 0);
     printf("SO_RCVTIMEO tv_sec=18446744074: recv %zd %s\n", r, r < 0 ? strerror(errno) : "");
     pthread_join(t, NULL);
+    // Just under what nanoseconds hold once the clock is added: the epoll
+    // engine's deadline overflowed into the past (EAGAIN at once).
+    tv = (struct timeval){9223372000L, 0};
+    if (setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) die("setsockopt");
+    l.delay_ms = 100;
+    t = start(&l);
+    r = recv(sv[0], &c, 1, 0);
+    printf("SO_RCVTIMEO tv_sec=9223372000: recv %zd %s\n", r, r < 0 ? strerror(errno) : "");
+    pthread_join(t, NULL);
     tv = (struct timeval){-1, 0};
     if (setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) die("setsockopt");
     r = recv(sv[0], &c, 1, 0);

@@ -3,7 +3,11 @@
 // kernel's unix_wait_for_peer does: connected or by address, the queue
 // filled by another socket or by the sender itself, send, sendto, sendmsg
 // and sendmmsg. The waiting costs no CPU, and SO_SNDTIMEO still ends it
-// with EAGAIN.
+// with EAGAIN; a batch that sent some returns its count when an SA_RESTART
+// handler runs (the kernel's sendmmsg does not restart then). Alongside, a
+// large sendmsg on TCP to a slow reader, which waits the same way with part
+// sent: every byte arrives once, in order (a first version of the epoll
+// engine's rule below sent such a send's start again from a helper thread).
 //
 // Under the preload the io_uring engine returned 0 without sending (what
 // the kernel's io_uring sendmsg completes with here after the wait), and
@@ -11,7 +15,9 @@
 // sender polls writable whatever its peer holds) at 100% CPU.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,8 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "loopback.h"
 
 static void die(const char* what) {
   perror(what);
@@ -108,6 +116,109 @@ static void one(enum how how, int connected, int fill_self) {
   close(rx);
 }
 
+// sendmmsg of 5 with room for 2: an SA_RESTART handler at 0.2 s ends the
+// wait for the third with the count so far. Three datagrams are taken at
+// 0.7 s, so a call that waited on returns 5 instead of hanging.
+static pthread_t waiting;
+static int batch_rx;
+static int handled;
+static void on_usr1(int sig) {
+  (void)sig;
+  handled++;
+}
+static void* signal_later(void* arg) {
+  (void)arg;
+  usleep(200 * 1000);
+  pthread_kill(waiting, SIGUSR1);
+  usleep(500 * 1000);
+  char b[8];
+  for (int i = 0; i < 3; i++) recv(batch_rx, b, sizeof b, MSG_DONTWAIT);
+  return NULL;
+}
+
+static void batch_cut_by_handler(void) {
+  struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_RESTART};
+  sigaction(SIGUSR1, &sa, NULL);
+  int rx = socket(AF_UNIX, SOCK_DGRAM, 0);
+  batch_rx = rx;
+  unlink(addr.sun_path);
+  if (bind(rx, (struct sockaddr*)&addr, sizeof addr) != 0) die("bind");
+  int tx = socket(AF_UNIX, SOCK_DGRAM, 0), filler = socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (connect(tx, (struct sockaddr*)&addr, sizeof addr) != 0) die("connect");
+  while (sendto(filler, "x", 1, MSG_DONTWAIT, (struct sockaddr*)&addr, sizeof addr) == 1) {
+  }
+  char b[8];
+  for (int i = 0; i < 2; i++) {
+    if (recv(rx, b, sizeof b, 0) != 1) die("recv");
+  }
+  struct iovec iov = {"y", 1};
+  struct mmsghdr mm[5];
+  memset(mm, 0, sizeof mm);
+  for (int i = 0; i < 5; i++) {
+    mm[i].msg_hdr.msg_iov = &iov;
+    mm[i].msg_hdr.msg_iovlen = 1;
+  }
+  waiting = pthread_self();
+  pthread_t t;
+  if (pthread_create(&t, NULL, signal_later, NULL) != 0) die("pthread_create");
+  int r = sendmmsg(tx, mm, 5, 0);
+  pthread_join(t, NULL);
+  printf("sendmmsg of 5 with room for 2, SA_RESTART handler at 0.2 s: %d, handled %d\n", r, handled);
+  close(tx);
+  close(filler);
+  close(rx);
+}
+
+// 1 MiB in one sendmsg on TCP with 16 KiB buffers, read 16 KiB at a time
+// with a 1 ms pause: the bytes arrive once and in order.
+enum { kStreamBytes = 1 << 20 };
+static unsigned char pattern(long i) { return (unsigned char)(i * 7 + (i >> 13)); }
+struct slow_reader {
+  int fd;
+  long got;
+  long first_bad;
+};
+static void* read_slowly(void* arg) {
+  struct slow_reader* s = arg;
+  unsigned char b[16384];
+  for (;;) {
+    usleep(1000);
+    ssize_t r = recv(s->fd, b, sizeof b, 0);
+    if (r <= 0) break;
+    for (ssize_t i = 0; i < r; i++, s->got++) {
+      if (b[i] != pattern(s->got) && s->first_bad < 0) s->first_bad = s->got;
+    }
+  }
+  return NULL;
+}
+
+static void stream_to_slow_reader(void) {
+  struct sockaddr_in a;
+  int l = bound_loopback(SOCK_STREAM, &a);
+  if (listen(l, 1) != 0) die("listen");
+  int tx = socket(AF_INET, SOCK_STREAM, 0), sz = 16384;
+  setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  if (connect(tx, (struct sockaddr*)&a, sizeof a) != 0) die("connect");
+  struct slow_reader s = {accept(l, NULL, NULL), 0, -1};
+  setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  unsigned char* buf = malloc(kStreamBytes);
+  if (!buf) die("malloc");
+  for (long i = 0; i < kStreamBytes; i++) buf[i] = pattern(i);
+  pthread_t t;
+  if (pthread_create(&t, NULL, read_slowly, &s) != 0) die("pthread_create");
+  struct iovec iov = {buf, kStreamBytes};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+  ssize_t r = sendmsg(tx, &m, 0);
+  shutdown(tx, SHUT_WR);
+  pthread_join(t, NULL);
+  printf("TCP sendmsg of %d bytes to a slow reader: %zd, received %ld, first wrong byte %ld\n", kStreamBytes, r, s.got,
+         s.first_bad);
+  free(buf);
+  close(tx);
+  close(s.fd);
+  close(l);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IONBF, 0);
   addr.sun_family = AF_UNIX;
@@ -117,6 +228,8 @@ int main(void) {
       for (int self = 0; self < 2; self++) one((enum how)how, connected, self);
     }
   }
+  batch_cut_by_handler();
+  stream_to_slow_reader();
   unlink(addr.sun_path);
   return 0;
 }

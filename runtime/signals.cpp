@@ -414,6 +414,20 @@ void install_fault_handler(int sig, const struct sigaction* sa) {
   if (!g_fault_installed[sig].exchange(true)) g_program_fault[sig] = old;
 }
 
+void native_dispositions_after_fork() {
+  for (int sig : {SIGSEGV, SIGBUS}) {
+    if (g_fault_installed[sig].exchange(false)) raw_sigaction(sig, &g_program_fault[sig], nullptr);
+  }
+  for (int sig = 1; sig <= kMaxSig; ++sig) {
+    if (!(kCarrierDelivered & bit(sig)) || load_action(sig).handler != kDfl) continue;
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    raw_sigaction(sig, &dfl, nullptr);
+  }
+}
+
+bool fault_ignored(int sig) { return g_program_fault[sig].sa_handler == SIG_IGN; }
+
 bool forward_fault(int sig, siginfo_t* info, void* uctx) {
   const struct sigaction& p = g_program_fault[sig];
   if (p.sa_flags & SA_SIGINFO) {

@@ -149,6 +149,17 @@ void install_fault_handler(int sig, const struct sigaction* sa);
 // Runs the program's handler for a fault that is not the runtime's (e.g. not
 // a guard-page hit). True if a program handler ran. Signal handler only.
 bool forward_fault(int sig, siginfo_t* info, void* uctx);
+// In a forked child whose runtime is off (rt::fork): the kernel gets back
+// the program's own disposition of SIGSEGV/SIGBUS (in place of the stack
+// overflow reporter) and SIG_DFL where the library had a handler in front
+// of a default action (SIGPIPE, SIGXFSZ): the child's signals are the
+// kernel's own again (a sent SIGPIPE ends every thread when it is sent; a
+// sent SIGSEGV is not caught and re-raised by the reporter;
+// signal_fault_sent).
+void native_dispositions_after_fork();
+// Whether the program's disposition of that fault signal is SIG_IGN (a sent
+// one is then ignored, as the kernel ignores it). Signal handler only.
+bool fault_ignored(int sig);
 
 // ---- the EINTR contract (any blocking hook) --------------------------------
 

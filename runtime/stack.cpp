@@ -132,14 +132,25 @@ void overflow_handler(int sig, siginfo_t* info, void* uctx) {
                 reinterpret_cast<void*>(f->tp), static_cast<size_t>(f->region.top() - f->region.stack_low()));
   } else if (signals::forward_fault(sig, info, uctx)) {
     return;  // the program's own handler took it
+  } else if (info->si_code <= 0 && signals::fault_ignored(sig)) {
+    return;  // sent (kill, raise, sigqueue), not a fault, and ignored: as the kernel ignores it
   }
   // Die of the same signal: restore the default action and return, so the
   // faulting instruction runs again and the kernel ends the process (with a
-  // core dump if enabled), exactly as without the library.
+  // core dump if enabled), exactly as without the library. A signal that
+  // was sent rather than raised by a fault (si_code <= 0: raise, kill,
+  // sigqueue; Python's faulthandler._sigsegv) has no instruction to run
+  // again: it is sent again, to this thread, and the default action ends
+  // the process. (Returning alone let such a process live on: a forked
+  // worker of CPython's ProcessPoolExecutor that "crashed" that way
+  // returned a result.)
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   signals::raw_sigaction(sig, &dfl, nullptr);
+  if (info->si_code <= 0) {
+    raw_syscall(SYS_tgkill, raw_syscall(SYS_getpid), raw_syscall(SYS_gettid), sig);
+  }
 }
 
 }  // namespace

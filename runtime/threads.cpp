@@ -594,6 +594,7 @@ pid_t fork() {
   if (pid < 0) return -errno;
   if (pid == 0 && f) {
     sched::forget_after_fork();
+    signals::native_dispositions_after_fork();
     // The child's OS thread takes the fiber's signal mask.
     raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&f->sigmask), 0, 8);
   }

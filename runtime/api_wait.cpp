@@ -397,23 +397,16 @@ long select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
     time_t carry = us / 1000000;
     rel = tv->tv_sec > LONG_MAX - carry ? timespec{LONG_MAX, 999999999} : timespec{tv->tv_sec + carry, (us % 1000000) * 1000L};
   }
-  long first = select_nowait(nfds, r, w, e);
-  if (first != 0) {
-    if (tv) {
-      timespec left = Deadline::after(rel).left();
-      *tv = timeval{left.tv_sec, left.tv_nsec / 1000};
-    }
-    return first;
-  }
   Deadline d = tv ? Deadline::after(rel) : Deadline::never();
-  long result = select_common(f, nfds, r, w, e, d, nullptr);
+  long first = select_nowait(nfds, r, w, e);
+  long result = first != 0 ? first : select_common(f, nfds, r, w, e, d, nullptr);
   if (tv) {
-    // Linux reports the time not slept.
+    // Linux reports the time not slept, also when ready at once.
     timespec left = d.left();
     tv->tv_sec = left.tv_sec;
     tv->tv_usec = left.tv_nsec / 1000;
   }
-  return out(result);
+  return first != 0 ? first : out(result);
 }
 
 long pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* ts, const sigset_t* mask) {

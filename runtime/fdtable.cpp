@@ -50,7 +50,6 @@ Entry* entry(int fd, bool create) {
   return &chunk[fd & (kChunkSize - 1)];
 }
 
-
 uint64_t make_state(uint64_t flags) { return g_generation.load(std::memory_order_acquire) << 8 | flags; }
 
 bool current(uint64_t s) {
@@ -115,14 +114,23 @@ Info lookup(int fd) {
   return info;
 }
 
-void created(int fd, bool nonblock, Kind kind) {
+namespace {
+
+// created() with `more` state flags known at creation.
+void store_created(int fd, bool nonblock, Kind kind, uint64_t more) {
   Entry* e = entry(fd, true);
   if (!e) return;
   e->rcv.store(0, std::memory_order_relaxed);
   e->snd.store(0, std::memory_order_relaxed);
   uint64_t flags = kKnown | (nonblock ? kNonblock : 0) | (kind == Kind::kSocket ? kSocket : 0) |
-                   static_cast<uint64_t>(kind) << kKindShift;
+                   static_cast<uint64_t>(kind) << kKindShift | more;
   e->state.store(make_state(flags), std::memory_order_release);
+}
+
+}  // namespace
+
+void created(int fd, bool nonblock, Kind kind) {
+  store_created(fd, nonblock, kind, 0);
 }
 
 void forget(int fd) {
@@ -177,11 +185,8 @@ void set_unix_dgram(int fd, uint64_t seen, bool yes) {
 }
 
 void created_socket(int fd, bool nonblock, int domain, int type) {
-  created(fd, nonblock, Kind::kSocket);
-  Entry* e = entry(fd, false);
-  if (!e) return;
   bool yes = domain == AF_UNIX && (type & 0xf) != SOCK_STREAM;
-  e->state.fetch_or(kUnixDgramKnown | (yes ? kUnixDgram : 0), std::memory_order_acq_rel);
+  store_created(fd, nonblock, Kind::kSocket, kUnixDgramKnown | (yes ? kUnixDgram : 0));
 }
 
 void mark_shared(int fd) {

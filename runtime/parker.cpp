@@ -51,21 +51,7 @@ const char* wait_reason_name(WaitReason r) {
   return "?";
 }
 
-Deadline Deadline::after_ns(int64_t ns) {
-  timespec t = now(CLOCK_MONOTONIC);
-  int64_t sec = ns / kNsPerSec;
-  int64_t nsec = t.tv_nsec + ns % kNsPerSec;
-  if (nsec >= kNsPerSec) {
-    nsec -= kNsPerSec;
-    ++sec;
-  }
-  Deadline d;
-  d.clock = CLOCK_MONOTONIC;
-  d.infinite = false;
-  d.abs.tv_sec = (t.tv_sec > LONG_MAX - sec) ? LONG_MAX : t.tv_sec + sec;
-  d.abs.tv_nsec = nsec;
-  return d;
-}
+Deadline Deadline::after_ns(int64_t ns) { return after(timespec{ns / kNsPerSec, ns % kNsPerSec}); }
 
 Deadline Deadline::after(const timespec& rel) {
   timespec t = now(CLOCK_MONOTONIC);

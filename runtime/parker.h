@@ -54,7 +54,7 @@ struct Deadline {
   static Deadline never() { return Deadline{}; }
   // ts is absolute on `clock` (CLOCK_REALTIME or CLOCK_MONOTONIC).
   static Deadline at(clockid_t clock, const timespec& ts) { return Deadline{clock, false, ts}; }
-  // Relative: now (CLOCK_MONOTONIC) + ns.
+  // Relative: now (CLOCK_MONOTONIC) + ns (>= 0).
   static Deadline after_ns(int64_t ns);
   // Relative: now (CLOCK_MONOTONIC) + rel (0 <= tv_nsec < 1e9, tv_sec >= 0),
   // saturating to the last second as the kernel's timespec64_add_safe does,
